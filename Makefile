@@ -1,0 +1,35 @@
+# The two commands the README promises:
+#   make demo   run the main job on embedded services (no Supabase account, no Redis install)
+#   make test   lint, type-check and run the whole test suite
+VENV    ?= .venv
+PYTHON  ?= $(shell scripts/find-python)
+BIN     := $(VENV)/bin
+PIP     := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: demo test lint clean
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "no Python >= 3.12 found" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.demo-deps: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[postgres,embedded]'
+	@touch $@
+
+$(VENV)/.test-deps: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[test]'
+	@touch $@ $(VENV)/.demo-deps
+
+demo: $(VENV)/.demo-deps
+	$(BIN)/conserver-supabase demo
+
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check conserver_supabase tests
+	$(BIN)/ruff format --check conserver_supabase tests
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

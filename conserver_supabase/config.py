@@ -1,0 +1,431 @@
+"""Options -> one frozen, validated :class:`StorageConfig`.
+
+The conserver hands a storage its ``options:`` mapping from config.yml as is
+(not merged with ``default_options``), or ``default_options`` itself, or ``None``.
+It does not expand ``${VAR}``. :meth:`StorageConfig.from_options` accepts all of
+those, expands ``${VAR}`` / ``${VAR:-default}`` in every string, coerces the
+strings YAML and environment variables produce, fills what is missing from the
+environment and then from the defaults, and rejects anything it does not know.
+
+Precedence, highest first: the option, its environment variable, the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import warnings
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import ConfigurationError
+
+__all__ = ["DEFAULT_OPTIONS", "Secret", "StorageConfig", "expand_env"]
+
+#: What ``default_options`` holds: every option with its default, ``None`` where the
+#: value comes from the environment. Building a config from this mapping, from ``{}``
+#: or from ``None`` gives the same result.
+DEFAULT_OPTIONS: Final[Mapping[str, Any]] = {
+    "url": None,
+    "key": None,
+    "database_url": None,
+    "schema": "public",
+    "timeout": 10.0,
+    "redis_url": None,
+    "cache_ttl": None,
+    "cache_key_prefix": "vcon:",
+    "chain_lists": [],
+    "pool_size": 10,
+}
+
+_DEFAULT_REDIS_URL: Final = "redis://localhost:6379/0"
+_DEFAULT_CACHE_TTL: Final = 3600
+
+# option -> other accepted spellings (kept for users of the original example).
+_ALIASES: Final[Mapping[str, str]] = {
+    "service_role_key": "key",
+    "anon_key": "key",
+}
+
+# option -> environment variables consulted, in order, when the option is unset.
+_ENV_FALLBACKS: Final[Mapping[str, tuple[str, ...]]] = {
+    "url": ("SUPABASE_URL",),
+    "key": ("SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_KEY", "SUPABASE_ANON_KEY"),
+    "database_url": ("SUPABASE_DB_URL",),
+    "redis_url": ("REDIS_URL",),
+    "cache_ttl": ("VCON_REDIS_EXPIRY",),
+}
+_DEPRECATED_ENV: Final = {"SUPABASE_ANON_KEY"}
+
+_ENV_PATTERN: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+
+
+class Secret:
+    """A string that never shows itself in ``repr``/``str``/f-strings.
+
+    Call :meth:`reveal` where the real value is needed (building a client).
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret value."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if not parts.password:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = f"{parts.username or ''}:***@{host}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def expand_env(value: str, option: str, environ: Mapping[str, str]) -> str:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` in ``value``.
+
+    ``${VAR:-default}`` uses the default when VAR is unset or empty, as in a shell.
+    An unset VAR without a default raises :class:`ConfigurationError` naming the
+    option and the variable.
+    """
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = environ.get(name)
+        if found:
+            return found
+        if default is not None:
+            return default
+        if found is not None:  # set but empty, no default: keep the shell's meaning
+            return found
+        raise ConfigurationError(
+            f"option {option!r} refers to environment variable ${{{name}}}, which is not set; "
+            f"set it or write ${{{name}:-default}}",
+            option=option,
+        )
+
+    return _ENV_PATTERN.sub(substitute, value)
+
+
+def _expand(value: Any, option: str, environ: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return expand_env(value, option, environ)
+    if isinstance(value, list | tuple):
+        return [_expand(item, option, environ) for item in value]
+    return value
+
+
+# --- coercion: YAML and environment variables hand us strings ----------------
+
+
+def _as_str(option: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"option {option!r} must be a string, got {type(value).__name__}", option=option
+        )
+    return value.strip()
+
+
+def _as_int(option: str, value: Any, *, minimum: int) -> int:
+    if isinstance(value, bool):
+        raise ConfigurationError(
+            f"option {option!r} must be an integer, got a boolean", option=option
+        )
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise ConfigurationError(
+                f"option {option!r} must be an integer, got {value!r}", option=option
+            ) from None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int):
+        raise ConfigurationError(
+            f"option {option!r} must be an integer, got {type(value).__name__}", option=option
+        )
+    if value < minimum:
+        raise ConfigurationError(
+            f"option {option!r} must be at least {minimum}, got {value}", option=option
+        )
+    return value
+
+
+def _as_float(option: str, value: Any, *, minimum: float) -> float:
+    if isinstance(value, bool):
+        raise ConfigurationError(
+            f"option {option!r} must be a number, got a boolean", option=option
+        )
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ConfigurationError(
+                f"option {option!r} must be a number, got {value!r}", option=option
+            ) from None
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigurationError(f"option {option!r} must be a finite number", option=option)
+    if value <= minimum:
+        raise ConfigurationError(
+            f"option {option!r} must be greater than {minimum}, got {value}", option=option
+        )
+    return float(value)
+
+
+def _as_name_list(option: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):  # "a,b" from an environment variable
+        items: list[Any] = [part for part in value.split(",")]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ConfigurationError(
+            f"option {option!r} must be a list of names, got {type(value).__name__}",
+            option=option,
+        )
+    names: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigurationError(
+                f"option {option!r} must contain non-empty strings, got {item!r}", option=option
+            )
+        name = item.strip()
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def _check_url(option: str, url: str, schemes: tuple[str, ...], hint: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ConfigurationError(f"option {option!r} is not a valid URL", option=option) from None
+    if parts.scheme not in schemes:
+        raise ConfigurationError(
+            f"option {option!r} must start with {' or '.join(s + '://' for s in schemes)} "
+            f"(got {redact_url(url)!r}); {hint}",
+            option=option,
+        )
+    return url
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """The effective, validated configuration of one storage.
+
+    Instances are immutable and hashable, so they key the cache of clients and
+    pools. ``repr`` and ``str`` never show the key or URL passwords.
+    """
+
+    url: str | None = None
+    key: Secret | None = None
+    database_url: Secret | None = None
+    schema: str = "public"
+    timeout: float = 10.0
+    redis_url: Secret = Secret(_DEFAULT_REDIS_URL)  # noqa: RUF009 - Secret is immutable
+    cache_ttl: int = _DEFAULT_CACHE_TTL
+    cache_key_prefix: str = "vcon:"
+    chain_lists: tuple[str, ...] = ()
+    pool_size: int = 10
+
+    # --- construction ---------------------------------------------------------
+
+    @classmethod
+    def from_options(
+        cls,
+        opts: Mapping[str, Any] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> StorageConfig:
+        """Build the configuration from whatever the conserver passes as ``opts``.
+
+        ``opts`` may be a mapping (config.yml ``options:``), the module's
+        ``default_options`` or ``None``. It is never modified. ``environ`` defaults
+        to ``os.environ``.
+        """
+        env = os.environ if environ is None else environ
+        if opts is None:
+            opts = {}
+        if not isinstance(opts, Mapping):
+            raise ConfigurationError(
+                f"options must be a mapping (the 'options:' block in config.yml), "
+                f"got {type(opts).__name__}"
+            )
+        raw = _canonical_keys(opts)
+        values: dict[str, Any] = {}
+        for name in DEFAULT_OPTIONS:
+            value = _expand(raw.get(name), name, env)
+            if isinstance(value, str) and not value.strip():
+                value = None  # "${UNSET:-}" and "" mean "not given"
+            if value is None:
+                value = _from_environment(name, env)
+            if value is None:
+                value = DEFAULT_OPTIONS[name]
+            values[name] = value
+        return cls._validated(values)
+
+    @classmethod
+    def _validated(cls, values: Mapping[str, Any]) -> StorageConfig:
+        url = values["url"]
+        if url is not None:
+            url = _check_url(
+                "url",
+                _as_str("url", url).rstrip("/"),
+                ("https", "http"),
+                "use the project URL from Supabase's API settings, e.g. https://xyz.supabase.co",
+            )
+        key = values["key"]
+        database_url = values["database_url"]
+        if database_url is not None:
+            database_url = _check_url(
+                "database_url",
+                _as_str("database_url", database_url),
+                ("postgresql", "postgres"),
+                "use the connection string from Supabase's database settings",
+            )
+        redis_url = _check_url(
+            "redis_url",
+            _as_str("redis_url", values["redis_url"] or _DEFAULT_REDIS_URL),
+            ("redis", "rediss", "unix"),
+            "Sentinel and Cluster URLs are not supported yet",
+        )
+        schema = _as_str("schema", values["schema"])
+        if not _IDENTIFIER.match(schema):
+            raise ConfigurationError(
+                f"option 'schema' must be a plain PostgreSQL identifier, got {schema!r}",
+                option="schema",
+            )
+        prefix = _as_str("cache_key_prefix", values["cache_key_prefix"])
+        if not prefix:
+            raise ConfigurationError(
+                "option 'cache_key_prefix' must not be empty", option="cache_key_prefix"
+            )
+        return cls(
+            url=url,
+            key=Secret(_as_str("key", key)) if key is not None else None,
+            database_url=Secret(database_url) if database_url is not None else None,
+            schema=schema,
+            timeout=_as_float("timeout", values["timeout"], minimum=0.0),
+            redis_url=Secret(redis_url),
+            cache_ttl=_as_int(
+                "cache_ttl",
+                _DEFAULT_CACHE_TTL if values["cache_ttl"] is None else values["cache_ttl"],
+                minimum=1,
+            ),
+            cache_key_prefix=prefix,
+            chain_lists=_as_name_list("chain_lists", values["chain_lists"]),
+            pool_size=_as_int("pool_size", values["pool_size"], minimum=1),
+        )
+
+    # --- what the rest of the package asks ------------------------------------
+
+    @property
+    def transport(self) -> str:
+        """``"postgres"`` when ``database_url`` is set, else ``"postgrest"``."""
+        return "postgres" if self.database_url is not None else "postgrest"
+
+    def require_database(self) -> None:
+        """Raise :class:`ConfigurationError` unless a database is configured."""
+        if self.database_url is not None:
+            return
+        if self.url is None:
+            raise ConfigurationError(
+                "no database configured: set 'url' and 'key' (or SUPABASE_URL and "
+                "SUPABASE_SERVICE_ROLE_KEY), or 'database_url' (or SUPABASE_DB_URL)",
+                option="url",
+            )
+        if self.key is None:
+            raise ConfigurationError(
+                "option 'url' is set but 'key' is not: set 'key' (or SUPABASE_SERVICE_ROLE_KEY) "
+                "to the project's service-role key",
+                option="key",
+            )
+
+    def describe(self) -> dict[str, Any]:
+        """Return the options as a plain mapping with secrets redacted (for logs, doctor)."""
+        out: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "key":
+                value = None if value is None else "***"
+            elif isinstance(value, Secret):
+                value = redact_url(value.reveal())
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[field.name] = value
+        return out
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={value!r}" for name, value in self.describe().items())
+        return f"StorageConfig({inner})"
+
+    __str__ = __repr__
+
+
+def _canonical_keys(opts: Mapping[str, Any]) -> dict[str, Any]:
+    """Map aliases onto option names and reject unknown keys."""
+    out: dict[str, Any] = {}
+    given_as: dict[str, str] = {}
+    for raw_name, value in opts.items():
+        if not isinstance(raw_name, str):
+            raise ConfigurationError(f"option names must be strings, got {raw_name!r}")
+        name = _ALIASES.get(raw_name, raw_name)
+        if name not in DEFAULT_OPTIONS:
+            valid = ", ".join(sorted([*DEFAULT_OPTIONS, *_ALIASES]))
+            raise ConfigurationError(
+                f"unknown option {raw_name!r}; valid options are: {valid}", option=raw_name
+            )
+        if name in out and value is not None and out[name] is not None and out[name] != value:
+            raise ConfigurationError(
+                f"options {given_as[name]!r} and {raw_name!r} are the same setting with "
+                f"different values; keep one",
+                option=raw_name,
+            )
+        if value is not None or name not in out:
+            out[name] = value
+            given_as[name] = raw_name
+    return out
+
+
+def _from_environment(name: str, environ: Mapping[str, str]) -> str | None:
+    for variable in _ENV_FALLBACKS.get(name, ()):
+        value = environ.get(variable, "").strip()
+        if value:
+            if variable in _DEPRECATED_ENV:
+                warnings.warn(
+                    f"{variable} is deprecated for conserver-supabase: vcon-mcp's tables "
+                    "have row-level security and an anon key can neither read nor write "
+                    "them; set SUPABASE_SERVICE_ROLE_KEY",
+                    DeprecationWarning,
+                    stacklevel=4,
+                )
+            return value
+    return None

@@ -1,0 +1,115 @@
+"""Direct PostgreSQL transport (psycopg 3 with a small thread-safe pool).
+
+Used when ``database_url`` is set: self-hosted Supabase, Supabase's connection
+pooler, bulk jobs, and the embedded database of the demo and the tests.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .._boundary import database_errors
+from ..config import StorageConfig
+from ..errors import ConfigurationError
+
+__all__ = ["PostgresDatabase"]
+
+
+class PostgresDatabase:
+    """Calls the ``conserver_vcon_*`` SQL functions over a psycopg connection pool.
+
+    The pool opens lazily on first use and is safe to share between threads.
+    Prepared statements are off, so the transport also works through PgBouncer or
+    Supavisor in transaction mode.
+    """
+
+    def __init__(self, config: StorageConfig) -> None:
+        if config.database_url is None:
+            raise ConfigurationError(
+                "the PostgreSQL transport needs 'database_url'", option="database_url"
+            )
+        try:
+            from psycopg import sql
+            from psycopg_pool import ConnectionPool
+        except ImportError:  # pragma: no cover - depends on the installed extras
+            raise ConfigurationError(
+                "option 'database_url' needs psycopg: pip install 'conserver-supabase[postgres]'",
+                option="database_url",
+            ) from None
+        self._config = config
+        schema = sql.Identifier(config.schema)
+        self._sql = {
+            name: sql.SQL("SELECT {}.{}(%s)").format(schema, sql.Identifier(function)).as_string()
+            for name, function in {
+                "save": "conserver_vcon_save",
+                "save_many": "conserver_vcon_save_many",
+                "load": "conserver_vcon_load",
+                "load_many": "conserver_vcon_load_many",
+                "delete": "conserver_vcon_delete",
+            }.items()
+        }
+        timeout_ms = int(config.timeout * 1000)
+        self._pool = ConnectionPool(
+            config.database_url.reveal(),
+            min_size=1,
+            max_size=config.pool_size,
+            timeout=config.timeout,
+            open=False,
+            name="conserver-supabase",
+            kwargs={
+                "autocommit": True,
+                "prepare_threshold": None,
+                "connect_timeout": max(1, int(config.timeout)),
+                "options": f"-c statement_timeout={timeout_ms}",
+                "application_name": "conserver-supabase",
+            },
+        )
+        self._open_lock = threading.Lock()
+        self._opened = False
+
+    def _call(self, name: str, argument: Any, operation: str, vcon_uuid: str | None) -> Any:
+        from psycopg.types.json import Jsonb
+
+        if isinstance(argument, Mapping | list):
+            argument = Jsonb(argument)
+        with database_errors(operation, vcon_uuid):
+            self._ensure_open()
+            with self._pool.connection() as conn:
+                row = conn.execute(self._sql[name], [argument]).fetchone()
+        return None if row is None else row[0]
+
+    def _ensure_open(self) -> None:
+        if self._opened:
+            return
+        with self._open_lock:
+            if not self._opened:
+                self._pool.open(wait=False)
+                self._opened = True
+
+    def save(self, document: Mapping[str, Any], vcon_uuid: str) -> int:
+        return int(self._call("save", document, "save", vcon_uuid))
+
+    def save_many(self, documents: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+        result = self._call("save_many", list(documents), "save_many", None)
+        return {uuid: int(version) for uuid, version in (result or {}).items()}
+
+    def load(self, vcon_uuid: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self._call("load", vcon_uuid, "load", vcon_uuid)
+        return result
+
+    def load_many(self, vcon_uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        result: dict[str, dict[str, Any]] = (
+            self._call("load_many", list(vcon_uuids), "load_many", None) or {}
+        )
+        return result
+
+    def delete(self, vcon_uuid: str) -> bool:
+        return bool(self._call("delete", vcon_uuid, "delete", vcon_uuid))
+
+    def close(self) -> None:
+        with self._open_lock:
+            if self._opened:
+                self._pool.close()
+                self._opened = False

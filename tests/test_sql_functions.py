@@ -1,0 +1,382 @@
+"""The SQL functions against a real PostgreSQL: what they store, return and refuse."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from conserver_supabase import InvalidVconError, StorageConfig
+from conserver_supabase.database.postgres import PostgresDatabase
+
+from .vcons import all_samples, new_uuid, rich_vcon, sample
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[PostgresDatabase]:
+    database = PostgresDatabase(StorageConfig.from_options({"database_url": database_url}))
+    yield database
+    database.close()
+
+
+def rows(sql: Any, table: str, vcon_uuid: str, index: str) -> list[dict[str, Any]]:
+    cur = sql.execute(f"SELECT * FROM {table} WHERE vcon_id = %s ORDER BY {index}", [vcon_uuid])
+    names = [c.name for c in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def counts(sql: Any) -> dict[str, int]:
+    tables = ["vcons", "parties", "dialog", "analysis", "attachments", "conserver_vcon_documents"]
+    return {t: sql.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+
+
+class TestRoundTrip:
+    def test_rich_vcon_comes_back_equal(self, db: PostgresDatabase) -> None:
+        """Every top-level field, unknown keys, unicode, emoji, RTL, long and base64url
+        bodies survive save + load unchanged."""
+        document = rich_vcon()
+        db.save(document, document["uuid"])
+        assert db.load(document["uuid"]) == document
+
+    @pytest.mark.parametrize("document", all_samples(), ids=lambda d: d["subject"][:30])
+    def test_samples_come_back_equal(self, db: PostgresDatabase, document: dict[str, Any]) -> None:
+        db.save(document, document["uuid"])
+        assert db.load(document["uuid"]) == document
+
+    def test_missing_vcon_loads_as_none(self, db: PostgresDatabase) -> None:
+        assert db.load(new_uuid()) is None
+
+    def test_load_many_returns_only_existing(self, db: PostgresDatabase) -> None:
+        first, second = sample(), rich_vcon()
+        db.save_many([first, second])
+        missing = new_uuid()
+        found = db.load_many([first["uuid"], second["uuid"], missing])
+        assert found == {first["uuid"]: first, second["uuid"]: second}
+
+
+class TestRows:
+    def test_rows_follow_vcon_mcp_mapping(self, db: PostgresDatabase, sql: Any) -> None:
+        """id = uuid, children keyed by uuid, renamed columns, body serialization."""
+        document = rich_vcon()
+        u = document["uuid"]
+        db.save(document, u)
+
+        vcon = sql.execute(
+            "SELECT id::text, uuid::text, vcon_version, subject, created_at, extensions, "
+            "critical, redacted, amended FROM vcons WHERE uuid = %s",
+            [u],
+        ).fetchone()
+        assert vcon[0] == vcon[1] == u
+        assert vcon[2] == "0.4.0"
+        assert vcon[3] == document["subject"]
+        assert vcon[4].isoformat() == "2026-03-06T09:15:00.123456+00:00"
+        assert vcon[5] == ["CC", "x-acme"]
+        assert vcon[6] == ["x-acme"]
+        assert vcon[7] == document["redacted"]
+        assert vcon[8] == document["amended"]
+
+        parties = rows(sql, "parties", u, "party_index")
+        assert [p["party_index"] for p in parties] == [0, 1]
+        assert parties[0]["tel"] == "+15551234567"
+        assert parties[0]["jcard"] == document["parties"][0]["jcard"]
+        assert parties[1]["uuid"] == "usr-teams-001"
+        assert parties[1]["civicaddress"] == {"country": "US", "a1": "NJ"}
+
+        dialog = rows(sql, "dialog", u, "dialog_index")
+        assert [d["type"] for d in dialog] == ["recording", "text", "transfer", "incomplete"]
+        assert dialog[0]["parties"] == [0, 1]
+        assert dialog[1]["parties"] == [1]  # a scalar is wrapped
+        assert dialog[0]["duration_seconds"] == pytest.approx(342.5)
+        assert dialog[0]["start_time"].isoformat() == "2026-03-06T09:15:00+00:00"
+        assert dialog[0]["body"] == document["dialog"][0]["body"]  # raw
+        assert dialog[0]["encoding"] == "base64url"
+        assert json.loads(dialog[0]["content_hash"]) == ["sha512-abc", "sha256-def"]
+        assert dialog[0]["session_id"] == {"local": "a", "remote": "b"}
+        assert dialog[2]["transferee"] == 0
+        assert dialog[2]["transfer_target"] == [1]
+        assert dialog[3]["disposition"] == "no-answer"
+
+        analysis = rows(sql, "analysis", u, "analysis_index")
+        assert analysis[0]["dialog_indices"] == [0]
+        assert analysis[1]["dialog_indices"] == [0, 1]
+        assert json.loads(analysis[0]["body"]) == document["analysis"][0]["body"]
+        assert analysis[1]["body"] == "Customer disputes a double charge. 😀"
+        assert analysis[2]["body"] == '{"score": 0.8}'  # a string body is stored verbatim
+        assert [a["vendor"] for a in analysis] == ["deepgram", "openai", "acme"]
+
+        attachments = rows(sql, "attachments", u, "attachment_index")
+        assert attachments[0]["type"] == "tags"
+        assert json.loads(attachments[0]["body"]) == ["category:billing", "priority:high"]
+        assert attachments[1]["purpose"] == "transcript-pdf"
+        assert attachments[1]["mimetype"] == "application/pdf"
+        assert (attachments[1]["party"], attachments[1]["dialog"]) == (0, 0)
+
+    def test_shrinking_vcon_leaves_no_stale_children(self, db: PostgresDatabase, sql: Any) -> None:
+        document = rich_vcon()
+        u = document["uuid"]
+        db.save(document, u)
+        document["dialog"] = document["dialog"][:1]
+        document["parties"] = document["parties"][:1]
+        document["analysis"] = []
+        del document["attachments"]
+        db.save(document, u)
+        assert len(rows(sql, "dialog", u, "dialog_index")) == 1
+        assert len(rows(sql, "parties", u, "party_index")) == 1
+        assert rows(sql, "analysis", u, "analysis_index") == []
+        assert rows(sql, "attachments", u, "attachment_index") == []
+        assert db.load(u) == document
+
+    def test_child_rows_keep_their_ids_across_resaves(self, db: PostgresDatabase, sql: Any) -> None:
+        """Upsert, not delete + insert: rows other tables point at (party_history) survive."""
+        document = sample()
+        db.save(document, document["uuid"])
+        before = [d["id"] for d in rows(sql, "dialog", document["uuid"], "dialog_index")]
+        document["dialog"][0]["duration"] = 999
+        db.save(document, document["uuid"])
+        after = rows(sql, "dialog", document["uuid"], "dialog_index")
+        assert [d["id"] for d in after] == before
+        assert after[0]["duration_seconds"] == 999
+
+
+class TestVersions:
+    def test_version_grows_on_every_save(self, db: PostgresDatabase, sql: Any) -> None:
+        document = sample()
+        versions = [db.save(document, document["uuid"]) for _ in range(3)]
+        assert versions == [1, 2, 3]
+        row = sql.execute(
+            "SELECT version, content_hash, created_at < updated_at "
+            "FROM conserver_vcon_documents WHERE uuid = %s",
+            [document["uuid"]],
+        ).fetchone()
+        assert row[0] == 3
+        assert len(row[1]) == 64
+
+    def test_content_hash_follows_content(self, db: PostgresDatabase, sql: Any) -> None:
+        document = sample()
+        u = document["uuid"]
+        query = "SELECT content_hash FROM conserver_vcon_documents WHERE uuid = %s"
+        db.save(document, u)
+        first = sql.execute(query, [u]).fetchone()[0]
+        db.save(dict(reversed(list(document.items()))), u)  # same content, other key order
+        assert sql.execute(query, [u]).fetchone()[0] == first
+        document["subject"] = "changed"
+        db.save(document, u)
+        assert sql.execute(query, [u]).fetchone()[0] != first
+
+    def test_concurrent_saves_of_one_uuid_serialize(self, db: PostgresDatabase) -> None:
+        document = sample()
+        versions: list[int] = []
+        lock = threading.Lock()
+
+        def worker() -> None:
+            for _ in range(5):
+                version = db.save(document, document["uuid"])
+                with lock:
+                    versions.append(version)
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert sorted(versions) == list(range(1, 21))
+
+
+class TestDelete:
+    def test_delete_cascades_and_reports_existence(self, db: PostgresDatabase, sql: Any) -> None:
+        document = rich_vcon()
+        other = sample()
+        db.save_many([document, other])
+        assert db.delete(document["uuid"]) is True
+        assert db.load(document["uuid"]) is None
+        for table, index in [
+            ("parties", "party_index"),
+            ("dialog", "dialog_index"),
+            ("analysis", "analysis_index"),
+            ("attachments", "attachment_index"),
+        ]:
+            assert rows(sql, table, document["uuid"], index) == []
+        assert db.delete(document["uuid"]) is False
+        assert db.load(other["uuid"]) == other
+
+
+class TestSaveMany:
+    def test_returns_versions_per_uuid(self, db: PostgresDatabase) -> None:
+        first, second = sample(), sample("04-teams-escalation-review")
+        assert db.save_many([first, second]) == {first["uuid"]: 1, second["uuid"]: 1}
+        assert db.save_many([first]) == {first["uuid"]: 2}
+
+    def test_one_bad_vcon_writes_none_of_the_batch(self, db: PostgresDatabase, sql: Any) -> None:
+        good, bad = sample(), sample()
+        bad["dialog"][0]["start"] = "not a date"
+        before = counts(sql)
+        with pytest.raises(Exception):  # noqa: B017,PT011 - the database refuses; any error
+            db.save_many([good, bad])
+        assert counts(sql) == before
+
+
+class TestInvalidInputWritesNothing:
+    """The SQL functions refuse what vcon-mcp's tables cannot hold, in one transaction."""
+
+    @pytest.mark.parametrize(
+        ("mutate", "code_or_field"),
+        [
+            (lambda d: d["dialog"][0].update(type="video"), "23514"),
+            (lambda d: d["dialog"][0].update(encoding="gzip"), "23514"),
+            (lambda d: d["analysis"][0].pop("vendor"), "23502"),
+            (lambda d: d["dialog"][0].update(parties=[[0, 1], 2]), "22P02"),
+            (lambda d: d["dialog"][0].update(start="yesterday-ish"), "22007"),
+            (lambda d: d.update(vcon="0.4.0-very-long-version"), "22001"),
+            (lambda d: d.update(dialog={"not": "an array"}), "dialog"),
+            (lambda d: d["parties"].append("not an object"), "parties[2]"),
+            (lambda d: d.update(uuid="not-a-uuid"), "uuid"),
+        ],
+        ids=[
+            "dialog-type",
+            "encoding",
+            "vendor",
+            "nested-parties",
+            "date",
+            "version",
+            "dialog-object",
+            "party-string",
+            "uuid",
+        ],
+    )
+    def test_rejected_and_nothing_written(
+        self, db: PostgresDatabase, sql: Any, mutate: Any, code_or_field: str
+    ) -> None:
+        existing = sample()
+        db.save(existing, existing["uuid"])
+        document = sample()
+        document["analysis"] = document["analysis"][:1]
+        mutate(document)
+        before = counts(sql)
+        with pytest.raises(Exception) as caught:  # noqa: PT011 - checked below
+            db.save(document, str(document.get("uuid")))
+        error = caught.value
+        if isinstance(error, InvalidVconError):
+            assert error.field == code_or_field
+        else:
+            assert getattr(error, "code", None) == code_or_field
+        assert counts(sql) == before
+        assert db.load(existing["uuid"]) == existing
+
+
+class TestReassembly:
+    """vCons written by another writer (vcon-mcp) have rows but no document."""
+
+    def test_vcon_without_document_is_reassembled_from_rows(
+        self, db: PostgresDatabase, sql: Any
+    ) -> None:
+        u = new_uuid()
+        sql.execute(
+            "INSERT INTO vcons (id, uuid, vcon_version, subject, created_at, updated_at) "
+            "VALUES (%s, %s, '0.3.0', 'from vcon-mcp', '2026-01-02T03:04:05Z', "
+            "'2026-01-02T03:04:05Z')",
+            [u, u],
+        )
+        sql.execute(
+            "INSERT INTO parties (vcon_id, party_index, tel, name) VALUES "
+            "(%s, 0, '+1555', 'Ann'), (%s, 1, NULL, 'Bob')",
+            [u, u],
+        )
+        sql.execute(
+            "INSERT INTO dialog (vcon_id, dialog_index, type, start_time, parties, body, "
+            "encoding) VALUES (%s, 0, 'text', '2026-01-02T03:04:05Z', '{0,1}', 'hi', 'none')",
+            [u],
+        )
+        sql.execute(
+            "INSERT INTO analysis (vcon_id, analysis_index, type, vendor, dialog_indices, "
+            "body, encoding) VALUES (%s, 0, 'summary', 'v', '{0}', '{\"a\":1}', 'none'), "
+            "(%s, 1, 'note', 'v', '{0,1}', 'plain words', NULL)",
+            [u, u],
+        )
+        sql.execute(
+            "INSERT INTO attachments (vcon_id, attachment_index, type, body, encoding) "
+            "VALUES (%s, 0, 'tags', '[\"a:b\"]', 'json')",
+            [u],
+        )
+        assert db.load(u) == {
+            "vcon": "0.3.0",
+            "uuid": u,
+            "created_at": "2026-01-02T03:04:05+00:00",
+            "updated_at": "2026-01-02T03:04:05+00:00",
+            "subject": "from vcon-mcp",
+            "parties": [{"tel": "+1555", "name": "Ann"}, {"name": "Bob"}],
+            "dialog": [
+                {
+                    "type": "text",
+                    "start": "2026-01-02T03:04:05+00:00",
+                    "parties": [0, 1],
+                    "body": "hi",
+                    "encoding": "none",
+                }
+            ],
+            "analysis": [
+                {
+                    "type": "summary",
+                    "vendor": "v",
+                    "dialog": 0,
+                    "body": {"a": 1},
+                    "encoding": "none",
+                },
+                {"type": "note", "vendor": "v", "dialog": [0, 1], "body": "plain words"},
+            ],
+            "attachments": [{"type": "tags", "body": '["a:b"]', "encoding": "json"}],
+        }
+        assert db.load_many([u]) == {u: db.load(u)}
+
+
+class TestPrivileges:
+    """On a database with Supabase's roles: service_role may call, anon may not."""
+
+    def test_anon_cannot_execute_and_service_role_can(self, sql: Any) -> None:
+        import psycopg
+
+        document = sample()
+        payload = json.dumps(document)
+        sql.execute("SET ROLE service_role")
+        try:
+            assert (
+                sql.execute("SELECT conserver_vcon_save(%s::jsonb)", [payload]).fetchone()[0] == 1
+            )
+            assert sql.execute("SELECT conserver_vcon_load(%s)", [document["uuid"]]).fetchone()[0]
+        finally:
+            sql.execute("RESET ROLE")
+        for function, argument in [
+            ("conserver_vcon_save(%s::jsonb)", payload),
+            ("conserver_vcon_load(%s::uuid)", document["uuid"]),
+            ("conserver_vcon_delete(%s::uuid)", document["uuid"]),
+        ]:
+            sql.execute("SET ROLE anon")
+            try:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    sql.execute(f"SELECT {function}", [argument])
+            finally:
+                sql.execute("RESET ROLE")
+
+    def test_functions_are_security_invoker_with_pinned_search_path(self, sql: Any) -> None:
+        found = sql.execute(
+            "SELECT proname, prosecdef, proconfig FROM pg_proc "
+            "WHERE proname LIKE 'conserver\\_%' ORDER BY proname"
+        ).fetchall()
+        assert len(found) == 12
+        for name, definer, config in found:
+            assert definer is False, name
+            assert any(c.startswith("search_path=") for c in config), name
+
+    def test_document_table_is_closed_to_anon(self, sql: Any) -> None:
+        import psycopg
+
+        sql.execute("SET ROLE anon")
+        try:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                sql.execute("SELECT * FROM conserver_vcon_documents")
+        finally:
+            sql.execute("RESET ROLE")
