@@ -6,6 +6,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TextIO
 
 from . import migrations
@@ -41,20 +42,18 @@ def run_demo(config: StorageConfig, *, count: int, out: TextIO) -> dict[str, lis
 
     try:
         for doc in documents:
-            timed("validate", lambda doc=doc: validate_vcon(doc))
-            timed("save (new)", lambda doc=doc: db.save(doc, doc["uuid"]))
-        identical = sum(
-            timed("load", lambda doc=doc: db.load(doc["uuid"])) == doc for doc in documents
-        )
+            timed("validate", partial(validate_vcon, doc))
+            timed("save (new)", partial(db.save, doc, doc["uuid"]))
+        identical = sum(timed("load", partial(db.load, doc["uuid"])) == doc for doc in documents)
         versions = []
         for doc in documents:
             doc["subject"] += " (updated)"
             doc["dialog"].pop()  # the vCon shrinks: its old dialog row must go
-            versions.append(timed("save (again)", lambda doc=doc: db.save(doc, doc["uuid"])))
-        batch = timed("save_many", lambda: db.save_many(documents))
-        found = timed("load_many", lambda: db.load_many([d["uuid"] for d in documents]))
-        deleted = sum(timed("delete", lambda doc=doc: db.delete(doc["uuid"])) for doc in documents)
-        gone = timed("load (missing)", lambda: db.load(documents[0]["uuid"]))
+            versions.append(timed("save (again)", partial(db.save, doc, doc["uuid"])))
+        batch = timed("save_many", partial(db.save_many, documents))
+        found = timed("load_many", partial(db.load_many, [d["uuid"] for d in documents]))
+        deleted = sum(timed("delete", partial(db.delete, doc["uuid"])) for doc in documents)
+        gone = timed("load (missing)", partial(db.load, documents[0]["uuid"]))
     finally:
         for doc in documents:  # leave nothing behind even when interrupted
             db.delete(doc["uuid"])

@@ -5,6 +5,7 @@ temporary directory and removed afterwards. Needs ``conserver-supabase[embedded]
 
 from __future__ import annotations
 
+import importlib
 import tempfile
 import warnings
 from pathlib import Path
@@ -29,7 +30,7 @@ class EmbeddedPostgres:
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless here.
             warnings.simplefilter("ignore")
             try:
-                import pgserver
+                pgserver = importlib.import_module("pgserver")
             except ImportError:
                 raise ConfigurationError(
                     "the embedded PostgreSQL needs: pip install 'conserver-supabase[embedded]'"

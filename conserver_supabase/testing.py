@@ -29,7 +29,7 @@ def make_vcon(
 ) -> dict[str, Any]:
     """Return a valid vCon: 2 parties, ``dialogs`` text dialogs, analysis per dialog,
     a tags attachment. The same seed gives the same document."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - test data, not cryptography
     topic, opening = rng.choice(_TOPICS)
     customer = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
     agent = f"Agent {rng.choice(_FIRST)} {rng.choice(_LAST)}"

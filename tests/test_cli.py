@@ -76,3 +76,24 @@ def test_migrate_applies_then_reports_up_to_date(empty_database_url: str) -> Non
     assert "database is up to date" in second.stdout
     with psycopg.connect(empty_database_url) as conn:
         assert conn.execute("SELECT count(*) FROM conserver_schema_migrations").fetchone() == (2,)
+
+
+@pytest.mark.integration
+def test_demo_on_a_given_database_leaves_nothing_behind(empty_database_url: str) -> None:
+    result = run("demo", "--count", "3", "--database-url", empty_database_url)
+    assert result.returncode == 0, result.stderr
+    assert "round trip identical: 3/3" in result.stdout
+    assert "deleted 3/3" in result.stdout
+    with psycopg.connect(empty_database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM vcons").fetchone() == (0,)
+
+
+@pytest.mark.integration
+def test_demo_with_no_configuration_runs_on_embedded_postgres() -> None:
+    """The README's main command: no Supabase account, nothing installed by hand."""
+    result = run("demo", "--count", "2")
+    if result.returncode != 0 and "pgserver" in result.stderr:
+        pytest.skip("embedded extra not installed")
+    assert result.returncode == 0, result.stderr
+    assert "starting an embedded PostgreSQL" in result.stdout
+    assert "round trip identical: 2/2" in result.stdout

@@ -86,7 +86,8 @@ def test_wheel_installs_beside_redis_4_6_pin(python: str, wheel: Path, tmp_path:
         "import importlib.resources as r;"
         "print(sorted(p.name for p in r.files('conserver_supabase.sql').iterdir()))",
     )
-    assert "0001_vcon_tables.sql" in files and "0002_documents_and_functions.sql" in files
+    assert "0001_vcon_tables.sql" in files
+    assert "0002_documents_and_functions.sql" in files
     assert sh(str(venv / "bin" / "conserver-supabase"), "migrate", "--print").startswith(
         "-- conserver-supabase database migrations"
     )
