@@ -1,0 +1,38 @@
+"""The documented options are the real ones, and the example configuration loads."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from conserver_supabase import StorageConfig
+from conserver_supabase.config import DEFAULT_OPTIONS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_option_is_documented_and_in_the_example() -> None:
+    documented = set(
+        re.findall(
+            r"^\| `([a-z_]+)` \|", (ROOT / "docs" / "configuration.md").read_text(), re.MULTILINE
+        )
+    )
+    example = yaml.safe_load((ROOT / "config.example.yml").read_text())
+    options = example["storages"]["supabase"]["options"]
+    assert documented == set(DEFAULT_OPTIONS)
+    assert set(options) == set(DEFAULT_OPTIONS)
+
+
+def test_example_configuration_builds() -> None:
+    example = yaml.safe_load((ROOT / "config.example.yml").read_text())
+    options = example["storages"]["supabase"]["options"]
+    config = StorageConfig.from_options(
+        options,
+        environ={"SUPABASE_URL": "https://proj.supabase.co", "SUPABASE_SERVICE_ROLE_KEY": "k"},
+    )
+    assert config.url == "https://proj.supabase.co"
+    assert config.database_url is None
+    assert config.redis_url.reveal() == "redis://localhost:6379/0"
+    assert config.cache_key_prefix == "vcon:"
