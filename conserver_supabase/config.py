@@ -153,50 +153,40 @@ def _as_str(option: str, value: Any) -> str:
     return value.strip()
 
 
-def _as_int(option: str, value: Any, *, minimum: int) -> int:
-    if isinstance(value, bool):
-        raise ConfigurationError(
-            f"option {option!r} must be an integer, got a boolean", option=option
-        )
+def _as_number(option: str, value: Any, kind: type[int] | type[float]) -> Any:
+    """Coerce ``value`` (maybe a string from YAML or the environment) to ``kind``."""
+    label = "an integer" if kind is int else "a number"
     if isinstance(value, str):
         try:
-            value = int(value.strip())
+            value = kind(value.strip())
         except ValueError:
             raise ConfigurationError(
-                f"option {option!r} must be an integer, got {value!r}", option=option
+                f"option {option!r} must be {label}, got {value!r}", option=option
             ) from None
-    if isinstance(value, float) and value.is_integer():
+    if kind is int and isinstance(value, float) and value.is_integer():
         value = int(value)
-    if not isinstance(value, int):
-        raise ConfigurationError(
-            f"option {option!r} must be an integer, got {type(value).__name__}", option=option
-        )
-    if value < minimum:
-        raise ConfigurationError(
-            f"option {option!r} must be at least {minimum}, got {value}", option=option
-        )
+    accepted = int if kind is int else int | float
+    if isinstance(value, bool) or not isinstance(value, accepted) or not math.isfinite(value):
+        raise ConfigurationError(f"option {option!r} must be {label}, got {value!r}", option=option)
     return value
 
 
+def _as_int(option: str, value: Any, *, minimum: int) -> int:
+    number: int = _as_number(option, value, int)
+    if number < minimum:
+        raise ConfigurationError(
+            f"option {option!r} must be at least {minimum}, got {number}", option=option
+        )
+    return number
+
+
 def _as_float(option: str, value: Any, *, minimum: float) -> float:
-    if isinstance(value, bool):
+    number = float(_as_number(option, value, float))
+    if number <= minimum:
         raise ConfigurationError(
-            f"option {option!r} must be a number, got a boolean", option=option
+            f"option {option!r} must be greater than {minimum}, got {number}", option=option
         )
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise ConfigurationError(
-                f"option {option!r} must be a number, got {value!r}", option=option
-            ) from None
-    if not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigurationError(f"option {option!r} must be a finite number", option=option)
-    if value <= minimum:
-        raise ConfigurationError(
-            f"option {option!r} must be greater than {minimum}, got {value}", option=option
-        )
-    return float(value)
+    return number
 
 
 def _as_name_list(option: str, value: Any) -> tuple[str, ...]:

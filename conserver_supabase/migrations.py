@@ -18,7 +18,7 @@ from importlib import resources
 from typing import Any, Final
 
 from ._boundary import database_errors
-from .errors import ConfigurationError
+from .database.postgres import import_psycopg
 
 __all__ = ["MIGRATIONS_TABLE", "Migration", "apply", "available", "pending", "render_script"]
 
@@ -98,13 +98,7 @@ def _record_sql(migration: Migration) -> str:
 
 
 def _connect(database_url: str) -> Any:
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - depends on the installed extras
-        raise ConfigurationError(
-            "applying migrations needs psycopg: pip install 'conserver-supabase[postgres]'",
-            option="database_url",
-        ) from None
+    psycopg = import_psycopg()
     with database_errors("migrate"):
         return psycopg.connect(database_url, autocommit=False, connect_timeout=10)
 

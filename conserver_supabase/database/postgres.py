@@ -14,7 +14,21 @@ from .._boundary import database_errors
 from ..config import StorageConfig
 from ..errors import ConfigurationError
 
-__all__ = ["PostgresDatabase"]
+__all__ = ["PostgresDatabase", "import_psycopg"]
+
+
+def import_psycopg() -> Any:
+    """Return the psycopg module, or say which extra to install."""
+    try:
+        import psycopg
+        import psycopg_pool  # noqa: F401 - checked here so both fail the same way
+    except ImportError:  # pragma: no cover - depends on the installed extras
+        raise ConfigurationError(
+            "direct PostgreSQL access (database_url, migrate) needs psycopg: "
+            "pip install 'conserver-supabase[postgres]'",
+            option="database_url",
+        ) from None
+    return psycopg
 
 
 class PostgresDatabase:
@@ -30,14 +44,10 @@ class PostgresDatabase:
             raise ConfigurationError(
                 "the PostgreSQL transport needs 'database_url'", option="database_url"
             )
-        try:
-            from psycopg import sql
-            from psycopg_pool import ConnectionPool
-        except ImportError:  # pragma: no cover - depends on the installed extras
-            raise ConfigurationError(
-                "option 'database_url' needs psycopg: pip install 'conserver-supabase[postgres]'",
-                option="database_url",
-            ) from None
+        import_psycopg()
+        from psycopg import sql
+        from psycopg_pool import ConnectionPool
+
         self._config = config
         schema = sql.Identifier(config.schema)
         self._sql = {
