@@ -10,18 +10,33 @@ from typing import Any
 import pytest
 
 from conserver_supabase import InvalidVconError, StorageConfig
+from conserver_supabase.database import Database
 from conserver_supabase.database.postgres import PostgresDatabase
+from conserver_supabase.database.postgrest import PostgrestDatabase
 
+from .postgrest_standin import PostgrestStandIn
 from .vcons import all_samples, new_uuid, rich_vcon, sample
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def db(database_url: str) -> Iterator[PostgresDatabase]:
-    database = PostgresDatabase(StorageConfig.from_options({"database_url": database_url}))
-    yield database
-    database.close()
+@pytest.fixture(params=["postgres", "postgrest"])
+def db(request: pytest.FixtureRequest, database_url: str) -> Iterator[Database]:
+    """The same behaviour through both transports: psycopg, and supabase-py over real
+    HTTP to the PostgREST stand-in in front of the same database."""
+    if request.param == "postgres":
+        database: Database = PostgresDatabase(
+            StorageConfig.from_options({"database_url": database_url})
+        )
+        yield database
+        database.close()
+        return
+    with PostgrestStandIn(database_url, key="test-service-key") as server:
+        database = PostgrestDatabase(
+            StorageConfig.from_options({"url": server.url, "key": "test-service-key"})
+        )
+        yield database
+        database.close()
 
 
 def rows(sql: Any, table: str, vcon_uuid: str, index: str) -> list[dict[str, Any]]:
@@ -36,7 +51,7 @@ def counts(sql: Any) -> dict[str, int]:
 
 
 class TestRoundTrip:
-    def test_rich_vcon_comes_back_equal(self, db: PostgresDatabase) -> None:
+    def test_rich_vcon_comes_back_equal(self, db: Database) -> None:
         """Every top-level field, unknown keys, unicode, emoji, RTL, long and base64url
         bodies survive save + load unchanged."""
         document = rich_vcon()
@@ -44,14 +59,14 @@ class TestRoundTrip:
         assert db.load(document["uuid"]) == document
 
     @pytest.mark.parametrize("document", all_samples(), ids=lambda d: d["subject"][:30])
-    def test_samples_come_back_equal(self, db: PostgresDatabase, document: dict[str, Any]) -> None:
+    def test_samples_come_back_equal(self, db: Database, document: dict[str, Any]) -> None:
         db.save(document, document["uuid"])
         assert db.load(document["uuid"]) == document
 
-    def test_missing_vcon_loads_as_none(self, db: PostgresDatabase) -> None:
+    def test_missing_vcon_loads_as_none(self, db: Database) -> None:
         assert db.load(new_uuid()) is None
 
-    def test_load_many_returns_only_existing(self, db: PostgresDatabase) -> None:
+    def test_load_many_returns_only_existing(self, db: Database) -> None:
         first, second = sample(), rich_vcon()
         db.save_many([first, second])
         missing = new_uuid()
@@ -60,7 +75,7 @@ class TestRoundTrip:
 
 
 class TestRows:
-    def test_rows_follow_vcon_mcp_mapping(self, db: PostgresDatabase, sql: Any) -> None:
+    def test_rows_follow_vcon_mcp_mapping(self, db: Database, sql: Any) -> None:
         """id = uuid, children keyed by uuid, renamed columns, body serialization."""
         document = rich_vcon()
         u = document["uuid"]
@@ -116,7 +131,7 @@ class TestRows:
         assert attachments[1]["mimetype"] == "application/pdf"
         assert (attachments[1]["party"], attachments[1]["dialog"]) == (0, 0)
 
-    def test_shrinking_vcon_leaves_no_stale_children(self, db: PostgresDatabase, sql: Any) -> None:
+    def test_shrinking_vcon_leaves_no_stale_children(self, db: Database, sql: Any) -> None:
         document = rich_vcon()
         u = document["uuid"]
         db.save(document, u)
@@ -131,7 +146,7 @@ class TestRows:
         assert rows(sql, "attachments", u, "attachment_index") == []
         assert db.load(u) == document
 
-    def test_child_rows_keep_their_ids_across_resaves(self, db: PostgresDatabase, sql: Any) -> None:
+    def test_child_rows_keep_their_ids_across_resaves(self, db: Database, sql: Any) -> None:
         """Upsert, not delete + insert: rows other tables point at (party_history) survive."""
         document = sample()
         db.save(document, document["uuid"])
@@ -144,7 +159,7 @@ class TestRows:
 
 
 class TestVersions:
-    def test_version_grows_on_every_save(self, db: PostgresDatabase, sql: Any) -> None:
+    def test_version_grows_on_every_save(self, db: Database, sql: Any) -> None:
         document = sample()
         versions = [db.save(document, document["uuid"]) for _ in range(3)]
         assert versions == [1, 2, 3]
@@ -156,7 +171,7 @@ class TestVersions:
         assert row[0] == 3
         assert len(row[1]) == 64
 
-    def test_content_hash_follows_content(self, db: PostgresDatabase, sql: Any) -> None:
+    def test_content_hash_follows_content(self, db: Database, sql: Any) -> None:
         document = sample()
         u = document["uuid"]
         query = "SELECT content_hash FROM conserver_vcon_documents WHERE uuid = %s"
@@ -168,7 +183,7 @@ class TestVersions:
         db.save(document, u)
         assert sql.execute(query, [u]).fetchone()[0] != first
 
-    def test_concurrent_saves_of_one_uuid_serialize(self, db: PostgresDatabase) -> None:
+    def test_concurrent_saves_of_one_uuid_serialize(self, db: Database) -> None:
         document = sample()
         versions: list[int] = []
         lock = threading.Lock()
@@ -188,7 +203,7 @@ class TestVersions:
 
 
 class TestDelete:
-    def test_delete_cascades_and_reports_existence(self, db: PostgresDatabase, sql: Any) -> None:
+    def test_delete_cascades_and_reports_existence(self, db: Database, sql: Any) -> None:
         document = rich_vcon()
         other = sample()
         db.save_many([document, other])
@@ -206,12 +221,12 @@ class TestDelete:
 
 
 class TestSaveMany:
-    def test_returns_versions_per_uuid(self, db: PostgresDatabase) -> None:
+    def test_returns_versions_per_uuid(self, db: Database) -> None:
         first, second = sample(), sample("04-teams-escalation-review")
         assert db.save_many([first, second]) == {first["uuid"]: 1, second["uuid"]: 1}
         assert db.save_many([first]) == {first["uuid"]: 2}
 
-    def test_one_bad_vcon_writes_none_of_the_batch(self, db: PostgresDatabase, sql: Any) -> None:
+    def test_one_bad_vcon_writes_none_of_the_batch(self, db: Database, sql: Any) -> None:
         good, bad = sample(), sample()
         bad["dialog"][0]["start"] = "not a date"
         before = counts(sql)
@@ -249,7 +264,7 @@ class TestInvalidInputWritesNothing:
         ],
     )
     def test_rejected_and_nothing_written(
-        self, db: PostgresDatabase, sql: Any, mutate: Any, code_or_field: str
+        self, db: Database, sql: Any, mutate: Any, code_or_field: str
     ) -> None:
         existing = sample()
         db.save(existing, existing["uuid"])
@@ -271,9 +286,7 @@ class TestInvalidInputWritesNothing:
 class TestReassembly:
     """vCons written by another writer (vcon-mcp) have rows but no document."""
 
-    def test_vcon_without_document_is_reassembled_from_rows(
-        self, db: PostgresDatabase, sql: Any
-    ) -> None:
+    def test_vcon_without_document_is_reassembled_from_rows(self, db: Database, sql: Any) -> None:
         u = new_uuid()
         sql.execute(
             "INSERT INTO vcons (id, uuid, vcon_version, subject, created_at, updated_at) "

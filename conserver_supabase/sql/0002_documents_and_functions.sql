@@ -156,7 +156,10 @@ DECLARE
     v_attach    jsonb := coalesce(nullif(p_document -> 'attachments', 'null'), '[]');
     v_version   bigint;
 BEGIN
-    -- The parent row first: its row lock serializes concurrent saves of one uuid.
+    -- Concurrent first saves of one new uuid would race on both unique indexes of
+    -- vcons (id and uuid) and ON CONFLICT can arbitrate only one: serialize saves of
+    -- the same uuid on a transaction-scoped advisory lock first.
+    PERFORM pg_advisory_xact_lock(hashtextextended('conserver_vcon:' || v_uuid::text, 0));
     -- Conflict on uuid (not id) so that a legacy row with id <> uuid is repaired.
     INSERT INTO vcons AS v (id, uuid, vcon_version, subject, created_at, updated_at,
                             extensions, critical, redacted, amended)
