@@ -6,12 +6,14 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from functools import partial
 from typing import Any, TextIO
 
 from . import migrations
 from .config import StorageConfig, redact_url
 from .database.postgres import PostgresDatabase
+from .errors import ConserverSupabaseError
 from .testing import make_vcon
 from .validation import validate_vcon
 
@@ -54,9 +56,12 @@ def run_demo(config: StorageConfig, *, count: int, out: TextIO) -> dict[str, lis
         found = timed("load_many", partial(db.load_many, [d["uuid"] for d in documents]))
         deleted = sum(timed("delete", partial(db.delete, doc["uuid"])) for doc in documents)
         gone = timed("load (missing)", partial(db.load, documents[0]["uuid"]))
+    except BaseException:
+        with suppress(ConserverSupabaseError):  # keep the original error visible
+            for doc in documents:  # interrupted: leave nothing behind
+                db.delete(doc["uuid"])
+        raise
     finally:
-        for doc in documents:  # leave nothing behind even when interrupted
-            db.delete(doc["uuid"])
         db.close()
 
     print(f"\n{count} generated vCons, one database round trip per call:\n", file=out)

@@ -48,7 +48,6 @@ class PostgresDatabase:
         from psycopg import sql
         from psycopg_pool import ConnectionPool
 
-        self._config = config
         schema = sql.Identifier(config.schema)
         self._sql = {
             name: sql.SQL("SELECT {}.{}(%s)").format(schema, sql.Identifier(function)).as_string()
