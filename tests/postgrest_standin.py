@@ -84,7 +84,11 @@ class PostgrestStandIn:
         raw = handler.rfile.read(length)
         with self._lock:
             self.requests.append(
-                {"path": handler.path, "headers": dict(handler.headers), "body": raw}
+                {
+                    "path": handler.path,
+                    "headers": {k.lower(): v for k, v in handler.headers.items()},
+                    "body": raw,
+                }
             )
         if self.latency:
             time.sleep(self.latency)
