@@ -9,12 +9,17 @@ Reference it from a conserver's config.yml::
           url: ${SUPABASE_URL}
           key: ${SUPABASE_SERVICE_ROLE_KEY}
 
+The conserver calls :func:`save`, :func:`get` and :func:`delete`; custom chain
+links use :class:`SupabaseStorage` (``SupabaseStorage.for_options(opts)`` shares one
+instance per configuration, as these functions do).
+
 Importing this package has no side effects: it configures no logging, opens no
 connection and does not import the ``vcon`` library.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ._version import __version__
@@ -30,6 +35,7 @@ from .errors import (
     InvalidVconError,
     VconNotFoundError,
 )
+from .storage import SupabaseStorage
 from .validation import validate_vcon
 
 __all__ = [
@@ -42,9 +48,13 @@ __all__ = [
     "DatabaseUnavailableError",
     "InvalidVconError",
     "StorageConfig",
+    "SupabaseStorage",
     "VconNotFoundError",
     "__version__",
     "default_options",
+    "delete",
+    "get",
+    "save",
     "validate_vcon",
 ]
 
@@ -54,3 +64,24 @@ default_options: dict[str, Any] = {
     name: (list(value) if isinstance(value, list) else value)
     for name, value in DEFAULT_OPTIONS.items()
 }
+
+
+def save(vcon_uuid: str, opts: Mapping[str, Any] | None = None) -> None:
+    """Save the vCon the conserver holds in Redis at ``vcon:{vcon_uuid}``.
+
+    Validates it, commits it to the database, refreshes the cache TTL and pushes
+    the uuid onto the configured chain lists. Raises on any failure (the conserver
+    logs it): :class:`InvalidVconError`, :class:`VconNotFoundError` (no working
+    copy), :class:`DatabaseError`, :class:`ChainPushError`, :class:`CacheError`.
+    """
+    SupabaseStorage.for_options(opts).save_working_copy(vcon_uuid)
+
+
+def get(vcon_uuid: str, opts: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """Return the vCon (Redis first, then the database), or ``None`` when it does not exist."""
+    return SupabaseStorage.for_options(opts).get_vcon(vcon_uuid)
+
+
+def delete(vcon_uuid: str, opts: Mapping[str, Any] | None = None) -> bool:
+    """Delete the vCon from the database, then from Redis; return whether it existed."""
+    return SupabaseStorage.for_options(opts).delete_vcon(vcon_uuid)

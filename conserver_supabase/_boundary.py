@@ -4,7 +4,8 @@ Database drivers (psycopg, supabase-py's postgrest and its httpx transport) rais
 their own types. :func:`database_errors` wraps a database call and re-raises them
 as :class:`~conserver_supabase.errors.DatabaseError` subclasses (``from exc``),
 deciding on the way whether the failure is transient (worth retrying) or a
-rejection (never retried).
+rejection (never retried). :func:`cache_errors` does the same for redis-py, whose
+errors become :class:`~conserver_supabase.errors.CacheError`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 from .errors import (
+    CacheError,
     ConserverSupabaseError,
     DatabaseError,
     DatabaseRejectedError,
@@ -22,7 +24,7 @@ from .errors import (
     InvalidVconError,
 )
 
-__all__ = ["classify_database_error", "database_errors"]
+__all__ = ["cache_errors", "classify_database_error", "database_errors"]
 
 # SQLSTATEs (or their two-letter classes) that describe a passing condition.
 _TRANSIENT_STATES: Final = frozenset(
@@ -138,3 +140,47 @@ def database_errors(operation: str, vcon_uuid: str | None = None) -> Iterator[No
         if hint:
             text += f" ({hint})"
         raise cls(text, operation=operation, vcon_uuid=vcon_uuid, code=code) from exc
+
+
+_REDIS_HINTS: Final = {
+    "WRONGTYPE": "another program uses this key for something else: change "
+    "'cache_key_prefix' or the chain list name",
+    "NOPERM": "the Redis user lacks a permission this storage needs (EVALSHA, JSON.*, RPUSH)",
+    "cache_format is json": "set cache_format to auto or string, or load the RedisJSON module",
+}
+_REDIS_AUTH_HINT: Final = (
+    "Redis refused the credentials: put user and password in redis_url "
+    "(redis://USER:PASSWORD@host:6379/0)"
+)
+
+
+@contextmanager
+def cache_errors(operation: str, vcon_uuid: str | None, location: str) -> Iterator[None]:
+    """Translate redis-py exceptions raised inside the block into :class:`CacheError`.
+
+    ``location`` says which Redis (URL without password) for the message.
+    """
+    import redis
+
+    try:
+        yield
+    except (redis.exceptions.RedisError, OSError) as exc:
+        subject = f" of vCon {vcon_uuid}" if vcon_uuid else ""
+        message = str(exc)
+        auth = isinstance(
+            exc, redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError
+        )
+        unavailable = not auth and isinstance(
+            exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError | OSError
+        )
+        if unavailable:
+            text = f"{operation}{subject} failed: {location} is unavailable: {message}"
+        else:
+            text = f"{operation}{subject} failed: {location} answered: {message}"
+        hint = _REDIS_AUTH_HINT if auth else None
+        hint = hint or next((h for p, h in _REDIS_HINTS.items() if message.startswith(p)), None)
+        if hint:
+            text += f" ({hint})"
+        raise CacheError(
+            text, operation=operation, vcon_uuid=vcon_uuid, unavailable=unavailable
+        ) from exc

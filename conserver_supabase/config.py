@@ -37,9 +37,17 @@ DEFAULT_OPTIONS: Final[Mapping[str, Any]] = {
     "redis_url": None,
     "cache_ttl": None,
     "cache_key_prefix": "vcon:",
+    "cache_format": "auto",
+    "cache_errors": "log",
+    "redis_timeout": 2.0,
     "chain_lists": [],
     "pool_size": 10,
 }
+
+#: ``cache_format``: how a vCon is written to a cache key that does not exist yet.
+CACHE_FORMATS: Final = ("auto", "json", "string")
+#: ``cache_errors``: what a Redis failure does to an operation the database completed.
+CACHE_ERROR_POLICIES: Final = ("log", "raise")
 
 _DEFAULT_REDIS_URL: Final = "redis://localhost:6379/0"
 _DEFAULT_CACHE_TTL: Final = 3600
@@ -91,12 +99,23 @@ class Secret:
         return hash(("Secret", self._value))
 
 
+_SECRET_QUERY: Final = re.compile(r"pass|secret|token|key", re.IGNORECASE)
+
+
 def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``."""
+    """Return ``url`` with its password (in the user part or the query) replaced by ``***``."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<unparsable url>"
+    if parts.query and _SECRET_QUERY.search(parts.query):
+        query = "&".join(
+            f"{name}=***" if _SECRET_QUERY.search(name) else f"{name}={value}" if sep else name
+            for name, sep, value in (item.partition("=") for item in parts.query.split("&"))
+        )
+        parts = parts._replace(query=query)
+        if not parts.password:
+            return urlunsplit(parts)
     if not parts.password:
         return url
     host = parts.hostname or ""
@@ -189,6 +208,16 @@ def _as_float(option: str, value: Any, *, minimum: float) -> float:
     return number
 
 
+def _as_choice(option: str, value: Any, choices: tuple[str, ...]) -> str:
+    choice = _as_str(option, value).lower()
+    if choice not in choices:
+        raise ConfigurationError(
+            f"option {option!r} must be one of {', '.join(choices)}, got {value!r}",
+            option=option,
+        )
+    return choice
+
+
 def _as_name_list(option: str, value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -243,6 +272,9 @@ class StorageConfig:
     redis_url: Secret = Secret(_DEFAULT_REDIS_URL)  # noqa: RUF009 - Secret is immutable
     cache_ttl: int = _DEFAULT_CACHE_TTL
     cache_key_prefix: str = "vcon:"
+    cache_format: str = "auto"
+    cache_errors: str = "log"
+    redis_timeout: float = 2.0
     chain_lists: tuple[str, ...] = ()
     pool_size: int = 10
 
@@ -331,6 +363,9 @@ class StorageConfig:
                 minimum=1,
             ),
             cache_key_prefix=prefix,
+            cache_format=_as_choice("cache_format", values["cache_format"], CACHE_FORMATS),
+            cache_errors=_as_choice("cache_errors", values["cache_errors"], CACHE_ERROR_POLICIES),
+            redis_timeout=_as_float("redis_timeout", values["redis_timeout"], minimum=0.0),
             chain_lists=_as_name_list("chain_lists", values["chain_lists"]),
             pool_size=_as_int("pool_size", values["pool_size"], minimum=1),
         )

@@ -12,7 +12,8 @@ Everything derives from one root, so a chain link can catch the whole family::
      │    │                              raised after the retries ran out
      │    └── DatabaseRejectedError      the database refused the request (constraint,
      │                                   permission, missing migration); never retried
-     ├── CacheError                  Redis failed while the cache was told to raise
+     ├── CacheError                  Redis failed (raised when cache_errors is "raise",
+     │                               or when the conserver's working copy is unreadable)
      └── ChainPushError              the vCon was saved but its uuid could not be pushed
                                      onto one or more chain lists
 
@@ -113,12 +114,26 @@ class DatabaseRejectedError(DatabaseError):
 
 
 class CacheError(ConserverSupabaseError):
-    """Redis failed and the storage is configured to raise on cache failures."""
+    """Redis failed where the storage cannot do without it.
 
-    def __init__(self, message: str, *, operation: str, vcon_uuid: str | None = None) -> None:
+    Raised when ``cache_errors: raise`` is set, and always when the conserver's
+    working copy cannot be read. ``unavailable`` is true when Redis could not be
+    reached or did not answer in time (the command's outcome is unknown), false
+    when it answered with an error (wrong key type, missing module, permission).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str,
+        vcon_uuid: str | None = None,
+        unavailable: bool = False,
+    ) -> None:
         super().__init__(message)
         self.operation = operation
         self.vcon_uuid = vcon_uuid
+        self.unavailable = unavailable
 
 
 class ChainPushError(ConserverSupabaseError):

@@ -26,6 +26,7 @@ __all__ = [
     "ENCODINGS",
     "MAX_DEPTH",
     "MAX_TAGS_BODY_BYTES",
+    "canonical_uuid",
     "validate_vcon",
 ]
 
@@ -58,6 +59,17 @@ _DIALOG_TEXT: Final = ("mediatype", "filename", "url", "disposition", "applicati
 _DIALOG_INT_LISTS: Final = ("transfer_target", "original", "consultation", "target_dialog")
 _ANALYSIS_TEXT: Final = ("mediatype", "filename", "product", "schema", "url")
 _ATTACHMENT_TEXT: Final = ("type", "purpose", "mediatype", "filename", "url")
+
+
+def canonical_uuid(vcon_uuid: Any) -> str:
+    """Return ``vcon_uuid`` in canonical (lowercase) form; raise :class:`InvalidVconError`
+    (field ``uuid``) when it is not a UUID string."""
+    if isinstance(vcon_uuid, str) and _UUID.match(vcon_uuid.strip()):
+        return vcon_uuid.strip().lower()
+    label = vcon_uuid if isinstance(vcon_uuid, str) else None
+    raise InvalidVconError(
+        label, "uuid", f"must be a UUID string like 8-4-4-4-12 hex digits, got {vcon_uuid!r}"[:200]
+    )
 
 
 def validate_vcon(document: Any, *, expected_uuid: str | None = None) -> str:

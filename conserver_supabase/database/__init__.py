@@ -7,6 +7,21 @@ call travels (psycopg over the PostgreSQL protocol, or supabase-py over PostgRES
 
 from __future__ import annotations
 
+from ..config import StorageConfig
 from .base import Database
 
-__all__ = ["Database"]
+__all__ = ["Database", "open_database"]
+
+
+def open_database(config: StorageConfig) -> Database:
+    """Return the transport ``config`` asks for: psycopg when ``database_url`` is set,
+    else PostgREST. Raises :class:`~conserver_supabase.errors.ConfigurationError`
+    when neither is configured. Makes no network call."""
+    config.require_database()
+    if config.transport == "postgres":
+        from .postgres import PostgresDatabase
+
+        return PostgresDatabase(config)
+    from .postgrest import PostgrestDatabase
+
+    return PostgrestDatabase(config)

@@ -1,0 +1,231 @@
+"""The Redis hot tier: key names, RedisJSON or string documents, TTLs, chain lists.
+
+Every method is one round trip. Writes run as small Lua scripts so that what they
+decide (which type to write, whether the key already exists) and what they do
+happen atomically on the server:
+
+* an existing key keeps its type: a RedisJSON document stays one (the conserver
+  reads ``vcon:{uuid}`` with ``JSON.GET``), a string stays a string;
+* a new key is written as RedisJSON when the server has the module (or as the
+  ``cache_format`` option forces), else as a JSON string;
+* the uuid is pushed onto the chain lists in the same script, after the cache
+  write; every key's type is checked before anything is written, so a failed
+  script has written nothing.
+
+Redis errors leave this module as :class:`~conserver_supabase.errors.CacheError`
+(see :func:`conserver_supabase._boundary.cache_errors`). What a failure means for
+the caller (log it, raise it) is decided in :mod:`conserver_supabase.storage`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Final, Literal
+
+from ._boundary import cache_errors
+from .config import StorageConfig, redact_url
+from .errors import CacheError
+
+__all__ = ["CONSERVER_KEY_PREFIX", "RedisCache", "WriteMode", "connect"]
+
+#: The conserver keeps the vCon it is processing at ``vcon:{uuid}`` (RedisJSON).
+CONSERVER_KEY_PREFIX: Final = "vcon:"
+
+#: ``overwrite`` replaces the cached vCon (after a save); ``fill`` writes only when
+#: the key is absent (after a database read: never clobber a concurrent save);
+#: ``touch`` only renews the TTL when the key exists (the key already holds the
+#: document that was just saved), else writes it.
+WriteMode = Literal["overwrite", "fill", "touch"]
+
+_JSON_TYPE: Final = "ReJSON-RL"
+
+# KEYS[1] cache key, KEYS[2..] chain lists. ARGV[1] document (JSON text), ARGV[2] TTL
+# seconds, ARGV[3] format for a new key (auto|json|string), ARGV[4] mode, ARGV[5] uuid.
+# Returns 1 when the document was written, 0 when the key was left as it was.
+_WRITE: Final = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'none' and kind ~= 'string' and kind ~= 'ReJSON-RL' then
+  return redis.error_reply('WRONGTYPE cache key ' .. KEYS[1] .. ' holds a ' .. kind)
+end
+for i = 2, #KEYS do
+  local list_kind = redis.call('TYPE', KEYS[i])['ok']
+  if list_kind ~= 'none' and list_kind ~= 'list' then
+    return redis.error_reply('WRONGTYPE chain list ' .. KEYS[i] .. ' holds a ' .. list_kind)
+  end
+end
+local mode = ARGV[4]
+local write = kind == 'none' or mode == 'overwrite'
+if write then
+  if kind == 'ReJSON-RL' or (kind == 'none' and ARGV[3] ~= 'string') then
+    local reply = redis.pcall('JSON.SET', KEYS[1], '$', ARGV[1])
+    if type(reply) == 'table' and reply.err then
+      local missing = string.find(string.lower(reply.err), 'unknown', 1, true)
+      if not (missing and kind == 'none' and ARGV[3] == 'auto') then
+        if missing then
+          return redis.error_reply('ERR cache_format is json but Redis lacks RedisJSON')
+        end
+        return redis.error_reply(reply.err)
+      end
+      redis.call('SET', KEYS[1], ARGV[1])
+    end
+  else
+    redis.call('SET', KEYS[1], ARGV[1])
+  end
+end
+if write or mode == 'touch' then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+for i = 2, #KEYS do
+  redis.call('RPUSH', KEYS[i], ARGV[5])
+end
+if write then return 1 end
+return 0
+"""
+
+# KEYS[1] cache key. Returns the document as JSON text, or nil when the key is absent.
+_READ: Final = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'ReJSON-RL' then return redis.call('JSON.GET', KEYS[1]) end
+if kind == 'string' then return redis.call('GET', KEYS[1]) end
+if kind == 'none' then return false end
+return redis.error_reply('WRONGTYPE cache key ' .. KEYS[1] .. ' holds a ' .. kind)
+"""
+
+# Returns 1 when the server runs the RedisJSON module.
+_HAS_JSON: Final = """
+local reply = redis.pcall('JSON.TYPE', KEYS[1])
+if type(reply) == 'table' and reply.err then
+  if string.find(string.lower(reply.err), 'unknown', 1, true) then return 0 end
+end
+return 1
+"""
+
+
+def connect(config: StorageConfig) -> Any:
+    """Return a ``redis.Redis`` for ``config`` (no network traffic yet).
+
+    Timeouts and retries are set explicitly because redis-py's defaults differ
+    between 4.6 (none) and 8.x (5 s, several retries): ``redis_timeout`` bounds
+    connecting and every command, and a command is retried once, at once, only
+    when its connection broke (a pooled connection Redis closed), never on a timeout.
+    """
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        config.redis_url.reveal(),
+        socket_timeout=config.redis_timeout,
+        socket_connect_timeout=config.redis_timeout,
+        retry_on_timeout=False,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[redis.exceptions.ConnectionError],
+        health_check_interval=30,
+        client_name="conserver-supabase",
+    )
+
+
+class RedisCache:
+    """Reads and writes cached vCons and pushes chain lists; one round trip per call."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str = CONSERVER_KEY_PREFIX,
+        ttl: int = 3600,
+        new_key_format: str = "auto",
+        location: str = "Redis",
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.ttl = ttl
+        self.new_key_format = new_key_format
+        #: Where Redis is, for messages (no password).
+        self.location = location
+        self._write = client.register_script(_WRITE)
+        self._read = client.register_script(_READ)
+        self._has_json = client.register_script(_HAS_JSON)
+
+    @classmethod
+    def from_config(cls, config: StorageConfig, client: Any = None) -> RedisCache:
+        """Build the cache for ``config``; ``client`` replaces the ``redis.Redis`` it makes."""
+        return cls(
+            connect(config) if client is None else client,
+            prefix=config.cache_key_prefix,
+            ttl=config.cache_ttl,
+            new_key_format=config.cache_format,
+            location=f"Redis at {redact_url(config.redis_url.reveal())}",
+        )
+
+    def key(self, vcon_uuid: str) -> str:
+        """Return the cache key of a vCon."""
+        return f"{self.prefix}{vcon_uuid}"
+
+    def read(self, key: str, vcon_uuid: str, operation: str = "cache read") -> Any:
+        """Return the JSON value stored at ``key`` (either type), or ``None`` when absent."""
+        with cache_errors(operation, vcon_uuid, self.location):
+            text = self._read(keys=[key])
+        if text is None:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise CacheError(
+                f"{operation} of vCon {vcon_uuid} failed: {key} does not hold JSON ({exc})",
+                operation=operation,
+                vcon_uuid=vcon_uuid,
+            ) from exc
+
+    def write(
+        self,
+        vcon_uuid: str,
+        document: str,
+        *,
+        mode: WriteMode,
+        lists: Sequence[str] = (),
+    ) -> bool:
+        """Write ``document`` (JSON text) to the vCon's key, then RPUSH the uuid onto ``lists``.
+
+        Returns whether the document was written (``fill`` and ``touch`` leave an
+        existing key's value alone). Raises :class:`CacheError`; then nothing was
+        written, unless the failure was a lost connection or a timeout, after which
+        the outcome is unknown.
+        """
+        with cache_errors(f"cache {mode}", vcon_uuid, self.location):
+            written = self._write(
+                keys=[self.key(vcon_uuid), *lists],
+                args=[document, self.ttl, self.new_key_format, mode, vcon_uuid],
+            )
+        return bool(written)
+
+    def push(self, vcon_uuid: str, lists: Sequence[str]) -> dict[str, str]:
+        """RPUSH the uuid onto each list separately; return ``{list: reason}`` for failures."""
+        failed: dict[str, str] = {}
+        try:
+            with cache_errors("chain push", vcon_uuid, self.location):
+                pipe = self.client.pipeline(transaction=False)
+                for name in lists:
+                    pipe.rpush(name, vcon_uuid)
+                replies = pipe.execute(raise_on_error=False)
+        except CacheError as exc:
+            return dict.fromkeys(lists, str(exc))
+        for name, reply in zip(lists, replies, strict=True):
+            if isinstance(reply, Exception):
+                failed[name] = str(reply)
+        return failed
+
+    def delete(self, vcon_uuid: str) -> bool:
+        """Remove the vCon's key; return whether it existed."""
+        with cache_errors("cache delete", vcon_uuid, self.location):
+            return bool(self.client.delete(self.key(vcon_uuid)))
+
+    def has_json_module(self) -> bool:
+        """Whether the server runs RedisJSON (what ``cache_format: auto`` writes)."""
+        with cache_errors("probe", None, self.location):
+            return bool(self._has_json(keys=[f"{self.prefix}__conserver_supabase_probe__"]))
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.client.close()

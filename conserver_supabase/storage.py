@@ -1,0 +1,338 @@
+"""SupabaseStorage: the one place where storage policy lives.
+
+* save: validate, commit to the database, then refresh the cache (TTL) and push
+  the uuid onto the chain lists in one Redis round trip;
+* get: cache first; on a miss the database, then fill the cache without
+  overwriting what a concurrent save wrote meanwhile;
+* delete: the database first, then the cache;
+* Redis failing: the database result stands; the incident is logged once (WARNING)
+  and its end once (INFO), or raised when ``cache_errors: raise``. A uuid that
+  did not reach its chain lists is always an error (:class:`ChainPushError`).
+
+The database and Redis are reached through small seams (:mod:`.database`,
+:mod:`.cache`); this module only decides.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from .cache import CONSERVER_KEY_PREFIX, RedisCache, WriteMode
+from .config import StorageConfig
+from .database import Database, open_database
+from .errors import CacheError, ChainPushError, InvalidVconError, VconNotFoundError
+from .validation import canonical_uuid, validate_vcon
+
+__all__ = ["SupabaseStorage"]
+
+logger = logging.getLogger("conserver_supabase")
+
+_shared: dict[tuple[int, StorageConfig], SupabaseStorage] = {}
+_shared_lock = threading.Lock()
+
+
+class SupabaseStorage:
+    """vCons in Supabase/PostgreSQL with Redis as the hot tier.
+
+    ``SupabaseStorage(options)`` builds its own database client and Redis pool:
+    close it (or use it as a context manager). :meth:`for_options` returns one
+    shared, thread-safe instance per effective configuration instead; the
+    module-level ``save``/``get``/``delete`` use that.
+    """
+
+    def __init__(
+        self,
+        options: Mapping[str, Any] | StorageConfig | None = None,
+        *,
+        database: Database | None = None,
+        redis_client: Any = None,
+    ) -> None:
+        config = (
+            options if isinstance(options, StorageConfig) else StorageConfig.from_options(options)
+        )
+        self.config = config
+        self._database = open_database(config) if database is None else database
+        self._cache = RedisCache.from_config(config, client=redis_client)
+        self._health = _CacheHealth()
+
+    @classmethod
+    def for_options(cls, options: Mapping[str, Any] | None = None) -> SupabaseStorage:
+        """Return the shared instance for these options (created on first use).
+
+        Equal effective configurations share one instance, so its connection pools
+        are reused across calls and threads. A forked child gets its own.
+        """
+        config = StorageConfig.from_options(options)
+        slot = (os.getpid(), config)
+        storage = _shared.get(slot)
+        if storage is None:
+            with _shared_lock:
+                storage = _shared.get(slot)
+                if storage is None:
+                    storage = _shared[slot] = cls(config)
+        return storage
+
+    # --- writes -----------------------------------------------------------------
+
+    def save_vcon(self, vcon: Any) -> int:
+        """Save a vCon; return its version (1 for a new vCon, +1 per save).
+
+        ``vcon`` is a dict, JSON text, or an object with ``to_dict()`` (the
+        ``vcon`` library's and the conserver's ``Vcon``). Raises
+        :class:`InvalidVconError` before anything is written, ``DatabaseError``
+        when the database failed (nothing was saved), :class:`ChainPushError` when
+        the vCon was saved but its uuid did not reach every chain list.
+        """
+        document = _as_document(vcon)
+        vcon_uuid = validate_vcon(document)
+        version = self._database.save(document, vcon_uuid)
+        self._after_save(vcon_uuid, _dumps(document), "overwrite", version)
+        return version
+
+    def save_many(self, vcons: Iterable[Any]) -> dict[str, int]:
+        """Save several vCons in one database transaction; return ``{uuid: version}``.
+
+        Every vCon is validated first: one invalid vCon means none is written.
+        """
+        documents = [_as_document(vcon) for vcon in vcons]
+        uuids = [validate_vcon(document) for document in documents]
+        versions = self._database.save_many(documents)
+        for vcon_uuid, document in zip(uuids, documents, strict=True):
+            self._after_save(vcon_uuid, _dumps(document), "overwrite", versions[vcon_uuid])
+        return versions
+
+    def save_working_copy(self, vcon_uuid: str) -> int:
+        """Save the vCon the conserver holds in Redis at ``vcon:{uuid}``; return its version.
+
+        This is what the conserver's ``save(vcon_uuid, opts)`` does. A missing working
+        copy raises :class:`VconNotFoundError`; an unreadable one :class:`CacheError`.
+        """
+        key = f"{CONSERVER_KEY_PREFIX}{vcon_uuid}"
+        document = self._cache.read(key, vcon_uuid, "working copy read")
+        if document is None:
+            raise VconNotFoundError(
+                vcon_uuid, where=f"Redis (key {key}, where the conserver keeps the vCon)"
+            )
+        canonical = validate_vcon(document, expected_uuid=vcon_uuid)
+        version = self._database.save(document, canonical)
+        # When the working copy is our cache key it already holds this document (or a
+        # newer one a link wrote meanwhile): renew its TTL rather than rewrite it.
+        mode: WriteMode = "touch" if key == self._cache.key(canonical) else "overwrite"
+        self._after_save(canonical, _dumps(document), mode, version)
+        return version
+
+    def delete_vcon(self, vcon_uuid: str) -> bool:
+        """Delete a vCon from the database, then from the cache; return whether it existed."""
+        canonical = canonical_uuid(vcon_uuid)
+        existed = self._database.delete(canonical)
+        try:
+            self._cache.delete(canonical)
+        except CacheError as exc:
+            self._cache_failed(exc, "the vCon is deleted from the database")
+        else:
+            self._health.succeeded()
+        return existed
+
+    # --- reads ------------------------------------------------------------------
+
+    def get_vcon(self, vcon_uuid: str) -> dict[str, Any] | None:
+        """Return the vCon (from the cache, else the database), or ``None``."""
+        canonical = canonical_uuid(vcon_uuid)
+        cached = self._cached(canonical)
+        if cached is not None:
+            return cached
+        document = self._database.load(canonical)
+        if document is not None:
+            self._fill(canonical, document)
+        return document
+
+    def get_many(self, vcon_uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Return ``{uuid: vCon}`` for those that exist; misses take one database call."""
+        found: dict[str, dict[str, Any]] = {}
+        missing: list[str] = []
+        for vcon_uuid in dict.fromkeys(canonical_uuid(u) for u in vcon_uuids):
+            cached = self._cached(vcon_uuid)
+            if cached is None:
+                missing.append(vcon_uuid)
+            else:
+                found[vcon_uuid] = cached
+        if missing:
+            loaded = self._database.load_many(missing)
+            for vcon_uuid, document in loaded.items():
+                self._fill(vcon_uuid, document)
+            found.update(loaded)
+        return found
+
+    # --- lifecycle --------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the database client and the Redis pool."""
+        with _shared_lock:
+            for slot, storage in list(_shared.items()):
+                if storage is self:
+                    del _shared[slot]
+        self._database.close()
+        self._cache.close()
+
+    def __enter__(self) -> SupabaseStorage:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SupabaseStorage({self.config!r})"
+
+    # --- policy helpers -----------------------------------------------------------
+
+    def _after_save(self, vcon_uuid: str, document: str, mode: WriteMode, version: int) -> None:
+        lists = self.config.chain_lists
+        try:
+            self._cache.write(vcon_uuid, document, mode=mode, lists=lists)
+        except CacheError as exc:
+            failure: CacheError | None = exc
+            unpushed: dict[str, str] = {}
+            if lists and exc.unavailable:
+                unpushed = dict.fromkeys(lists, str(exc))
+            elif lists:
+                # Redis answered with an error: the script checked every key before it
+                # wrote anything, so do the two parts apart to see which one is broken.
+                try:
+                    self._cache.write(vcon_uuid, document, mode=mode)
+                    failure = None
+                except CacheError as cache_exc:
+                    failure = cache_exc
+                unpushed = self._cache.push(vcon_uuid, lists)
+            saved = f"the vCon is saved in the database (version {version})"
+            if unpushed:
+                if failure is not None:
+                    self._health.failed(failure)
+                raise ChainPushError(
+                    vcon_uuid, list(unpushed), "; ".join(sorted(set(unpushed.values())))
+                ) from exc
+            if failure is not None:
+                self._cache_failed(failure, saved)
+        else:
+            self._health.succeeded()
+
+    def _cached(self, vcon_uuid: str) -> dict[str, Any] | None:
+        try:
+            cached = self._cache.read(self._cache.key(vcon_uuid), vcon_uuid)
+        except CacheError as exc:
+            self._cache_failed(exc, "reading the database instead")
+            return None
+        self._health.succeeded()
+        if cached is not None and not isinstance(cached, dict):
+            self._cache_failed(
+                CacheError(
+                    f"cache read of vCon {vcon_uuid} failed: the cached value is not a JSON object",
+                    operation="cache read",
+                    vcon_uuid=vcon_uuid,
+                ),
+                "reading the database instead",
+            )
+            return None
+        return cached
+
+    def _fill(self, vcon_uuid: str, document: Mapping[str, Any]) -> None:
+        try:
+            self._cache.write(vcon_uuid, _dumps(document), mode="fill")
+        except CacheError as exc:
+            self._cache_failed(exc, "the vCon was read from the database")
+        else:
+            self._health.succeeded()
+
+    def _cache_failed(self, exc: CacheError, context: str) -> None:
+        """Apply ``cache_errors``: log the incident once, or raise.
+
+        ``context`` says what the database side did, so nobody retries a save that
+        is already committed.
+        """
+        if self.config.cache_errors == "raise":
+            raise CacheError(
+                f"{exc}; {context}",
+                operation=exc.operation,
+                vcon_uuid=exc.vcon_uuid,
+                unavailable=exc.unavailable,
+            ) from exc
+        self._health.failed(exc, context)
+
+
+class _CacheHealth:
+    """Logs a Redis incident once: a WARNING at its first failure, an INFO when it ends.
+
+    Failures in between go to DEBUG, so a Redis outage under load writes two
+    lines, not one per call.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures = 0
+
+    def failed(self, exc: CacheError, context: str = "") -> None:
+        with self._lock:
+            self._failures += 1
+            first = self._failures == 1
+        what = f"{exc}; {context}" if context else str(exc)
+        if first:
+            logger.warning(
+                "%s. The database stays the source of truth and operations continue "
+                "without the cache; further Redis errors are logged at DEBUG until it "
+                "answers again",
+                what,
+            )
+        else:
+            logger.debug("%s", what)
+
+    def succeeded(self) -> None:
+        if not self._failures:  # the common case: no lock
+            return
+        with self._lock:
+            failures, self._failures = self._failures, 0
+        if failures:
+            logger.info("Redis answers again after %d failed cache operation(s)", failures)
+
+
+def _as_document(vcon: Any) -> dict[str, Any]:
+    """Turn what callers pass (dict, JSON text, Vcon object) into a dict, never a copy
+    of a copy: a dict is used as is and never modified."""
+    if isinstance(vcon, dict):
+        return vcon
+    if isinstance(vcon, Mapping):
+        return dict(vcon)
+    if isinstance(vcon, str | bytes | bytearray):
+        try:
+            document = json.loads(vcon)
+        except ValueError as exc:
+            raise InvalidVconError(None, "(document)", f"is not valid JSON: {exc}") from None
+        if not isinstance(document, dict):
+            raise InvalidVconError(
+                None, "(document)", f"must be a JSON object, got {type(document).__name__}"
+            )
+        return document
+    to_dict = getattr(vcon, "to_dict", None)
+    if callable(to_dict):
+        document = to_dict()
+        if isinstance(document, dict):
+            return document
+    raise InvalidVconError(
+        None,
+        "(document)",
+        "must be a dict, JSON text or an object with to_dict(), "
+        f"got {type(vcon).__module__}.{type(vcon).__qualname__}",
+    )
+
+
+def _dumps(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,187 @@
+"""The Redis hot tier against real Redis servers, with and without RedisJSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from conserver_supabase import CacheError, StorageConfig
+from conserver_supabase.cache import RedisCache
+
+from .conftest import redis_has_json
+from .vcons import new_uuid
+
+pytestmark = pytest.mark.integration
+DOC = json.dumps({"vcon": "0.3.0", "uuid": "x", "subject": "ünïcode ✓"}, ensure_ascii=False)
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[Any]:
+    connection = redis.Redis.from_url(redis_url)
+    yield connection
+    connection.close()
+
+
+def make_cache(url: str, **options: Any) -> RedisCache:
+    return RedisCache.from_config(StorageConfig.from_options({"redis_url": url, **options}))
+
+
+def kind(client: Any, key: str) -> str:
+    return str(client.type(key).decode())
+
+
+class TestNewKeys:
+    def test_auto_writes_redisjson_when_the_module_is_there_else_a_string(
+        self, redis_url: str, client: Any
+    ) -> None:
+        cache = make_cache(redis_url, cache_ttl=120)
+        vcon_uuid = new_uuid()
+        assert cache.write(vcon_uuid, DOC, mode="overwrite") is True
+        expected = "ReJSON-RL" if redis_has_json(redis_url) else "string"
+        assert kind(client, f"vcon:{vcon_uuid}") == expected
+        assert 115 <= client.ttl(f"vcon:{vcon_uuid}") <= 120
+        assert cache.read(f"vcon:{vcon_uuid}", vcon_uuid) == json.loads(DOC)
+        assert cache.has_json_module() is redis_has_json(redis_url)
+
+    def test_string_format_is_honoured_on_a_json_server(
+        self, redis_json_url: str, client: Any
+    ) -> None:
+        cache = make_cache(redis_json_url, cache_format="string")
+        vcon_uuid = new_uuid()
+        cache.write(vcon_uuid, DOC, mode="overwrite")
+        assert kind(redis.Redis.from_url(redis_json_url), f"vcon:{vcon_uuid}") == "string"
+
+    def test_json_format_without_the_module_is_an_error_and_writes_nothing(
+        self, redis_plain_url: str
+    ) -> None:
+        cache = make_cache(redis_plain_url, cache_format="json")
+        vcon_uuid = new_uuid()
+        with pytest.raises(CacheError, match="lacks RedisJSON") as caught:
+            cache.write(vcon_uuid, DOC, mode="overwrite", lists=["chain"])
+        assert caught.value.unavailable is False
+        assert "set cache_format to auto or string" in str(caught.value)
+        plain = redis.Redis.from_url(redis_plain_url)
+        assert plain.exists(f"vcon:{vcon_uuid}", "chain") == 0
+
+
+class TestExistingKeysKeepTheirType:
+    def test_a_string_key_stays_a_string_on_a_json_server(self, redis_json_url: str) -> None:
+        client = redis.Redis.from_url(redis_json_url)
+        vcon_uuid = new_uuid()
+        client.set(f"vcon:{vcon_uuid}", '{"old": true}')
+        make_cache(redis_json_url).write(vcon_uuid, DOC, mode="overwrite")
+        assert kind(client, f"vcon:{vcon_uuid}") == "string"
+        assert json.loads(client.get(f"vcon:{vcon_uuid}")) == json.loads(DOC)
+
+    def test_a_json_key_stays_json_when_string_is_forced(self, redis_json_url: str) -> None:
+        client = redis.Redis.from_url(redis_json_url)
+        vcon_uuid = new_uuid()
+        client.json().set(f"vcon:{vcon_uuid}", "$", {"old": True})
+        make_cache(redis_json_url, cache_format="string").write(vcon_uuid, DOC, mode="overwrite")
+        assert kind(client, f"vcon:{vcon_uuid}") == "ReJSON-RL"
+        assert client.json().get(f"vcon:{vcon_uuid}") == json.loads(DOC)
+
+    def test_a_key_of_another_type_is_refused_untouched(self, redis_url: str, client: Any) -> None:
+        vcon_uuid = new_uuid()
+        client.hset(f"vcon:{vcon_uuid}", "field", "value")
+        with pytest.raises(CacheError, match="WRONGTYPE") as caught:
+            make_cache(redis_url).write(vcon_uuid, DOC, mode="overwrite")
+        assert "cache_key_prefix" in str(caught.value)  # the hint says what to change
+        assert client.hgetall(f"vcon:{vcon_uuid}") == {b"field": b"value"}
+        assert client.ttl(f"vcon:{vcon_uuid}") == -1
+
+
+class TestModes:
+    def test_fill_never_overwrites_and_leaves_the_ttl(self, redis_url: str, client: Any) -> None:
+        cache = make_cache(redis_url, cache_ttl=100)
+        vcon_uuid = new_uuid()
+        cache.write(vcon_uuid, '{"newer": 1}', mode="overwrite")
+        client.expire(f"vcon:{vcon_uuid}", 50)
+        assert cache.write(vcon_uuid, '{"older": 1}', mode="fill") is False
+        assert cache.read(f"vcon:{vcon_uuid}", vcon_uuid) == {"newer": 1}
+        assert client.ttl(f"vcon:{vcon_uuid}") <= 50
+
+    def test_fill_writes_an_absent_key_with_the_ttl(self, redis_url: str, client: Any) -> None:
+        cache = make_cache(redis_url, cache_ttl=100)
+        vcon_uuid = new_uuid()
+        assert cache.write(vcon_uuid, DOC, mode="fill") is True
+        assert 95 <= client.ttl(f"vcon:{vcon_uuid}") <= 100
+
+    def test_touch_renews_the_ttl_without_rewriting(self, redis_url: str, client: Any) -> None:
+        cache = make_cache(redis_url, cache_ttl=100)
+        vcon_uuid = new_uuid()
+        cache.write(vcon_uuid, '{"current": 1}', mode="overwrite")
+        client.persist(f"vcon:{vcon_uuid}")
+        assert cache.write(vcon_uuid, '{"stale": 1}', mode="touch") is False
+        assert cache.read(f"vcon:{vcon_uuid}", vcon_uuid) == {"current": 1}
+        assert 95 <= client.ttl(f"vcon:{vcon_uuid}") <= 100
+
+    def test_touch_writes_when_the_key_vanished(self, redis_url: str, client: Any) -> None:
+        cache = make_cache(redis_url)
+        vcon_uuid = new_uuid()
+        assert cache.write(vcon_uuid, DOC, mode="touch") is True
+        assert cache.read(f"vcon:{vcon_uuid}", vcon_uuid) == json.loads(DOC)
+
+
+class TestChainLists:
+    def test_uuids_reach_every_list_in_fifo_order(self, redis_url: str, client: Any) -> None:
+        cache = make_cache(redis_url)
+        first, second = new_uuid(), new_uuid()
+        cache.write(first, DOC, mode="overwrite", lists=["ingress_a", "ingress_b"])
+        cache.write(second, DOC, mode="fill", lists=["ingress_a", "ingress_b"])
+        for name in ("ingress_a", "ingress_b"):  # the conserver pops with BLPOP
+            assert client.lpop(name).decode() == first
+            assert client.lpop(name).decode() == second
+
+    def test_a_wrong_type_list_fails_before_anything_is_written(
+        self, redis_url: str, client: Any
+    ) -> None:
+        client.set("broken", "not a list")
+        vcon_uuid = new_uuid()
+        with pytest.raises(CacheError, match="WRONGTYPE chain list broken"):
+            make_cache(redis_url).write(vcon_uuid, DOC, mode="overwrite", lists=["good", "broken"])
+        assert client.exists(f"vcon:{vcon_uuid}", "good") == 0
+
+    def test_push_reports_each_failed_list(self, redis_url: str, client: Any) -> None:
+        client.set("broken", "not a list")
+        vcon_uuid = new_uuid()
+        failed = make_cache(redis_url).push(vcon_uuid, ["good", "broken"])
+        assert list(failed) == ["broken"]
+        assert "WRONGTYPE" in failed["broken"]
+        assert client.lrange("good", 0, -1) == [vcon_uuid.encode()]
+
+
+class TestReadAndDelete:
+    def test_read_either_type_and_absent(self, redis_json_url: str) -> None:
+        client = redis.Redis.from_url(redis_json_url)
+        cache = make_cache(redis_json_url)
+        client.json().set("vcon:j", "$", {"a": [1, "ü"]})
+        client.set("vcon:s", '{"b": null}')
+        assert cache.read("vcon:j", "j") == {"a": [1, "ü"]}
+        assert cache.read("vcon:s", "s") == {"b": None}
+        assert cache.read("vcon:none", "none") is None
+
+    def test_a_value_that_is_not_json_is_a_cache_error(self, redis_url: str, client: Any) -> None:
+        client.set("vcon:garbage", "{not json")
+        with pytest.raises(CacheError, match="vcon:garbage does not hold JSON"):
+            make_cache(redis_url).read("vcon:garbage", "garbage")
+
+    def test_delete_says_whether_the_key_existed(self, redis_url: str) -> None:
+        cache = make_cache(redis_url)
+        vcon_uuid = new_uuid()
+        cache.write(vcon_uuid, DOC, mode="overwrite")
+        assert cache.delete(vcon_uuid) is True
+        assert cache.delete(vcon_uuid) is False
+
+
+def test_an_unreachable_redis_is_an_unavailable_cache_error(unreachable_redis_url: str) -> None:
+    cache = make_cache(unreachable_redis_url + "?password=hunter2", redis_timeout=1)
+    with pytest.raises(CacheError) as caught:
+        cache.read("vcon:x", "x")
+    assert caught.value.unavailable is True
+    assert "is unavailable" in str(caught.value)
+    assert "hunter2" not in str(caught.value)

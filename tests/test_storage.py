@@ -1,0 +1,408 @@
+"""SupabaseStorage policy against a real PostgreSQL and real Redis (with and without
+RedisJSON): write order, cache-first reads, fills, chain lists, failing Redis."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+
+from conserver_supabase import (
+    CacheError,
+    ChainPushError,
+    InvalidVconError,
+    StorageConfig,
+    SupabaseStorage,
+)
+from conserver_supabase.database.postgres import PostgresDatabase
+
+from .conftest import redis_has_json
+from .vcons import new_uuid, rich_vcon, sample
+
+pytestmark = pytest.mark.integration
+
+
+class CountingDatabase:
+    """The real psycopg transport, counting calls (to prove what the cache saved us)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.inner = PostgresDatabase(StorageConfig.from_options({"database_url": database_url}))
+        self.calls: list[str] = []
+        self.before_load: Any = None
+
+    def save(self, document: Mapping[str, Any], vcon_uuid: str) -> int:
+        self.calls.append("save")
+        return self.inner.save(document, vcon_uuid)
+
+    def save_many(self, documents: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+        self.calls.append("save_many")
+        return self.inner.save_many(documents)
+
+    def load(self, vcon_uuid: str) -> dict[str, Any] | None:
+        self.calls.append("load")
+        found = self.inner.load(vcon_uuid)
+        if self.before_load is not None:
+            self.before_load(vcon_uuid)
+        return found
+
+    def load_many(self, vcon_uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        self.calls.append("load_many")
+        return self.inner.load_many(vcon_uuids)
+
+    def delete(self, vcon_uuid: str) -> bool:
+        self.calls.append("delete")
+        return self.inner.delete(vcon_uuid)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[CountingDatabase]:
+    database = CountingDatabase(database_url)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def r(redis_url: str) -> Iterator[Any]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def storage(db: CountingDatabase, redis_url: str, **options: Any) -> SupabaseStorage:
+    return SupabaseStorage(
+        {"database_url": "postgresql://unused/x", "redis_url": redis_url, **options}, database=db
+    )
+
+
+def stored(database_url: str, vcon_uuid: str) -> Any:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT conserver_vcon_load(%s)", [vcon_uuid]).fetchone()
+    return None if row is None else row[0]
+
+
+def cached(r: Any, vcon_uuid: str) -> Any:
+    key = f"vcon:{vcon_uuid}"
+    kind = r.type(key)
+    if kind == b"ReJSON-RL":
+        return r.json().get(key)
+    if kind == b"string":
+        return json.loads(r.get(key))
+    return None
+
+
+class TestSave:
+    def test_database_then_cache_with_ttl_then_chain_lists(
+        self, db: CountingDatabase, redis_url: str, r: Any, database_url: str
+    ) -> None:
+        document = rich_vcon()
+        with storage(db, redis_url, cache_ttl=300, chain_lists=["egress", "audit"]) as store:
+            assert store.save_vcon(document) == 1
+            assert store.save_vcon(document) == 2
+        key = f"vcon:{document['uuid']}"
+        assert stored(database_url, document["uuid"]) == document
+        assert cached(r, document["uuid"]) == document
+        assert r.type(key) == (b"ReJSON-RL" if redis_has_json(redis_url) else b"string")
+        assert 295 <= r.ttl(key) <= 300
+        for name in ("egress", "audit"):
+            assert r.lrange(name, 0, -1) == [document["uuid"].encode()] * 2
+
+    @pytest.mark.parametrize("form", ["json text", "bytes", "to_dict object", "mapping"])
+    def test_accepts_json_text_and_vcon_objects(
+        self, form: str, db: CountingDatabase, redis_url: str, database_url: str
+    ) -> None:
+        document = sample()
+
+        class VconLike:
+            def to_dict(self) -> dict[str, Any]:
+                return document
+
+        given: Any = {
+            "json text": json.dumps(document),
+            "bytes": json.dumps(document).encode(),
+            "to_dict object": VconLike(),
+            "mapping": _ReadOnly(document),
+        }[form]
+        with storage(db, redis_url) as store:
+            store.save_vcon(given)
+        assert stored(database_url, document["uuid"]) == document
+
+    @pytest.mark.parametrize(
+        ("given", "reason"),
+        [
+            ("{not json", "is not valid JSON"),
+            ("[1, 2]", "must be a JSON object"),
+            (42, "must be a dict, JSON text or an object with to_dict()"),
+        ],
+    )
+    def test_unusable_input_is_an_invalid_vcon_error(
+        self, given: Any, reason: str, db: CountingDatabase, redis_url: str
+    ) -> None:
+        with storage(db, redis_url) as store, pytest.raises(InvalidVconError) as caught:
+            store.save_vcon(given)
+        assert caught.value.field == "(document)"
+        assert reason in str(caught.value)
+        assert db.calls == []
+
+    def test_an_invalid_vcon_is_written_nowhere(
+        self, db: CountingDatabase, redis_url: str, r: Any, database_url: str
+    ) -> None:
+        document = sample()
+        document["dialog"][0]["encoding"] = "rot13"
+        with (
+            storage(db, redis_url, chain_lists=["egress"]) as store,
+            pytest.raises(InvalidVconError) as caught,
+        ):
+            store.save_vcon(document)
+        assert caught.value.vcon_uuid == document["uuid"]
+        assert caught.value.field == "dialog[0].encoding"
+        assert db.calls == []
+        assert stored(database_url, document["uuid"]) is None
+        assert r.keys("*") == []
+
+    def test_the_callers_dict_is_not_modified(self, db: CountingDatabase, redis_url: str) -> None:
+        document = sample()
+        before = json.dumps(document, sort_keys=True)
+        with storage(db, redis_url) as store:
+            store.save_vcon(document)
+        assert json.dumps(document, sort_keys=True) == before
+
+
+class _ReadOnly(Mapping[str, Any]):
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class TestGet:
+    def test_a_hit_is_served_by_redis_alone(
+        self, db: CountingDatabase, redis_url: str, r: Any
+    ) -> None:
+        document = sample()
+        with storage(db, redis_url) as store:
+            store.save_vcon(document)
+            db.calls.clear()
+            assert store.get_vcon(document["uuid"].upper()) == document
+        assert db.calls == []
+
+    def test_a_miss_reads_the_database_and_fills_the_cache(
+        self, db: CountingDatabase, redis_url: str, r: Any
+    ) -> None:
+        document = sample()
+        with storage(db, redis_url, cache_ttl=200) as store:
+            store.save_vcon(document)
+            r.delete(f"vcon:{document['uuid']}")
+            db.calls.clear()
+            assert store.get_vcon(document["uuid"]) == document
+            assert db.calls == ["load"]
+            assert cached(r, document["uuid"]) == document
+            assert 195 <= r.ttl(f"vcon:{document['uuid']}") <= 200
+            assert store.get_vcon(document["uuid"]) == document
+        assert db.calls == ["load"]
+
+    def test_a_fill_never_overwrites_a_concurrent_save(
+        self, db: CountingDatabase, redis_url: str, r: Any
+    ) -> None:
+        """get loads version 1; a save of version 2 lands in Redis before the fill."""
+        document = sample()
+        newer = {**document, "subject": "saved meanwhile"}
+        with storage(db, redis_url) as store:
+            store.save_vcon(document)
+            r.delete(f"vcon:{document['uuid']}")
+            db.before_load = lambda _uuid: store.save_vcon(newer)
+            assert store.get_vcon(document["uuid"]) == document  # what the database said
+        assert cached(r, document["uuid"]) == newer
+
+    def test_an_unknown_vcon_is_none_and_caches_nothing(
+        self, db: CountingDatabase, redis_url: str, r: Any
+    ) -> None:
+        with storage(db, redis_url) as store:
+            assert store.get_vcon(new_uuid()) is None
+        assert r.keys("*") == []
+
+    def test_a_malformed_uuid_is_an_invalid_vcon_error(
+        self, db: CountingDatabase, redis_url: str
+    ) -> None:
+        with storage(db, redis_url) as store, pytest.raises(InvalidVconError) as caught:
+            store.get_vcon("not-a-uuid")
+        assert caught.value.field == "uuid"
+        assert db.calls == []
+
+    def test_get_many_mixes_hits_misses_and_absent(
+        self, db: CountingDatabase, redis_url: str, r: Any
+    ) -> None:
+        hot, cold, absent = sample(), sample(), new_uuid()
+        with storage(db, redis_url) as store:
+            store.save_many([hot, cold])
+            r.delete(f"vcon:{cold['uuid']}")
+            db.calls.clear()
+            found = store.get_many([hot["uuid"], cold["uuid"], absent, hot["uuid"]])
+        assert found == {hot["uuid"]: hot, cold["uuid"]: cold}
+        assert db.calls == ["load_many"]
+        assert cached(r, cold["uuid"]) == cold
+
+
+class TestSaveMany:
+    def test_one_transaction_then_every_cache_and_chain(
+        self, db: CountingDatabase, redis_url: str, r: Any, database_url: str
+    ) -> None:
+        documents = [sample(), rich_vcon(), sample("04-teams-escalation-review")]
+        with storage(db, redis_url, chain_lists=["egress"]) as store:
+            versions = store.save_many(documents)
+        assert versions == {d["uuid"]: 1 for d in documents}
+        assert db.calls == ["save_many"]
+        for document in documents:
+            assert stored(database_url, document["uuid"]) == document
+            assert cached(r, document["uuid"]) == document
+        assert r.lrange("egress", 0, -1) == [d["uuid"].encode() for d in documents]
+
+    def test_one_invalid_vcon_means_none_is_written(
+        self, db: CountingDatabase, redis_url: str, r: Any
+    ) -> None:
+        good, bad = sample(), sample()
+        bad["parties"] = "everyone"
+        with storage(db, redis_url) as store, pytest.raises(InvalidVconError, match="parties"):
+            store.save_many([good, bad])
+        assert db.calls == []
+        assert r.keys("*") == []
+
+
+class TestDelete:
+    def test_database_first_then_the_cache(
+        self, db: CountingDatabase, redis_url: str, r: Any, database_url: str
+    ) -> None:
+        document = sample()
+        with storage(db, redis_url) as store:
+            store.save_vcon(document)
+            assert store.delete_vcon(document["uuid"]) is True
+            assert stored(database_url, document["uuid"]) is None
+            assert r.exists(f"vcon:{document['uuid']}") == 0
+            assert store.delete_vcon(document["uuid"]) is False
+            assert store.get_vcon(document["uuid"]) is None
+
+
+class TestChainPushFailures:
+    def test_a_broken_list_is_named_and_the_others_still_get_the_uuid(
+        self, db: CountingDatabase, redis_url: str, r: Any, database_url: str
+    ) -> None:
+        r.set("broken", "someone else's string")
+        document = sample()
+        with (
+            storage(db, redis_url, chain_lists=["egress", "broken"]) as store,
+            pytest.raises(ChainPushError) as caught,
+        ):
+            store.save_vcon(document)
+        assert caught.value.vcon_uuid == document["uuid"]
+        assert caught.value.lists == ("broken",)
+        assert "WRONGTYPE" in caught.value.reason
+        assert stored(database_url, document["uuid"]) == document  # committed
+        assert cached(r, document["uuid"]) == document
+        assert r.lrange("egress", 0, -1) == [document["uuid"].encode()]
+
+    def test_redis_down_with_chain_lists_is_an_error_after_the_commit(
+        self, db: CountingDatabase, unreachable_redis_url: str, database_url: str
+    ) -> None:
+        document = sample()
+        with (
+            storage(db, unreachable_redis_url, chain_lists=["egress", "audit"]) as store,
+            pytest.raises(ChainPushError) as caught,
+        ):
+            store.save_vcon(document)
+        assert caught.value.lists == ("egress", "audit")
+        assert "unavailable" in caught.value.reason
+        assert stored(database_url, document["uuid"]) == document
+
+
+class TestRedisDown:
+    def test_saves_and_gets_go_on_and_the_incident_is_logged_once(
+        self,
+        db: CountingDatabase,
+        unreachable_redis_url: str,
+        database_url: str,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        documents = [sample() for _ in range(3)]
+        caplog.set_level(logging.DEBUG, logger="conserver_supabase")
+        with storage(db, unreachable_redis_url) as store:
+            for document in documents:
+                assert store.save_vcon(document) == 1
+                assert store.get_vcon(document["uuid"]) == document
+                assert store.delete_vcon(document["uuid"]) is True
+        ours = [rec for rec in caplog.records if rec.name == "conserver_supabase"]
+        warnings = [rec for rec in ours if rec.levelno == logging.WARNING]
+        assert len(warnings) == 1
+        assert "is unavailable" in warnings[0].getMessage()
+        assert "version 1" in warnings[0].getMessage()
+        assert len(ours) == 3 * 4  # save, read, fill, delete per vCon: the rest at DEBUG
+
+    def test_the_end_of_an_incident_is_logged_once(
+        self, db: CountingDatabase, redis_url: str, r: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        broken, healthy = sample(), sample()
+        r.hset(f"vcon:{broken['uuid']}", "not", "a vcon")  # Redis answers with an error
+        caplog.set_level(logging.INFO, logger="conserver_supabase")
+        with storage(db, redis_url) as store:
+            store.save_vcon(broken)
+            store.save_vcon(broken)
+            store.save_vcon(healthy)
+            store.save_vcon(healthy)
+        levels = [(rec.levelname, rec.getMessage()) for rec in caplog.records]
+        assert [level for level, _ in levels] == ["WARNING", "INFO"]
+        assert "WRONGTYPE" in levels[0][1]
+        assert "after 2 failed cache operation(s)" in levels[1][1]
+
+    def test_cache_errors_raise_says_the_database_has_it(
+        self, db: CountingDatabase, unreachable_redis_url: str, database_url: str
+    ) -> None:
+        document = sample()
+        with storage(db, unreachable_redis_url, cache_errors="raise") as store:
+            with pytest.raises(CacheError, match=r"saved in the database \(version 1\)") as caught:
+                store.save_vcon(document)
+            assert caught.value.unavailable is True
+            assert stored(database_url, document["uuid"]) == document
+            with pytest.raises(CacheError, match="cache read"):
+                store.get_vcon(document["uuid"])
+
+
+class TestSharedInstances:
+    def test_equal_options_share_one_instance_across_threads(
+        self, database_url: str, redis_url: str
+    ) -> None:
+        options = {"database_url": database_url, "redis_url": redis_url}
+        seen: list[SupabaseStorage] = []
+        barrier = threading.Barrier(8)
+
+        def worker() -> None:
+            barrier.wait()
+            seen.append(SupabaseStorage.for_options(dict(options)))
+
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        first = seen[0]
+        try:
+            assert all(item is first for item in seen)
+            assert SupabaseStorage.for_options({**options, "cache_ttl": 5}) is not first
+        finally:
+            SupabaseStorage.for_options({**options, "cache_ttl": 5}).close()
+            first.close()
+        assert SupabaseStorage.for_options(options) is not first  # close() forgot it
+        SupabaseStorage.for_options(options).close()
