@@ -1,4 +1,5 @@
-"""The built wheel installs next to the conserver's redis==4.6.0 pin and imports."""
+"""The built wheel installs next to the conserver's redis==4.6.0 pin, imports, and
+drives a real Redis through redis-py 4.6 (timeouts, retries, scripts, RedisJSON)."""
 
 from __future__ import annotations
 
@@ -57,8 +58,37 @@ def sh(*args: str) -> str:
     return result.stdout
 
 
+REDIS_46_PROBE = """
+import json, sys, uuid
+import redis
+from conserver_supabase import CacheError, StorageConfig
+from conserver_supabase.cache import RedisCache
+assert redis.__version__ == "4.6.0", redis.__version__
+url, unreachable = sys.argv[1], sys.argv[2]
+cache = RedisCache.from_config(StorageConfig.from_options({"redis_url": url, "cache_ttl": 60}))
+vcon_uuid = str(uuid.uuid4())
+assert cache.has_json_module()
+assert cache.write(vcon_uuid, json.dumps({"uuid": vcon_uuid}), mode="overwrite", lists=["q"])
+assert cache.read("vcon:" + vcon_uuid, vcon_uuid) == {"uuid": vcon_uuid}
+assert cache.client.type("vcon:" + vcon_uuid) == b"ReJSON-RL"
+assert 0 < cache.client.ttl("vcon:" + vcon_uuid) <= 60
+assert cache.client.lpop("q").decode() == vcon_uuid
+assert cache.delete(vcon_uuid)
+down = RedisCache.from_config(StorageConfig.from_options({"redis_url": unreachable}))
+try:
+    down.read("vcon:x", "x")
+except CacheError as exc:
+    assert exc.unavailable, exc
+else:
+    raise AssertionError("no CacheError")
+print("ok")
+"""
+
+
 @pytest.mark.parametrize("python", interpreters())
-def test_wheel_installs_beside_redis_4_6_pin(python: str, wheel: Path, tmp_path: Path) -> None:
+def test_wheel_installs_beside_redis_4_6_pin(
+    python: str, wheel: Path, tmp_path: Path, redis_json_url: str, unreachable_redis_url: str
+) -> None:
     if not Path(python).exists():
         pytest.fail(f"{python}: the supported Python is not installed here")
     venv = tmp_path / "venv"
@@ -91,3 +121,7 @@ def test_wheel_installs_beside_redis_4_6_pin(python: str, wheel: Path, tmp_path:
     assert sh(str(venv / "bin" / "conserver-supabase"), "migrate", "--print").startswith(
         "-- conserver-supabase database migrations"
     )
+    probe_result = sh(
+        str(venv / "bin" / "python"), "-c", REDIS_46_PROBE, redis_json_url, unreachable_redis_url
+    )
+    assert probe_result.strip() == "ok"
