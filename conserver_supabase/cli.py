@@ -59,20 +59,45 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="save, load, re-save and delete generated vCons, with timings",
+        help="save, read, re-save and delete generated vCons through the storage, with timings",
         description=(
-            "Drive a short session against the database and print per-operation timings. "
-            "With no database configured it starts an embedded PostgreSQL (needs the "
-            "'embedded' extra), applies the migrations and removes everything afterwards. "
-            "With --database-url (or SUPABASE_DB_URL) it uses that database, applies "
-            "pending migrations, and touches only the vCons it creates."
+            "Drive a short session through the whole storage (database, Redis cache, a "
+            "chain list, the conserver's save path) and print per-operation timings. "
+            "Without --database-url / --redis-url it starts an embedded PostgreSQL and an "
+            "embedded Redis with RedisJSON (needs the 'embedded' extra) and removes them "
+            "afterwards. With them it applies pending migrations and touches only the "
+            "vCons and the chain list it creates."
         ),
     )
     demo.add_argument(
         "--database-url", metavar="URL", help="use this PostgreSQL instead of an embedded one"
     )
+    demo.add_argument(
+        "--redis-url", metavar="URL", help="use this Redis instead of an embedded one"
+    )
     demo.add_argument("--count", type=int, default=20, help="vCons to generate (default 20)")
     demo.set_defaults(handler=_demo)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the configuration against the database and Redis",
+        description=(
+            "Check that the database is reachable, the key accepted, the SQL functions "
+            "installed and (with a connection string) the migrations current; that Redis "
+            "answers, whether it has RedisJSON, and that the chain lists are lists. "
+            "Options come from the environment, or from a conserver's config.yml with "
+            "--config. Writes nothing to the database. Exit code 1 when a check fails."
+        ),
+    )
+    doctor.add_argument(
+        "--config", metavar="PATH", help="read the options from this conserver config.yml"
+    )
+    doctor.add_argument(
+        "--storage",
+        metavar="NAME",
+        help="the entry under 'storages:' (default: the one with module conserver_supabase)",
+    )
+    doctor.set_defaults(handler=_doctor)
     return parser
 
 
@@ -106,19 +131,36 @@ def _demo(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
     from .demo import run_demo
-    from .embedded import EmbeddedPostgres
+    from .embedded import EmbeddedPostgres, EmbeddedRedis
 
     if args.count < 1:
         raise ConfigurationError("--count must be at least 1")
-    options = {"database_url": args.database_url} if args.database_url else {}
-    config = StorageConfig.from_options(options)
     with ExitStack() as stack:
-        if config.database_url is None:
-            print("starting an embedded PostgreSQL (no database configured) ...")
-            embedded = stack.enter_context(EmbeddedPostgres())
-            config = StorageConfig.from_options({"database_url": embedded.url})
+        database_url = args.database_url
+        if not database_url:
+            print("starting an embedded PostgreSQL (no --database-url given) ...")
+            database_url = stack.enter_context(EmbeddedPostgres()).url
+        redis_url = args.redis_url
+        if not redis_url:
+            print("starting an embedded Redis with RedisJSON (no --redis-url given) ...")
+            redis_url = stack.enter_context(EmbeddedRedis()).url
+        config = StorageConfig.from_options({"database_url": database_url, "redis_url": redis_url})
         run_demo(config, count=args.count, out=sys.stdout)
     return EXIT_OK
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .doctor import load_conserver_options, run_doctor
+
+    if args.storage and not args.config:
+        raise ConfigurationError("--storage needs --config PATH")
+    options = load_conserver_options(Path(args.config), args.storage) if args.config else None
+    config = StorageConfig.from_options(options)
+    config.require_database()
+    checks = run_doctor(config, sys.stdout)
+    return EXIT_FAILED if any(check.status == "FAIL" for check in checks) else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

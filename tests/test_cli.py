@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 
 from conserver_supabase import migrations
+
+from .conftest import unavailable
+from .postgrest_standin import PostgrestStandIn
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -79,21 +84,134 @@ def test_migrate_applies_then_reports_up_to_date(empty_database_url: str) -> Non
 
 
 @pytest.mark.integration
-def test_demo_on_a_given_database_leaves_nothing_behind(empty_database_url: str) -> None:
-    result = run("demo", "--count", "3", "--database-url", empty_database_url)
+def test_demo_on_a_given_database_and_redis_leaves_nothing_behind(
+    empty_database_url: str, redis_json_url: str
+) -> None:
+    result = run(
+        "demo", "--count", "3", "--database-url", empty_database_url, "--redis-url", redis_json_url
+    )
     assert result.returncode == 0, result.stderr
-    assert "round trip identical: 3/3" in result.stdout
+    assert "identical after get: 3/3 from the cache, 3/3 from the database" in result.stdout
+    assert "cache keys are ReJSON-RL" in result.stdout
+    assert "chain list got 12/12 uuids" in result.stdout
     assert "deleted 3/3" in result.stdout
     with psycopg.connect(empty_database_url) as conn:
         assert conn.execute("SELECT count(*) FROM vcons").fetchone() == (0,)
+    assert redis.Redis.from_url(redis_json_url).dbsize() == 0
 
 
 @pytest.mark.integration
-def test_demo_with_no_configuration_runs_on_embedded_postgres() -> None:
-    """The README's main command: no Supabase account, nothing installed by hand."""
+def test_demo_with_no_configuration_runs_on_embedded_services() -> None:
+    """The README's main command: no Supabase account, no Redis, nothing installed by hand."""
     result = run("demo", "--count", "2")
-    if result.returncode != 0 and "pgserver" in result.stderr:
-        pytest.skip("embedded extra not installed")
+    if result.returncode != 0 and "[embedded]" in result.stderr:
+        unavailable("the embedded extra is not installed")
     assert result.returncode == 0, result.stderr
     assert "starting an embedded PostgreSQL" in result.stdout
-    assert "round trip identical: 2/2" in result.stdout
+    assert "starting an embedded Redis with RedisJSON" in result.stdout
+    assert "identical after get: 2/2 from the cache, 2/2 from the database" in result.stdout
+
+
+class TestDoctor:
+    def test_without_a_database_it_says_what_to_set(self) -> None:
+        result = run("doctor")
+        assert result.returncode == 2
+        assert "no database configured" in result.stderr
+
+    @pytest.mark.integration
+    def test_a_healthy_setup_passes(
+        self, database_url: str, redis_json_url: str, tmp_path: Path
+    ) -> None:
+        config = tmp_path / "config.yml"
+        config.write_text(
+            "storages:\n"
+            "  files:\n    module: storage.file\n"
+            "  supabase:\n    module: conserver_supabase\n    options:\n"
+            "      database_url: ${SUPABASE_DB_URL}\n"
+            "      chain_lists: [egress]\n"
+        )
+        result = run(
+            "doctor",
+            "--config",
+            str(config),
+            env={"SUPABASE_DB_URL": database_url, "REDIS_URL": redis_json_url},
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "ok    database: postgres transport" in result.stdout
+        assert "migrations current" in result.stdout
+        assert "ok    redis:" in result.stdout
+        assert "RedisJSON loaded; new cache keys are RedisJSON" in result.stdout
+        assert "ok    chain lists: egress (0 queued)" in result.stdout
+        assert "all checks passed" in result.stdout
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT count(*) FROM vcons").fetchone() == (0,)
+        assert redis.Redis.from_url(redis_json_url).dbsize() == 0
+
+    @pytest.mark.integration
+    def test_every_failure_is_named_with_its_fix(
+        self, empty_database_url: str, redis_plain_url: str
+    ) -> None:
+        result = run(
+            "doctor", env={"SUPABASE_DB_URL": empty_database_url, "REDIS_URL": redis_plain_url}
+        )
+        assert result.returncode == 1
+        assert "FAIL  database" in result.stdout
+        assert "run `conserver-supabase migrate`" in result.stdout
+        assert "warn  redis:" in result.stdout
+        assert "RedisJSON not loaded" in result.stdout
+
+    @pytest.mark.integration
+    def test_wrong_list_type_and_unreachable_redis(
+        self, database_url: str, redis_json_url: str, unreachable_redis_url: str, tmp_path: Path
+    ) -> None:
+        redis.Redis.from_url(redis_json_url).set("broken", "x")
+        config = tmp_path / "config.yml"
+        config.write_text(
+            "storages:\n  mine:\n    module: conserver_supabase\n    options:\n"
+            f"      database_url: {database_url}\n"
+            f"      redis_url: {redis_json_url}\n"
+            "      chain_lists: [broken]\n"
+        )
+        result = run("doctor", "--config", str(config), "--storage", "mine")
+        assert result.returncode == 1
+        assert "FAIL  chain lists: broken holds a string, not a list" in result.stdout
+        secret = "hunter2-redis"
+        down = run(
+            "doctor",
+            env={
+                "SUPABASE_DB_URL": database_url,
+                "REDIS_URL": unreachable_redis_url.replace("//", f"//:{secret}@"),
+            },
+        )
+        assert down.returncode == 1
+        assert "FAIL  redis: probe failed" in down.stdout
+        assert "is unavailable" in down.stdout
+        assert secret not in down.stdout + down.stderr
+
+    @pytest.mark.integration
+    def test_through_postgrest_a_wrong_key_is_named(
+        self, database_url: str, redis_json_url: str
+    ) -> None:
+        with PostgrestStandIn(database_url, key="right") as server:
+            good = run(
+                "doctor",
+                env={"SUPABASE_URL": server.url, "SUPABASE_SERVICE_ROLE_KEY": "right",
+                     "REDIS_URL": redis_json_url},
+            )  # fmt: skip
+            bad = run(
+                "doctor",
+                env={"SUPABASE_URL": server.url, "SUPABASE_SERVICE_ROLE_KEY": "wrong",
+                     "REDIS_URL": redis_json_url},
+            )  # fmt: skip
+        assert good.returncode == 0, good.stdout + good.stderr
+        assert "reachable, key accepted, functions installed" in good.stdout
+        assert bad.returncode == 1
+        assert "service-role key" in bad.stdout
+        assert "wrong" not in bad.stdout.replace("wrong kind", "")
+
+    def test_a_config_without_our_storage_is_a_usage_error(self, tmp_path: Path) -> None:
+        config = tmp_path / "config.yml"
+        config.write_text("storages:\n  files:\n    module: storage.file\n")
+        result = run("doctor", "--config", str(config))
+        assert result.returncode == 2
+        assert "no storage uses module conserver_supabase" in result.stderr

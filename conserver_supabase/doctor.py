@@ -1,0 +1,148 @@
+"""``conserver-supabase doctor``: check a configuration against the real services.
+
+Each check prints one line, ``ok``, ``warn`` or ``FAIL``, and says how to fix what
+failed. Nothing in the database is written; in Redis only a probe key with a 60 s
+TTL is written and removed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import migrations
+from ._boundary import cache_errors
+from .cache import RedisCache
+from .config import StorageConfig
+from .database import open_database
+from .errors import ConfigurationError, ConserverSupabaseError
+
+__all__ = ["Check", "load_conserver_options", "run_doctor"]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """The outcome of one check."""
+
+    name: str
+    status: str  # "ok" | "warn" | "FAIL"
+    detail: str
+
+
+def load_conserver_options(path: Path, storage: str | None) -> Mapping[str, Any] | None:
+    """Return the ``options:`` of our storage in a conserver's config.yml.
+
+    ``storage`` names the entry under ``storages:``; by default the one whose
+    ``module`` is ``conserver_supabase``.
+    """
+    try:
+        import yaml  # type: ignore[import-untyped]  # PyYAML ships no type stubs
+    except ImportError:  # pragma: no cover - the conserver always has PyYAML
+        raise ConfigurationError("reading config.yml needs PyYAML: pip install pyyaml") from None
+    try:
+        loaded = yaml.safe_load(path.read_text("utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc}") from None
+    storages = (loaded or {}).get("storages") if isinstance(loaded, dict) else None
+    if not isinstance(storages, dict):
+        raise ConfigurationError(f"{path} has no 'storages:' section")
+    if storage is None:
+        ours = [n for n, e in storages.items() if (e or {}).get("module") == "conserver_supabase"]
+        if not ours:
+            raise ConfigurationError(
+                f"{path}: no storage uses module conserver_supabase "
+                f"(storages: {', '.join(map(str, storages)) or 'none'})"
+            )
+        storage = ours[0]
+    entry = storages.get(storage)
+    if not isinstance(entry, dict):
+        raise ConfigurationError(f"{path}: no storage named {storage!r} under 'storages:'")
+    options = entry.get("options")
+    return options if isinstance(options, Mapping) else None
+
+
+def run_doctor(config: StorageConfig, out: TextIO) -> list[Check]:
+    """Run every check, print one line each to ``out``; return the checks."""
+    checks: list[Check] = []
+
+    def record(name: str, probe: Callable[[], tuple[str, str]]) -> None:
+        try:
+            status, detail = probe()
+        except ConserverSupabaseError as exc:
+            status, detail = "FAIL", str(exc)
+        checks.append(Check(name, status, detail))
+        print(f"{status:<5} {name}: {detail}", file=out)
+
+    summary = ", ".join(f"{k}={v}" for k, v in config.describe().items())
+    print(f"configuration: {summary}", file=out)
+    record("database", lambda: _check_database(config))
+    cache = RedisCache.from_config(config)
+    try:
+        record("redis", lambda: _check_redis(cache, config))
+        if config.chain_lists:
+            record("chain lists", lambda: _check_lists(cache, config))
+    finally:
+        cache.close()
+    failed = sum(check.status == "FAIL" for check in checks)
+    print("all checks passed" if not failed else f"{failed} check(s) failed", file=out)
+    return checks
+
+
+def _check_database(config: StorageConfig) -> tuple[str, str]:
+    database = open_database(config)
+    try:
+        # Reading a uuid that does not exist proves: reachable, key accepted,
+        # functions installed and executable. It writes nothing.
+        database.load(str(uuid.uuid4()))
+    finally:
+        database.close()
+    where = f"{config.transport} transport, schema {config.schema}"
+    if config.database_url is not None:
+        waiting = migrations.pending(config.database_url.reveal(), config.schema)
+        if waiting:
+            names = ", ".join(f"{m.version:04d}_{m.name}" for m in waiting)
+            return "FAIL", f"{where}: migrations pending ({names}): run conserver-supabase migrate"
+        return "ok", f"{where}: reachable, functions installed, migrations current"
+    return "ok", f"{where}: reachable, key accepted, functions installed"
+
+
+def _check_redis(cache: RedisCache, config: StorageConfig) -> tuple[str, str]:
+    has_json = cache.has_json_module()
+    probe = str(uuid.uuid4())
+    cache.write(probe, '{"probe": true}', mode="fill")  # scripts allowed, JSON.SET allowed
+    cache.delete(probe)
+    fmt = {"auto": "RedisJSON" if has_json else "JSON strings", "json": "RedisJSON"}.get(
+        config.cache_format, "JSON strings"
+    )
+    detail = (
+        f"{cache.location}: reachable, RedisJSON {'loaded' if has_json else 'not loaded'}; "
+        f"new cache keys are {fmt}, TTL {config.cache_ttl} s"
+    )
+    if not has_json and config.cache_key_prefix == "vcon:":
+        return "warn", detail + (
+            "; a conserver keeps its vCons as RedisJSON: point redis_url at its Redis Stack"
+        )
+    return "ok", detail
+
+
+def _check_lists(cache: RedisCache, config: StorageConfig) -> tuple[str, str]:
+    with cache_errors("chain list check", None, cache.location):
+        pipe = cache.client.pipeline(transaction=False)
+        for name in config.chain_lists:
+            pipe.type(name)
+            pipe.llen(name)
+        replies = pipe.execute(raise_on_error=False)
+    parts, broken = [], []
+    for index, name in enumerate(config.chain_lists):
+        kind, length = replies[2 * index], replies[2 * index + 1]
+        kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        if kind not in ("list", "none"):
+            broken.append(f"{name} holds a {kind}, not a list")
+        else:
+            parts.append(f"{name} ({length if kind == 'list' else 0} queued)")
+    if broken:
+        return "FAIL", "; ".join(broken) + ": rename the list in chain_lists or remove that key"
+    return "ok", ", ".join(parts)
