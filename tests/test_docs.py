@@ -36,3 +36,17 @@ def test_example_configuration_builds() -> None:
     assert config.database_url is None
     assert config.redis_url.reveal() == "redis://localhost:6379/0"
     assert config.cache_key_prefix == "vcon:"
+
+
+def test_every_error_and_command_is_documented() -> None:
+    import conserver_supabase
+    from conserver_supabase.cli import _parser
+
+    errors_doc = (ROOT / "docs" / "errors.md").read_text()
+    for name in conserver_supabase.__all__:
+        if name.endswith("Error"):
+            assert re.search(rf"\b{name}\b", errors_doc), name
+    readme = (ROOT / "README.md").read_text()
+    commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for command in commands:
+        assert f"conserver-supabase {command}" in readme or f"make {command}" in readme, command
