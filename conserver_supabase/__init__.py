@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from uuid import UUID
 
 from ._version import __version__
 from .config import DEFAULT_OPTIONS, StorageConfig
@@ -66,7 +67,7 @@ default_options: dict[str, Any] = {
 }
 
 
-def save(vcon_uuid: str, opts: Mapping[str, Any] | None = None) -> None:
+def save(vcon_uuid: str | UUID, opts: Mapping[str, Any] | None = None) -> None:
     """Save the vCon the conserver holds in Redis at ``vcon:{vcon_uuid}``.
 
     Validates it, commits it to the database, refreshes the cache TTL and pushes
@@ -77,11 +78,11 @@ def save(vcon_uuid: str, opts: Mapping[str, Any] | None = None) -> None:
     SupabaseStorage.for_options(opts).save_working_copy(vcon_uuid)
 
 
-def get(vcon_uuid: str, opts: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+def get(vcon_uuid: str | UUID, opts: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """Return the vCon (Redis first, then the database), or ``None`` when it does not exist."""
     return SupabaseStorage.for_options(opts).get_vcon(vcon_uuid)
 
 
-def delete(vcon_uuid: str, opts: Mapping[str, Any] | None = None) -> bool:
+def delete(vcon_uuid: str | UUID, opts: Mapping[str, Any] | None = None) -> bool:
     """Delete the vCon from the database, then from Redis; return whether it existed."""
     return SupabaseStorage.for_options(opts).delete_vcon(vcon_uuid)

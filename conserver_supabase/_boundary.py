@@ -145,9 +145,12 @@ def database_errors(operation: str, vcon_uuid: str | None = None) -> Iterator[No
 _REDIS_HINTS: Final = {
     "WRONGTYPE": "another program uses this key for something else: change "
     "'cache_key_prefix' or the chain list name",
-    "NOPERM": "the Redis user lacks a permission this storage needs (EVALSHA, JSON.*, RPUSH)",
     "cache_format is json": "set cache_format to auto or string, or load the RedisJSON module",
 }
+_REDIS_PERMISSION_HINT: Final = (
+    "the Redis user lacks a permission this storage needs: EVALSHA/EVAL, TYPE, GET, SET, "
+    "EXPIRE, DEL, RPUSH and JSON.GET/JSON.SET on the cache keys and chain lists"
+)
 _REDIS_AUTH_HINT: Final = (
     "Redis refused the credentials: put user and password in redis_url "
     "(redis://USER:PASSWORD@host:6379/0)"
@@ -177,7 +180,12 @@ def cache_errors(operation: str, vcon_uuid: str | None, location: str) -> Iterat
             text = f"{operation}{subject} failed: {location} is unavailable: {message}"
         else:
             text = f"{operation}{subject} failed: {location} answered: {message}"
-        hint = _REDIS_AUTH_HINT if auth else None
+        if auth:
+            hint: str | None = _REDIS_AUTH_HINT
+        elif isinstance(exc, redis.exceptions.NoPermissionError):
+            hint = _REDIS_PERMISSION_HINT
+        else:
+            hint = None
         hint = hint or next((h for p, h in _REDIS_HINTS.items() if message.startswith(p)), None)
         if hint:
             text += f" ({hint})"

@@ -25,7 +25,7 @@ from typing import Any, Final, Literal
 
 from ._boundary import cache_errors
 from .config import StorageConfig, redact_url
-from .errors import CacheError
+from .errors import CacheError, ConfigurationError
 
 __all__ = ["CONSERVER_KEY_PREFIX", "RedisCache", "WriteMode", "connect"]
 
@@ -40,22 +40,29 @@ WriteMode = Literal["overwrite", "fill", "touch"]
 
 _JSON_TYPE: Final = "ReJSON-RL"
 
-# KEYS[1] cache key, KEYS[2..] chain lists. ARGV[1] document (JSON text), ARGV[2] TTL
-# seconds, ARGV[3] format for a new key (auto|json|string), ARGV[4] mode, ARGV[5] uuid.
+# KEYS[1] cache key, KEYS[2] its version key, KEYS[3..] chain lists. ARGV[1] document
+# (JSON text), ARGV[2] TTL seconds, ARGV[3] format for a new key (auto|json|string),
+# ARGV[4] mode, ARGV[5] uuid, ARGV[6] the saved version (0: unknown, a fill).
 # Returns 1 when the document was written, 0 when the key was left as it was.
 _WRITE: Final = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'none' and kind ~= 'string' and kind ~= 'ReJSON-RL' then
   return redis.error_reply('WRONGTYPE cache key ' .. KEYS[1] .. ' holds a ' .. kind)
 end
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   local list_kind = redis.call('TYPE', KEYS[i])['ok']
   if list_kind ~= 'none' and list_kind ~= 'list' then
     return redis.error_reply('WRONGTYPE chain list ' .. KEYS[i] .. ' holds a ' .. list_kind)
   end
 end
 local mode = ARGV[4]
-local write = kind == 'none' or mode == 'overwrite'
+local version = tonumber(ARGV[6])
+local cached_version = 0
+if version > 0 then
+  cached_version = tonumber(redis.call('GET', KEYS[2])) or 0
+end
+-- a save that committed earlier than the cached one must not replace it
+local write = (kind == 'none' or mode == 'overwrite') and cached_version <= version
 if write then
   if kind == 'ReJSON-RL' or (kind == 'none' and ARGV[3] ~= 'string') then
     local reply = redis.pcall('JSON.SET', KEYS[1], '$', ARGV[1])
@@ -73,10 +80,13 @@ if write then
     redis.call('SET', KEYS[1], ARGV[1])
   end
 end
-if write or mode == 'touch' then
+if write or (mode == 'touch' and kind ~= 'none') then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
+  if version > 0 and version >= cached_version then
+    redis.call('SET', KEYS[2], version, 'EX', ARGV[2])
+  end
 end
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   redis.call('RPUSH', KEYS[i], ARGV[5])
 end
 if write then return 1 end
@@ -108,22 +118,30 @@ def connect(config: StorageConfig) -> Any:
     Timeouts and retries are set explicitly because redis-py's defaults differ
     between 4.6 (none) and 8.x (5 s, several retries): ``redis_timeout`` bounds
     connecting and every command, and a command is retried once, at once, only
-    when its connection broke (a pooled connection Redis closed), never on a timeout.
+    when its connection broke (a pooled connection Redis closed), never on a timeout
+    (the write script pushes onto lists: it must not run twice because it was slow).
+    No health-check interval: on redis-py 4.6 a failing health check during the
+    connection handshake recurses until ``RecursionError``.
     """
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    return redis.Redis.from_url(
-        config.redis_url.reveal(),
-        socket_timeout=config.redis_timeout,
-        socket_connect_timeout=config.redis_timeout,
-        retry_on_timeout=False,
-        retry=Retry(NoBackoff(), 1),
-        retry_on_error=[redis.exceptions.ConnectionError],
-        health_check_interval=30,
-        client_name="conserver-supabase",
-    )
+    broken = (redis.exceptions.ConnectionError,)
+    try:
+        return redis.Redis.from_url(
+            config.redis_url.reveal(),
+            socket_timeout=config.redis_timeout,
+            socket_connect_timeout=config.redis_timeout,
+            retry_on_timeout=False,
+            retry=Retry(NoBackoff(), 1, supported_errors=broken),
+            retry_on_error=list(broken),
+            client_name="conserver-supabase",
+        )
+    except ValueError as exc:  # redis-py's URL parser: bad db number, bad query value
+        raise ConfigurationError(
+            f"option 'redis_url' cannot be used: {exc}", option="redis_url"
+        ) from None
 
 
 class RedisCache:
@@ -163,6 +181,14 @@ class RedisCache:
         """Return the cache key of a vCon."""
         return f"{self.prefix}{vcon_uuid}"
 
+    def version_key(self, vcon_uuid: str) -> str:
+        """Return the key that remembers which saved version the cache holds.
+
+        Outside the ``vcon:`` namespace on purpose: whatever scans ``vcon:*`` finds
+        only vCons.
+        """
+        return f"conserver_supabase:version:{self.prefix}{vcon_uuid}"
+
     def read(self, key: str, vcon_uuid: str, operation: str = "cache read") -> Any:
         """Return the JSON value stored at ``key`` (either type), or ``None`` when absent."""
         with cache_errors(operation, vcon_uuid, self.location):
@@ -184,19 +210,22 @@ class RedisCache:
         document: str,
         *,
         mode: WriteMode,
+        version: int = 0,
         lists: Sequence[str] = (),
     ) -> bool:
         """Write ``document`` (JSON text) to the vCon's key, then RPUSH the uuid onto ``lists``.
 
-        Returns whether the document was written (``fill`` and ``touch`` leave an
-        existing key's value alone). Raises :class:`CacheError`; then nothing was
-        written, unless the failure was a lost connection or a timeout, after which
-        the outcome is unknown.
+        ``version`` is the database version just saved: the cache never goes back to
+        an older version than the one it holds (two saves of one uuid can reach Redis
+        in the opposite order of their commits). Returns whether the document was
+        written (``fill`` and ``touch`` leave an existing key's value alone). Raises
+        :class:`CacheError`; then nothing was written, unless the failure was a lost
+        connection or a timeout, after which the outcome is unknown.
         """
         with cache_errors(f"cache {mode}", vcon_uuid, self.location):
             written = self._write(
-                keys=[self.key(vcon_uuid), *lists],
-                args=[document, self.ttl, self.new_key_format, mode, vcon_uuid],
+                keys=[self.key(vcon_uuid), self.version_key(vcon_uuid), *lists],
+                args=[document, self.ttl, self.new_key_format, mode, vcon_uuid, version],
             )
         return bool(written)
 
@@ -217,9 +246,13 @@ class RedisCache:
         return failed
 
     def delete(self, vcon_uuid: str) -> bool:
-        """Remove the vCon's key; return whether it existed."""
+        """Remove the vCon's key (and its version key); return whether it was cached."""
         with cache_errors("cache delete", vcon_uuid, self.location):
-            return bool(self.client.delete(self.key(vcon_uuid)))
+            pipe = self.client.pipeline(transaction=True)
+            pipe.exists(self.key(vcon_uuid))
+            pipe.delete(self.key(vcon_uuid), self.version_key(vcon_uuid))
+            existed, _deleted = pipe.execute()
+        return bool(existed)
 
     def has_json_module(self) -> bool:
         """Whether the server runs RedisJSON (what ``cache_format: auto`` writes)."""

@@ -247,6 +247,12 @@ def _check_url(option: str, url: str, schemes: tuple[str, ...], hint: str) -> st
         parts = urlsplit(url)
     except ValueError:
         raise ConfigurationError(f"option {option!r} is not a valid URL", option=option) from None
+    try:
+        parts.port  # noqa: B018 - urllib checks the port only when asked
+    except ValueError:
+        raise ConfigurationError(
+            f"option {option!r} has an invalid port (got {redact_url(url)!r})", option=option
+        ) from None
     if parts.scheme not in schemes:
         raise ConfigurationError(
             f"option {option!r} must start with {' or '.join(s + '://' for s in schemes)} "
@@ -350,6 +356,14 @@ class StorageConfig:
             raise ConfigurationError(
                 "option 'cache_key_prefix' must not be empty", option="cache_key_prefix"
             )
+        cache_format = _as_choice("cache_format", values["cache_format"], CACHE_FORMATS)
+        if cache_format == "string" and prefix == "vcon:":
+            raise ConfigurationError(
+                "option 'cache_format' is 'string' but the cache keys are the conserver's "
+                "vcon:{uuid}, which it reads with JSON.GET: a string there breaks it. "
+                "Use cache_format: auto, or another cache_key_prefix",
+                option="cache_format",
+            )
         return cls(
             url=url,
             key=Secret(_as_str("key", key)) if key is not None else None,
@@ -363,7 +377,7 @@ class StorageConfig:
                 minimum=1,
             ),
             cache_key_prefix=prefix,
-            cache_format=_as_choice("cache_format", values["cache_format"], CACHE_FORMATS),
+            cache_format=cache_format,
             cache_errors=_as_choice("cache_errors", values["cache_errors"], CACHE_ERROR_POLICIES),
             redis_timeout=_as_float("redis_timeout", values["redis_timeout"], minimum=0.0),
             chain_lists=_as_name_list("chain_lists", values["chain_lists"]),

@@ -1,8 +1,8 @@
 """``conserver-supabase doctor``: check a configuration against the real services.
 
 Each check prints one line, ``ok``, ``warn`` or ``FAIL``, and says how to fix what
-failed. Nothing in the database is written; in Redis only a probe key with a 60 s
-TTL is written and removed.
+failed. Nothing in the database is written; in Redis only a probe key is written
+(with the cache TTL) and removed at once.
 """
 
 from __future__ import annotations
@@ -44,8 +44,14 @@ def load_conserver_options(path: Path, storage: str | None) -> Mapping[str, Any]
         raise ConfigurationError("reading config.yml needs PyYAML: pip install pyyaml") from None
     try:
         loaded = yaml.safe_load(path.read_text("utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc}") from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        # PyYAML's message quotes the offending line, which may hold a key: say where only.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigurationError(f"cannot parse {path}{where}: {problem}") from None
     storages = (loaded or {}).get("storages") if isinstance(loaded, dict) else None
     if not isinstance(storages, dict):
         raise ConfigurationError(f"{path} has no 'storages:' section")

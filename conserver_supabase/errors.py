@@ -140,15 +140,28 @@ class ChainPushError(ConserverSupabaseError):
     """The vCon is saved, but its uuid did not reach every chain list.
 
     ``lists`` are the lists that did not get the uuid. The save itself is
-    committed; re-pushing is the caller's (or ``requeue``'s) job.
+    committed; re-pushing is the caller's job. After ``save_many``, ``vcon_uuids``
+    names every vCon whose uuid was not pushed (``vcon_uuid`` is the first of them).
     """
 
-    def __init__(self, vcon_uuid: str, lists: Sequence[str], reason: str) -> None:
+    def __init__(
+        self,
+        vcon_uuid: str,
+        lists: Sequence[str],
+        reason: str,
+        *,
+        vcon_uuids: Sequence[str] = (),
+    ) -> None:
         names = ", ".join(lists)
+        uuids = tuple(vcon_uuids) or (vcon_uuid,)
+        subject = _describe(vcon_uuid) if len(uuids) == 1 else f"{len(uuids)} vCons"
+        verb = "was" if len(uuids) == 1 else "were"
+        listed = "" if len(uuids) == 1 else f" ({', '.join(uuids)})"
         super().__init__(
-            f"{_describe(vcon_uuid)} was saved but could not be pushed onto "
+            f"{subject}{listed} {verb} saved but could not be pushed onto "
             f"chain list(s) {names}: {reason}"
         )
         self.vcon_uuid = vcon_uuid
+        self.vcon_uuids = uuids
         self.lists = tuple(lists)
         self.reason = reason

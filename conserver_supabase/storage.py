@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
+from uuid import UUID
 
 from .cache import CONSERVER_KEY_PREFIX, RedisCache, WriteMode
 from .config import StorageConfig
@@ -60,6 +61,7 @@ class SupabaseStorage:
         self._database = open_database(config) if database is None else database
         self._cache = RedisCache.from_config(config, client=redis_client)
         self._health = _CacheHealth()
+        self._shared = False
 
     @classmethod
     def for_options(cls, options: Mapping[str, Any] | None = None) -> SupabaseStorage:
@@ -75,7 +77,9 @@ class SupabaseStorage:
             with _shared_lock:
                 storage = _shared.get(slot)
                 if storage is None:
-                    storage = _shared[slot] = cls(config)
+                    storage = cls(config)
+                    storage._shared = True
+                    _shared[slot] = storage
         return storage
 
     # --- writes -----------------------------------------------------------------
@@ -103,23 +107,44 @@ class SupabaseStorage:
         documents = [_as_document(vcon) for vcon in vcons]
         uuids = [validate_vcon(document) for document in documents]
         versions = self._database.save_many(documents)
+        # Every vCon is committed now: refresh every cache entry and push every uuid
+        # before reporting what failed, so one broken list does not hold back the rest.
+        unpushed: list[ChainPushError] = []
+        cache_failure: CacheError | None = None
         for vcon_uuid, document in zip(uuids, documents, strict=True):
-            self._after_save(vcon_uuid, _dumps(document), "overwrite", versions[vcon_uuid])
+            try:
+                self._after_save(vcon_uuid, _dumps(document), "overwrite", versions[vcon_uuid])
+            except ChainPushError as exc:
+                unpushed.append(exc)
+            except CacheError as exc:  # cache_errors: raise
+                cache_failure = cache_failure or exc
+        if unpushed:
+            lists = list(dict.fromkeys(name for exc in unpushed for name in exc.lists))
+            reasons = "; ".join(dict.fromkeys(exc.reason for exc in unpushed))
+            raise ChainPushError(
+                unpushed[0].vcon_uuid,
+                lists,
+                reasons,
+                vcon_uuids=[exc.vcon_uuid for exc in unpushed],
+            ) from unpushed[0]
+        if cache_failure is not None:
+            raise cache_failure
         return versions
 
-    def save_working_copy(self, vcon_uuid: str) -> int:
+    def save_working_copy(self, vcon_uuid: str | UUID) -> int:
         """Save the vCon the conserver holds in Redis at ``vcon:{uuid}``; return its version.
 
         This is what the conserver's ``save(vcon_uuid, opts)`` does. A missing working
         copy raises :class:`VconNotFoundError`; an unreadable one :class:`CacheError`.
         """
-        key = f"{CONSERVER_KEY_PREFIX}{vcon_uuid}"
-        document = self._cache.read(key, vcon_uuid, "working copy read")
+        given = str(vcon_uuid)  # the conserver's API hands over uuid.UUID objects
+        key = f"{CONSERVER_KEY_PREFIX}{given}"
+        document = self._cache.read(key, given, "working copy read")
         if document is None:
             raise VconNotFoundError(
-                vcon_uuid, where=f"Redis (key {key}, where the conserver keeps the vCon)"
+                given, where=f"Redis (key {key}, where the conserver keeps the vCon)"
             )
-        canonical = validate_vcon(document, expected_uuid=vcon_uuid)
+        canonical = validate_vcon(document, expected_uuid=given)
         version = self._database.save(document, canonical)
         # When the working copy is our cache key it already holds this document (or a
         # newer one a link wrote meanwhile): renew its TTL rather than rewrite it.
@@ -127,7 +152,7 @@ class SupabaseStorage:
         self._after_save(canonical, _dumps(document), mode, version)
         return version
 
-    def delete_vcon(self, vcon_uuid: str) -> bool:
+    def delete_vcon(self, vcon_uuid: str | UUID) -> bool:
         """Delete a vCon from the database, then from the cache; return whether it existed."""
         canonical = canonical_uuid(vcon_uuid)
         existed = self._database.delete(canonical)
@@ -141,7 +166,7 @@ class SupabaseStorage:
 
     # --- reads ------------------------------------------------------------------
 
-    def get_vcon(self, vcon_uuid: str) -> dict[str, Any] | None:
+    def get_vcon(self, vcon_uuid: str | UUID) -> dict[str, Any] | None:
         """Return the vCon (from the cache, else the database), or ``None``."""
         canonical = canonical_uuid(vcon_uuid)
         cached = self._cached(canonical)
@@ -152,7 +177,7 @@ class SupabaseStorage:
             self._fill(canonical, document)
         return document
 
-    def get_many(self, vcon_uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def get_many(self, vcon_uuids: Sequence[str | UUID]) -> dict[str, dict[str, Any]]:
         """Return ``{uuid: vCon}`` for those that exist; misses take one database call."""
         found: dict[str, dict[str, Any]] = {}
         missing: list[str] = []
@@ -189,7 +214,10 @@ class SupabaseStorage:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        # A shared instance (for_options) serves other callers and threads: leaving a
+        # ``with`` block must not close their pools. close() still does, explicitly.
+        if not self._shared:
+            self.close()
 
     def __repr__(self) -> str:
         return f"SupabaseStorage({self.config!r})"
@@ -199,7 +227,7 @@ class SupabaseStorage:
     def _after_save(self, vcon_uuid: str, document: str, mode: WriteMode, version: int) -> None:
         lists = self.config.chain_lists
         try:
-            self._cache.write(vcon_uuid, document, mode=mode, lists=lists)
+            self._cache.write(vcon_uuid, document, mode=mode, version=version, lists=lists)
         except CacheError as exc:
             failure: CacheError | None = exc
             unpushed: dict[str, str] = {}
@@ -209,7 +237,7 @@ class SupabaseStorage:
                 # Redis answered with an error: the script checked every key before it
                 # wrote anything, so do the two parts apart to see which one is broken.
                 try:
-                    self._cache.write(vcon_uuid, document, mode=mode)
+                    self._cache.write(vcon_uuid, document, mode=mode, version=version)
                     failure = None
                 except CacheError as cache_exc:
                     failure = cache_exc

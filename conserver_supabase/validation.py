@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final, NoReturn
+from uuid import UUID
 
 from .errors import InvalidVconError
 
@@ -63,7 +64,10 @@ _ATTACHMENT_TEXT: Final = ("type", "purpose", "mediatype", "filename", "url")
 
 def canonical_uuid(vcon_uuid: Any) -> str:
     """Return ``vcon_uuid`` in canonical (lowercase) form; raise :class:`InvalidVconError`
-    (field ``uuid``) when it is not a UUID string."""
+    (field ``uuid``) when it is not a UUID. ``uuid.UUID`` objects are accepted (the
+    conserver's HTTP API passes them)."""
+    if isinstance(vcon_uuid, UUID):
+        return str(vcon_uuid)
     if isinstance(vcon_uuid, str) and _UUID.match(vcon_uuid.strip()):
         return vcon_uuid.strip().lower()
     label = vcon_uuid if isinstance(vcon_uuid, str) else None

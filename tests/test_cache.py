@@ -13,6 +13,7 @@ from conserver_supabase import CacheError, StorageConfig
 from conserver_supabase.cache import RedisCache
 
 from .conftest import redis_has_json
+from .faults import FaultServer
 from .vcons import new_uuid
 
 pytestmark = pytest.mark.integration
@@ -50,10 +51,10 @@ class TestNewKeys:
     def test_string_format_is_honoured_on_a_json_server(
         self, redis_json_url: str, client: Any
     ) -> None:
-        cache = make_cache(redis_json_url, cache_format="string")
+        cache = make_cache(redis_json_url, cache_format="string", cache_key_prefix="app:")
         vcon_uuid = new_uuid()
         cache.write(vcon_uuid, DOC, mode="overwrite")
-        assert kind(redis.Redis.from_url(redis_json_url), f"vcon:{vcon_uuid}") == "string"
+        assert kind(redis.Redis.from_url(redis_json_url), f"app:{vcon_uuid}") == "string"
 
     def test_json_format_without_the_module_is_an_error_and_writes_nothing(
         self, redis_plain_url: str
@@ -80,10 +81,11 @@ class TestExistingKeysKeepTheirType:
     def test_a_json_key_stays_json_when_string_is_forced(self, redis_json_url: str) -> None:
         client = redis.Redis.from_url(redis_json_url)
         vcon_uuid = new_uuid()
-        client.json().set(f"vcon:{vcon_uuid}", "$", {"old": True})
-        make_cache(redis_json_url, cache_format="string").write(vcon_uuid, DOC, mode="overwrite")
-        assert kind(client, f"vcon:{vcon_uuid}") == "ReJSON-RL"
-        assert client.json().get(f"vcon:{vcon_uuid}") == json.loads(DOC)
+        client.json().set(f"app:{vcon_uuid}", "$", {"old": True})
+        cache = make_cache(redis_json_url, cache_format="string", cache_key_prefix="app:")
+        cache.write(vcon_uuid, DOC, mode="overwrite")
+        assert kind(client, f"app:{vcon_uuid}") == "ReJSON-RL"
+        assert client.json().get(f"app:{vcon_uuid}") == json.loads(DOC)
 
     def test_a_key_of_another_type_is_refused_untouched(self, redis_url: str, client: Any) -> None:
         vcon_uuid = new_uuid()
@@ -185,3 +187,71 @@ def test_an_unreachable_redis_is_an_unavailable_cache_error(unreachable_redis_ur
     assert caught.value.unavailable is True
     assert "is unavailable" in str(caught.value)
     assert "hunter2" not in str(caught.value)
+
+
+class TestTimeoutsAndRetries:
+    def test_a_command_that_times_out_is_not_retried(self) -> None:
+        """The write script pushes onto lists: a slow reply must not make it run twice."""
+        with FaultServer("silent") as server:
+            cache = make_cache(server.url, redis_timeout=0.3)
+            with pytest.raises(CacheError) as caught:
+                cache.write(new_uuid(), DOC, mode="overwrite", lists=["egress"])
+            assert caught.value.unavailable is True
+            assert "Timeout" in str(caught.value)
+            assert server.connections == 1
+
+    def test_a_broken_connection_is_retried_once_then_reported(self) -> None:
+        """No recursion, no endless reconnects (redis-py 4.6 recursed with health checks)."""
+        with FaultServer("closing") as server:
+            cache = make_cache(server.url, redis_timeout=0.3)
+            with pytest.raises(CacheError) as caught:
+                cache.read("vcon:x", "x")
+            assert caught.value.unavailable is True
+            assert server.connections == 2
+
+
+class TestVersionGuard:
+    def test_an_older_save_never_replaces_a_newer_one(self, redis_url: str, client: Any) -> None:
+        cache = make_cache(redis_url)
+        vcon_uuid = new_uuid()
+        assert cache.write(vcon_uuid, '{"v": 2}', mode="overwrite", version=2) is True
+        assert cache.write(vcon_uuid, '{"v": 1}', mode="overwrite", version=1) is False
+        assert cache.read(f"vcon:{vcon_uuid}", vcon_uuid) == {"v": 2}
+        assert cache.write(vcon_uuid, '{"v": 3}', mode="overwrite", version=3) is True
+        assert cache.read(f"vcon:{vcon_uuid}", vcon_uuid) == {"v": 3}
+        assert client.ttl(cache.version_key(vcon_uuid)) > 0
+        assert client.keys("vcon:*") == [f"vcon:{vcon_uuid}".encode()]  # nothing else there
+
+    def test_a_stale_save_still_reaches_the_chain_lists(self, redis_url: str, client: Any) -> None:
+        cache = make_cache(redis_url)
+        vcon_uuid = new_uuid()
+        cache.write(vcon_uuid, '{"v": 2}', mode="overwrite", version=2)
+        cache.write(vcon_uuid, '{"v": 1}', mode="overwrite", version=1, lists=["egress"])
+        assert client.lrange("egress", 0, -1) == [vcon_uuid.encode()]
+
+    def test_delete_forgets_the_version(self, redis_url: str, client: Any) -> None:
+        """A vCon deleted and created again starts at version 1 in the database."""
+        cache = make_cache(redis_url)
+        vcon_uuid = new_uuid()
+        cache.write(vcon_uuid, '{"v": 5}', mode="overwrite", version=5)
+        assert cache.delete(vcon_uuid) is True
+        assert client.exists(cache.version_key(vcon_uuid)) == 0
+        assert cache.write(vcon_uuid, '{"v": 1}', mode="overwrite", version=1) is True
+
+
+def test_a_missing_permission_names_what_is_needed(redis_url: str, client: Any) -> None:
+    client.acl_setuser(
+        "limited",
+        enabled=True,
+        passwords=["+limited-pw"],
+        keys=["*"],
+        commands=["+@all", "-eval", "-evalsha"],
+    )
+    try:
+        limited = redis_url.replace("redis://", "redis://limited:limited-pw@")
+        with pytest.raises(CacheError, match="lacks a permission") as caught:
+            make_cache(limited).read("vcon:x", "x")
+        assert caught.value.unavailable is False
+        assert "limited-pw" not in str(caught.value)
+    finally:
+        client.acl_deluser("limited")

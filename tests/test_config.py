@@ -183,6 +183,9 @@ class TestCoercionAndValidation:
             0.5,
         )
         assert (build().cache_format, build().cache_errors) == ("auto", "log")
+        assert build({"cache_format": "string", "cache_key_prefix": "app:"}).cache_format == (
+            "string"
+        )
 
     def test_unknown_option_lists_valid_ones(self) -> None:
         with pytest.raises(ConfigurationError) as caught:
@@ -212,6 +215,9 @@ class TestCoercionAndValidation:
             ({"cache_format": "xml"}, "cache_format"),
             ({"cache_errors": "ignore"}, "cache_errors"),
             ({"redis_timeout": 0}, "redis_timeout"),
+            ({"cache_format": "string"}, "cache_format"),  # would break vcon:{uuid}
+            ({"redis_url": "redis://cache:notaport/0"}, "redis_url"),
+            ({"database_url": "postgresql://db:99999/x"}, "database_url"),
         ],
     )
     def test_bad_values_name_the_option(self, opts: dict[str, Any], option: str) -> None:

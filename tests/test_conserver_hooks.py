@@ -102,15 +102,49 @@ def test_save_get_delete_through_the_hooks(
 
 
 def test_save_renews_the_ttl_without_rewriting_the_working_copy(
-    conserver_env: dict[str, str],
+    conserver_env: dict[str, str], database_url: str
 ) -> None:
-    module = import_like_the_conserver()
+    """A link that changes the working copy while save runs keeps its change."""
+    from conserver_supabase.config import StorageConfig
+    from conserver_supabase.database.postgres import PostgresDatabase
+
     document = sample()
     client = put_working_copy(conserver_env["REDIS_URL"], document)
-    module.save(document["uuid"], {"cache_ttl": 77, "chain_lists": []})
     key = f"vcon:{document['uuid']}"
+    database = PostgresDatabase(StorageConfig.from_options({"database_url": database_url}))
+
+    class LinkWritesMeanwhile:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(database, name)
+
+        def save(self, doc: Any, vcon_uuid: str) -> int:
+            version = database.save(doc, vcon_uuid)
+            client.json().set(key, "$.subject", "changed by a link meanwhile")
+            return version
+
+    options = {
+        "cache_ttl": 77,
+        "redis_url": conserver_env["REDIS_URL"],
+        "database_url": database_url,
+    }
+    with SupabaseStorage(options, database=LinkWritesMeanwhile()) as storage:  # type: ignore[arg-type]
+        storage.save_working_copy(document["uuid"])
     assert 70 <= client.ttl(key) <= 77
-    assert client.json().get(key) == document
+    assert client.json().get(key)["subject"] == "changed by a link meanwhile"
+    assert in_database(database_url, document["uuid"]) == document
+
+
+def test_the_hooks_take_uuid_objects(conserver_env: dict[str, str]) -> None:
+    """The conserver's HTTP API passes uuid.UUID to get and delete."""
+    import uuid
+
+    module = import_like_the_conserver()
+    document = sample()
+    put_working_copy(conserver_env["REDIS_URL"], document)
+    as_object = uuid.UUID(document["uuid"])
+    module.save(as_object, None)
+    assert module.get(as_object, None) == document
+    assert module.delete(as_object, None) is True
 
 
 def test_save_pushes_onto_chain_lists(conserver_env: dict[str, str]) -> None:

@@ -23,6 +23,7 @@ from conserver_supabase import (
 from conserver_supabase.database.postgres import PostgresDatabase
 
 from .conftest import redis_has_json
+from .faults import FaultServer
 from .vcons import new_uuid, rich_vcon, sample
 
 pytestmark = pytest.mark.integration
@@ -406,3 +407,89 @@ class TestSharedInstances:
             first.close()
         assert SupabaseStorage.for_options(options) is not first  # close() forgot it
         SupabaseStorage.for_options(options).close()
+
+    def test_leaving_a_with_block_keeps_a_shared_instance_open(
+        self, database_url: str, redis_url: str
+    ) -> None:
+        options = {"database_url": database_url, "redis_url": redis_url}
+        document = sample()
+        with SupabaseStorage.for_options(options) as shared:
+            shared.save_vcon(document)
+        assert SupabaseStorage.for_options(options) is shared
+        assert shared.get_vcon(document["uuid"]) == document  # pools still open
+        shared.close()
+
+
+class TestConcurrentSaves:
+    def test_the_cache_keeps_the_last_commit_whatever_order_redis_sees(
+        self, db: CountingDatabase, redis_url: str, r: Any
+    ) -> None:
+        """Save A commits version 1, save B commits version 2 and reaches Redis first."""
+        older = sample()
+        newer = {**older, "subject": "the later save"}
+        store = storage(db, redis_url)
+        a_committed, b_cached = threading.Event(), threading.Event()
+        inner_save = db.save
+
+        def save(document: Mapping[str, Any], vcon_uuid: str) -> int:
+            version = inner_save(document, vcon_uuid)
+            if document is older:
+                a_committed.set()
+                assert b_cached.wait(10)  # hold A's cache write until B's is done
+            return version
+
+        db.save = save  # type: ignore[method-assign]
+        thread = threading.Thread(target=store.save_vcon, args=(older,))
+        thread.start()
+        assert a_committed.wait(10)
+        assert store.save_vcon(newer) == 2
+        b_cached.set()
+        thread.join(10)
+        assert cached(r, older["uuid"]) == newer
+        assert store.get_vcon(older["uuid"]) == newer
+        store.close()
+
+
+class TestSaveManyFailures:
+    def test_a_broken_list_holds_back_no_other_vcon(
+        self, db: CountingDatabase, redis_url: str, r: Any
+    ) -> None:
+        documents = [sample() for _ in range(3)]
+        r.set("broken", "x")
+        with (
+            storage(db, redis_url, chain_lists=["egress", "broken"]) as store,
+            pytest.raises(ChainPushError) as caught,
+        ):
+            store.save_many(documents)
+        uuids = [d["uuid"] for d in documents]
+        assert caught.value.vcon_uuids == tuple(uuids)
+        assert caught.value.lists == ("broken",)
+        assert "3 vCons" in str(caught.value)
+        for document in documents:
+            assert cached(r, document["uuid"]) == document
+        assert r.lrange("egress", 0, -1) == [u.encode() for u in uuids]
+
+
+class TestUuidObjects:
+    def test_get_and_delete_take_uuid_objects(self, db: CountingDatabase, redis_url: str) -> None:
+        """The conserver's HTTP API passes uuid.UUID, not str."""
+        import uuid
+
+        document = sample()
+        with storage(db, redis_url) as store:
+            store.save_vcon(document)
+            assert store.get_vcon(uuid.UUID(document["uuid"])) == document
+            assert store.get_many([uuid.UUID(document["uuid"])]) == {document["uuid"]: document}
+            assert store.delete_vcon(uuid.UUID(document["uuid"])) is True
+
+
+class TestFaultyRedis:
+    @pytest.mark.parametrize("behaviour", ["silent", "closing"])
+    def test_reads_fall_back_and_saves_commit(
+        self, behaviour: str, db: CountingDatabase, database_url: str
+    ) -> None:
+        document = sample()
+        with FaultServer(behaviour) as server, storage(db, server.url, redis_timeout=0.2) as store:
+            assert store.save_vcon(document) == 1
+            assert store.get_vcon(document["uuid"]) == document
+        assert stored(database_url, document["uuid"]) == document
