@@ -245,6 +245,11 @@ class RedisCache:
                 failed[name] = str(reply)
         return failed
 
+    def exists(self, vcon_uuid: str) -> bool:
+        """Whether the vCon is cached."""
+        with cache_errors("cache exists", vcon_uuid, self.location):
+            return bool(self.client.exists(self.key(vcon_uuid)))
+
     def delete(self, vcon_uuid: str) -> bool:
         """Remove the vCon's key (and its version key); return whether it was cached."""
         with cache_errors("cache delete", vcon_uuid, self.location):

@@ -61,12 +61,14 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="save, read, re-save and delete generated vCons through the storage, with timings",
         description=(
-            "Drive a short session through the whole storage (database, Redis cache, a "
-            "chain list, the conserver's save path) and print per-operation timings. "
-            "Without --database-url / --redis-url it starts an embedded PostgreSQL and an "
-            "embedded Redis with RedisJSON (needs the 'embedded' extra) and removes them "
-            "afterwards. With them it applies pending migrations and touches only the "
-            "vCons and the chain list it creates."
+            "Drive a short session through the conserver interface and SupabaseStorage "
+            "(working copy in Redis, save, cache hits and misses, re-save, delete, a chain "
+            "list) and print per-operation timings and cache statistics. The database is "
+            "--database-url, else SUPABASE_DB_URL, else SUPABASE_URL with "
+            "SUPABASE_SERVICE_ROLE_KEY, else an embedded PostgreSQL; Redis is --redis-url, "
+            "else REDIS_URL, else an embedded Redis with RedisJSON (embedded services need "
+            "the 'embedded' extra and are removed afterwards). On your own services it "
+            "touches only the vCons and the chain list it creates."
         ),
     )
     demo.add_argument(
@@ -128,6 +130,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import os
     from contextlib import ExitStack
 
     from .demo import run_demo
@@ -135,17 +138,16 @@ def _demo(args: argparse.Namespace) -> int:
 
     if args.count < 1:
         raise ConfigurationError("--count must be at least 1")
+    options = {"database_url": args.database_url, "redis_url": args.redis_url}
+    config = StorageConfig.from_options(options)
     with ExitStack() as stack:
-        database_url = args.database_url
-        if not database_url:
-            print("starting an embedded PostgreSQL (no --database-url given) ...")
-            database_url = stack.enter_context(EmbeddedPostgres()).url
-        redis_url = args.redis_url
-        if not redis_url:
-            print("starting an embedded Redis with RedisJSON (no --redis-url given) ...")
-            redis_url = stack.enter_context(EmbeddedRedis()).url
-        config = StorageConfig.from_options({"database_url": database_url, "redis_url": redis_url})
-        run_demo(config, count=args.count, out=sys.stdout)
+        if config.database_url is None and config.url is None:
+            print("starting an embedded PostgreSQL (no database configured) ...")
+            options["database_url"] = stack.enter_context(EmbeddedPostgres()).url
+        if not (args.redis_url or os.environ.get("REDIS_URL", "").strip()):
+            print("starting an embedded Redis with RedisJSON (no REDIS_URL) ...")
+            options["redis_url"] = stack.enter_context(EmbeddedRedis()).url
+        run_demo(StorageConfig.from_options(options), count=args.count, out=sys.stdout)
     return EXIT_OK
 
 

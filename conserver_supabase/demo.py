@@ -1,15 +1,15 @@
 """``conserver-supabase demo``: a short, timed session of the whole storage.
 
-Saves generated vCons through :class:`SupabaseStorage` (database, then cache and a
-chain list), reads them from the cache and after eviction from the database,
-re-saves, saves the way the conserver does (from its RedisJSON working copy),
-batches, and deletes; then prints per-operation timings and checks what it saw.
-It touches only the vCons and the chain list it creates.
+Drives generated vCons through the conserver interface (the working copy placed in
+Redis as RedisJSON, ``save``, ``get`` from the cache and after eviction from the
+database, a re-save, ``delete``) and through ``SupabaseStorage`` as a custom link
+would (``save_vcon``, ``save_many``, ``get_many``), with a chain list filling; then
+prints per-operation timings, cache statistics and checks of what it saw. It
+touches only the vCons and the chain list it creates.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 import time
 import uuid
@@ -31,20 +31,39 @@ __all__ = ["run_demo"]
 def run_demo(config: StorageConfig, *, count: int, out: TextIO) -> dict[str, list[float]]:
     """Run the session, print a report to ``out``; return the timings (ms) per operation.
 
-    ``config`` must name a ``database_url``; its ``chain_lists`` are replaced by one
-    list private to this run, removed at the end.
+    ``config`` names the database (``database_url``, or ``url`` and ``key``) and Redis.
+    Its ``chain_lists`` are replaced by one list private to this run, removed at the end.
     """
-    assert config.database_url is not None
-    url = config.database_url.reveal()
-    print(f"database: {redact_url(url)} (schema {config.schema})", file=out)
+    import conserver_supabase as hooks  # the module-level functions a conserver calls
+
+    config.require_database()
+    if config.database_url is not None:
+        url = config.database_url.reveal()
+        print(f"database: {redact_url(url)} (schema {config.schema})", file=out)
+        applied = migrations.apply(url, config.schema)
+        print(
+            f"migrations: {len(applied)} applied, "
+            f"{len(migrations.available()) - len(applied)} already there",
+            file=out,
+        )
+    else:
+        print(f"database: {config.url} through PostgREST (schema {config.schema})", file=out)
+        print("migrations: not applied by the demo (run `migrate --print` first)", file=out)
     print(f"redis:    {redact_url(config.redis_url.reveal())}", file=out)
-    applied = migrations.apply(url, config.schema)
-    print(
-        f"migrations: {len(applied)} applied, "
-        f"{len(migrations.available()) - len(applied)} already there",
-        file=out,
-    )
+
     chain = f"conserver-supabase-demo:{uuid.uuid4()}"
+    # What a conserver hands the hooks: the options: block of config.yml.
+    opts: dict[str, Any] = {
+        "schema": config.schema,
+        "redis_url": config.redis_url.reveal(),
+        "cache_ttl": config.cache_ttl,
+        "chain_lists": [chain],
+    }
+    if config.database_url is not None:
+        opts["database_url"] = config.database_url.reveal()
+    else:
+        assert config.key is not None
+        opts.update(url=config.url, key=config.key.reveal())
 
     documents = [make_vcon(seed=i, vcon_uuid=str(uuid.uuid4())) for i in range(count)]
     timings: dict[str, list[float]] = {}
@@ -55,35 +74,37 @@ def run_demo(config: StorageConfig, *, count: int, out: TextIO) -> dict[str, lis
         timings.setdefault(name, []).append((time.perf_counter() - started) * 1000)
         return result
 
-    storage = SupabaseStorage(dataclasses.replace(config, chain_lists=(chain,)))
+    storage = SupabaseStorage.for_options(opts)  # the instance the hooks share
     redis = connect(config)
     try:
-        for doc in documents:
-            timed("save (new)", partial(storage.save_vcon, doc))
-        hits = sum(timed("get (cache hit)", partial(storage.get_vcon, d["uuid"])) == d
+        for doc in documents:  # the conserver's way: the vCon waits in Redis as RedisJSON
+            _put_working_copy(redis, doc)
+            timed("save (hook)", partial(hooks.save, doc["uuid"], opts))
+        hits = sum(timed("get (cache hit)", partial(hooks.get, d["uuid"], opts)) == d
                    for d in documents)  # fmt: skip
         misses = 0
         for doc in documents:
             redis.delete(f"vcon:{doc['uuid']}")  # evicted: the next get reads the database
-            misses += timed("get (cache miss)", partial(storage.get_vcon, doc["uuid"])) == doc
+            misses += timed("get (cache miss)", partial(hooks.get, doc["uuid"], opts)) == doc
         kinds = {redis.type(f"vcon:{d['uuid']}").decode() for d in documents}
         versions = []
         for doc in documents:
             doc["subject"] += " (updated)"
             doc["dialog"].pop()  # the vCon shrinks: its old dialog row must go
-            versions.append(timed("save (again)", partial(storage.save_vcon, doc)))
-        for doc in documents:  # the conserver's way: the vCon waits in Redis as RedisJSON
             _put_working_copy(redis, doc)
-            timed("save (conserver)", partial(storage.save_working_copy, doc["uuid"]))
+            again = partial(storage.save_working_copy, doc["uuid"])
+            versions.append(timed("save (hook, again)", again))
+        for doc in documents:  # a custom link's way: the REST write path
+            timed("save_vcon (link)", partial(storage.save_vcon, doc))
         batch = timed("save_many", partial(storage.save_many, documents))
         for doc in documents:
             redis.delete(f"vcon:{doc['uuid']}")
-        found = timed(
-            "get_many (misses)", partial(storage.get_many, [d["uuid"] for d in documents])
-        )
+        uuids = [d["uuid"] for d in documents]
+        found = timed("get_many (misses)", partial(storage.get_many, uuids))
         queued = redis.llen(chain)
-        deleted = sum(timed("delete", partial(storage.delete_vcon, d["uuid"])) for d in documents)
-        gone = storage.get_vcon(documents[0]["uuid"])
+        stats = storage.cache_stats()
+        deleted = sum(timed("delete (hook)", partial(hooks.delete, u, opts)) for u in uuids)
+        gone = hooks.get(uuids[0], opts)
     except BaseException:
         with suppress(ConserverSupabaseError):  # keep the original error visible
             for doc in documents:  # interrupted: leave nothing behind
@@ -96,17 +117,22 @@ def run_demo(config: StorageConfig, *, count: int, out: TextIO) -> dict[str, lis
         redis.close()
 
     print(f"\n{count} generated vCons:\n", file=out)
-    print(f"{'operation':<20}{'calls':>7}{'p50 ms':>10}{'p95 ms':>10}", file=out)
+    print(f"{'operation':<22}{'calls':>7}{'p50 ms':>10}{'p95 ms':>10}", file=out)
     for name, values in timings.items():
         print(
-            f"{name:<20}{len(values):>7}{_pct(values, 50):>10.2f}{_pct(values, 95):>10.2f}",
+            f"{name:<22}{len(values):>7}{_pct(values, 50):>10.2f}{_pct(values, 95):>10.2f}",
             file=out,
         )
     hit, miss = _pct(timings["get (cache hit)"], 50), _pct(timings["get (cache miss)"], 50)
     print(f"\ncache miss vs hit (p50): a miss takes {miss / hit:.1f}x as long as a hit", file=out)
     print(
+        f"cache: {stats['hits']} hits, {stats['misses']} misses, {stats['fills']} fills, "
+        f"{stats['errors']} errors; keys are {', '.join(sorted(kinds))}",
+        file=out,
+    )
+    print(
         f"identical after get: {hits}/{count} from the cache, {misses}/{count} from the "
-        f"database; cache keys are {', '.join(sorted(kinds))}",
+        f"database; get_many found {len(found)}/{count}",
         file=out,
     )
     print(
@@ -115,8 +141,8 @@ def run_demo(config: StorageConfig, *, count: int, out: TextIO) -> dict[str, lis
         file=out,
     )
     print(
-        f"chain list got {queued}/{4 * count} uuids; get_many found {len(found)}/{count}; "
-        f"deleted {deleted}/{count}; get after delete: {gone}",
+        f"chain list got {queued}/{4 * count} uuids; deleted {deleted}/{count}; "
+        f"get after delete: {gone}",
         file=out,
     )
     return timings

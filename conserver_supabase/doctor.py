@@ -7,6 +7,8 @@ failed. Nothing in the database is written; in Redis only a probe key is written
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from .config import StorageConfig
 from .database import open_database
 from .errors import ConfigurationError, ConserverSupabaseError
 
-__all__ = ["Check", "load_conserver_options", "run_doctor"]
+__all__ = ["Check", "key_role", "load_conserver_options", "run_doctor"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,9 @@ def run_doctor(config: StorageConfig, out: TextIO) -> list[Check]:
 
     summary = ", ".join(f"{k}={v}" for k, v in config.describe().items())
     print(f"configuration: {summary}", file=out)
+    if config.transport == "postgrest" and config.key is not None:
+        key = config.key.reveal()
+        record("key", lambda: _check_key(key))
     record("database", lambda: _check_database(config))
     cache = RedisCache.from_config(config)
     try:
@@ -95,6 +100,38 @@ def run_doctor(config: StorageConfig, out: TextIO) -> list[Check]:
     failed = sum(check.status == "FAIL" for check in checks)
     print("all checks passed" if not failed else f"{failed} check(s) failed", file=out)
     return checks
+
+
+def key_role(key: str) -> str | None:
+    """The role a Supabase key grants, read from the key itself (nothing is verified):
+    a legacy JWT's ``role`` claim, or ``service_role``/``anon`` for ``sb_secret_``/
+    ``sb_publishable_`` keys; ``None`` when it cannot be told."""
+    if key.startswith("sb_secret_"):
+        return "service_role"
+    if key.startswith("sb_publishable_"):
+        return "anon"
+    parts = key.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    role = payload.get("role") if isinstance(payload, dict) else None
+    return role if isinstance(role, str) else None
+
+
+def _check_key(key: str) -> tuple[str, str]:
+    role = key_role(key)
+    if role == "service_role":
+        return "ok", "a service-role key"
+    if role is None:
+        return "warn", "not a Supabase JWT or sb_ key: its role cannot be told"
+    return "FAIL", (
+        f"the key grants the role {role!r}: vcon-mcp's tables have row-level security and "
+        "this storage's functions are executable by service_role only; use the project's "
+        "service-role (secret) key"
+    )
 
 
 def _check_database(config: StorageConfig) -> tuple[str, str]:

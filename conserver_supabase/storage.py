@@ -62,6 +62,8 @@ class SupabaseStorage:
         self._cache = RedisCache.from_config(config, client=redis_client)
         self._health = _CacheHealth()
         self._shared = False
+        self._stats = dict.fromkeys(("hits", "misses", "fills", "errors"), 0)
+        self._stats_lock = threading.Lock()
 
     @classmethod
     def for_options(cls, options: Mapping[str, Any] | None = None) -> SupabaseStorage:
@@ -84,19 +86,21 @@ class SupabaseStorage:
 
     # --- writes -----------------------------------------------------------------
 
-    def save_vcon(self, vcon: Any) -> int:
+    def save_vcon(self, vcon: Any, chain_lists: Sequence[str] | None = None) -> int:
         """Save a vCon; return its version (1 for a new vCon, +1 per save).
 
         ``vcon`` is a dict, JSON text, or an object with ``to_dict()`` (the
-        ``vcon`` library's and the conserver's ``Vcon``). Raises
+        ``vcon`` library's and the conserver's ``Vcon``). ``chain_lists`` replaces
+        the configured lists for this call (``[]``: push nowhere). Raises
         :class:`InvalidVconError` before anything is written, ``DatabaseError``
         when the database failed (nothing was saved), :class:`ChainPushError` when
         the vCon was saved but its uuid did not reach every chain list.
         """
         document = _as_document(vcon)
         vcon_uuid = validate_vcon(document)
+        lists = self.config.chain_lists if chain_lists is None else tuple(chain_lists)
         version = self._database.save(document, vcon_uuid)
-        self._after_save(vcon_uuid, _dumps(document), "overwrite", version)
+        self._after_save(vcon_uuid, _dumps(document), "overwrite", version, lists)
         return version
 
     def save_many(self, vcons: Iterable[Any]) -> dict[str, int]:
@@ -113,7 +117,13 @@ class SupabaseStorage:
         cache_failure: CacheError | None = None
         for vcon_uuid, document in zip(uuids, documents, strict=True):
             try:
-                self._after_save(vcon_uuid, _dumps(document), "overwrite", versions[vcon_uuid])
+                self._after_save(
+                    vcon_uuid,
+                    _dumps(document),
+                    "overwrite",
+                    versions[vcon_uuid],
+                    self.config.chain_lists,
+                )
             except ChainPushError as exc:
                 unpushed.append(exc)
             except CacheError as exc:  # cache_errors: raise
@@ -149,7 +159,7 @@ class SupabaseStorage:
         # When the working copy is our cache key it already holds this document (or a
         # newer one a link wrote meanwhile): renew its TTL rather than rewrite it.
         mode: WriteMode = "touch" if key == self._cache.key(canonical) else "overwrite"
-        self._after_save(canonical, _dumps(document), mode, version)
+        self._after_save(canonical, _dumps(document), mode, version, self.config.chain_lists)
         return version
 
     def delete_vcon(self, vcon_uuid: str | UUID) -> bool:
@@ -165,6 +175,25 @@ class SupabaseStorage:
         return existed
 
     # --- reads ------------------------------------------------------------------
+
+    def exists(self, vcon_uuid: str | UUID) -> bool:
+        """Whether the vCon exists: a cached vCon answers at once, else the database."""
+        canonical = canonical_uuid(vcon_uuid)
+        try:
+            if self._cache.exists(canonical):
+                self._health.succeeded()
+                return True
+        except CacheError as exc:
+            self._cache_failed(exc, "asking the database instead")
+        else:
+            self._health.succeeded()
+        return self._database.exists(canonical)
+
+    def cache_stats(self) -> dict[str, int]:
+        """Counts since this instance was created: cache ``hits``, ``misses``,
+        ``fills`` (misses written back) and Redis ``errors``."""
+        with self._stats_lock:
+            return dict(self._stats)
 
     def get_vcon(self, vcon_uuid: str | UUID) -> dict[str, Any] | None:
         """Return the vCon (from the cache, else the database), or ``None``."""
@@ -224,8 +253,14 @@ class SupabaseStorage:
 
     # --- policy helpers -----------------------------------------------------------
 
-    def _after_save(self, vcon_uuid: str, document: str, mode: WriteMode, version: int) -> None:
-        lists = self.config.chain_lists
+    def _after_save(
+        self,
+        vcon_uuid: str,
+        document: str,
+        mode: WriteMode,
+        version: int,
+        lists: Sequence[str],
+    ) -> None:
         try:
             self._cache.write(vcon_uuid, document, mode=mode, version=version, lists=lists)
         except CacheError as exc:
@@ -244,6 +279,7 @@ class SupabaseStorage:
                 unpushed = self._cache.push(vcon_uuid, lists)
             saved = f"the vCon is saved in the database (version {version})"
             if unpushed:
+                self._count("errors")
                 if failure is not None:
                     self._health.failed(failure)
                 raise ChainPushError(
@@ -261,6 +297,7 @@ class SupabaseStorage:
             self._cache_failed(exc, "reading the database instead")
             return None
         self._health.succeeded()
+        self._count("misses" if cached is None else "hits")
         if cached is not None and not isinstance(cached, dict):
             self._cache_failed(
                 CacheError(
@@ -275,11 +312,17 @@ class SupabaseStorage:
 
     def _fill(self, vcon_uuid: str, document: Mapping[str, Any]) -> None:
         try:
-            self._cache.write(vcon_uuid, _dumps(document), mode="fill")
+            written = self._cache.write(vcon_uuid, _dumps(document), mode="fill")
         except CacheError as exc:
             self._cache_failed(exc, "the vCon was read from the database")
         else:
             self._health.succeeded()
+            if written:
+                self._count("fills")
+
+    def _count(self, name: str) -> None:
+        with self._stats_lock:
+            self._stats[name] += 1
 
     def _cache_failed(self, exc: CacheError, context: str) -> None:
         """Apply ``cache_errors``: log the incident once, or raise.
@@ -287,9 +330,10 @@ class SupabaseStorage:
         ``context`` says what the database side did, so nobody retries a save that
         is already committed.
         """
+        self._count("errors")
         if self.config.cache_errors == "raise":
             raise CacheError(
-                f"{exc}; {context}",
+                f"{str(exc).rstrip('.')}; {context}",
                 operation=exc.operation,
                 vcon_uuid=exc.vcon_uuid,
                 unavailable=exc.unavailable,
@@ -312,7 +356,7 @@ class _CacheHealth:
         with self._lock:
             self._failures += 1
             first = self._failures == 1
-        what = f"{exc}; {context}" if context else str(exc)
+        what = f"{str(exc).rstrip('.')}; {context}" if context else str(exc).rstrip(".")
         if first:
             logger.warning(
                 "%s. The database stays the source of truth and operations continue "

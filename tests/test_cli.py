@@ -75,12 +75,13 @@ def test_migrate_applies_then_reports_up_to_date(empty_database_url: str) -> Non
     first = run("migrate", "--database-url", empty_database_url)
     assert first.returncode == 0, first.stderr
     assert "applied 0001_vcon_tables" in first.stdout
-    assert "2 migration(s) applied" in first.stdout
+    assert f"{len(migrations.available())} migration(s) applied" in first.stdout
     second = run("migrate", env={"SUPABASE_DB_URL": empty_database_url})
     assert second.returncode == 0, second.stderr
     assert "database is up to date" in second.stdout
     with psycopg.connect(empty_database_url) as conn:
-        assert conn.execute("SELECT count(*) FROM conserver_schema_migrations").fetchone() == (2,)
+        count = conn.execute("SELECT count(*) FROM conserver_schema_migrations").fetchone()
+        assert count == (len(migrations.available()),)
 
 
 @pytest.mark.integration
@@ -92,12 +93,33 @@ def test_demo_on_a_given_database_and_redis_leaves_nothing_behind(
     )
     assert result.returncode == 0, result.stderr
     assert "identical after get: 3/3 from the cache, 3/3 from the database" in result.stdout
-    assert "cache keys are ReJSON-RL" in result.stdout
+    assert "cache: 3 hits, 6 misses, 6 fills, 0 errors; keys are ReJSON-RL" in result.stdout
     assert "chain list got 12/12 uuids" in result.stdout
     assert "deleted 3/3" in result.stdout
     with psycopg.connect(empty_database_url) as conn:
         assert conn.execute("SELECT count(*) FROM vcons").fetchone() == (0,)
     assert redis.Redis.from_url(redis_json_url).dbsize() == 0
+
+
+@pytest.mark.integration
+def test_demo_through_postgrest_from_the_environment(
+    database_url: str, redis_json_url: str
+) -> None:
+    """SUPABASE_URL, the key and REDIS_URL set: the demo uses them, and only its own uuids."""
+    other = redis.Redis.from_url(redis_json_url)
+    other.set("someone-elses-key", "untouched")
+    with PostgrestStandIn(database_url, key="k") as server:
+        env = {"SUPABASE_URL": server.url, "SUPABASE_SERVICE_ROLE_KEY": "k"}
+        result = run("demo", "--count", "2", env={**env, "REDIS_URL": redis_json_url})
+        rpc_calls = len(server.requests)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "through PostgREST" in result.stdout
+    assert "starting an embedded" not in result.stdout
+    assert "identical after get: 2/2 from the cache, 2/2 from the database" in result.stdout
+    assert rpc_calls > 0
+    assert other.keys("*") == [b"someone-elses-key"]
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM vcons").fetchone() == (0,)
 
 
 @pytest.mark.integration
@@ -204,6 +226,7 @@ class TestDoctor:
                      "REDIS_URL": redis_json_url},
             )  # fmt: skip
         assert good.returncode == 0, good.stdout + good.stderr
+        assert "warn  key: not a Supabase JWT" in good.stdout
         assert "reachable, key accepted, functions installed" in good.stdout
         assert bad.returncode == 1
         assert "service-role key" in bad.stdout
@@ -215,3 +238,45 @@ class TestDoctor:
         result = run("doctor", "--config", str(config))
         assert result.returncode == 2
         assert "no storage uses module conserver_supabase" in result.stderr
+
+
+def jwt(role: str) -> str:
+    import base64
+    import json
+
+    def part(data: dict[str, str]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'HS256'})}.{part({'role': role, 'iss': 'supabase'})}.c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(
+    ("key", "role"),
+    [
+        (jwt("service_role"), "service_role"),
+        (jwt("anon"), "anon"),
+        ("sb_secret_abc", "service_role"),
+        ("sb_publishable_abc", "anon"),
+        ("plain-text", None),
+        ("a.b!.c", None),
+    ],
+)
+def test_key_role_is_read_from_the_key(key: str, role: str | None) -> None:
+    from conserver_supabase.doctor import key_role
+
+    assert key_role(key) == role
+
+
+def test_doctor_names_an_anon_key_without_showing_it(unreachable_redis_url: str) -> None:
+    anon = jwt("anon")
+    result = run(
+        "doctor",
+        env={
+            "SUPABASE_URL": "http://127.0.0.1:9",
+            "SUPABASE_SERVICE_ROLE_KEY": anon,
+            "REDIS_URL": unreachable_redis_url,
+        },
+    )
+    assert result.returncode == 1
+    assert "FAIL  key: the key grants the role 'anon'" in result.stdout
+    assert anon not in result.stdout + result.stderr

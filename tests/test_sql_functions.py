@@ -366,6 +366,7 @@ class TestPrivileges:
             ("conserver_vcon_save(%s::jsonb)", payload),
             ("conserver_vcon_load(%s::uuid)", document["uuid"]),
             ("conserver_vcon_delete(%s::uuid)", document["uuid"]),
+            ("conserver_vcon_exists(%s::uuid)", document["uuid"]),
         ]:
             sql.execute("SET ROLE anon")
             try:
@@ -379,7 +380,7 @@ class TestPrivileges:
             "SELECT proname, prosecdef, proconfig FROM pg_proc "
             "WHERE proname LIKE 'conserver\\_%' ORDER BY proname"
         ).fetchall()
-        assert len(found) == 12
+        assert len(found) == 13
         for name, definer, config in found:
             assert definer is False, name
             assert any(c.startswith("search_path=") for c in config), name

@@ -20,20 +20,23 @@ from conserver_supabase import (
     StorageConfig,
     SupabaseStorage,
 )
+from conserver_supabase.database import Database
 from conserver_supabase.database.postgres import PostgresDatabase
+from conserver_supabase.database.postgrest import PostgrestDatabase
 
 from .conftest import redis_has_json
 from .faults import FaultServer
+from .postgrest_standin import PostgrestStandIn
 from .vcons import new_uuid, rich_vcon, sample
 
 pytestmark = pytest.mark.integration
 
 
 class CountingDatabase:
-    """The real psycopg transport, counting calls (to prove what the cache saved us)."""
+    """A real transport, counting calls (to prove what the cache saved us)."""
 
-    def __init__(self, database_url: str) -> None:
-        self.inner = PostgresDatabase(StorageConfig.from_options({"database_url": database_url}))
+    def __init__(self, inner: Database) -> None:
+        self.inner = inner
         self.calls: list[str] = []
         self.before_load: Any = None
 
@@ -56,6 +59,10 @@ class CountingDatabase:
         self.calls.append("load_many")
         return self.inner.load_many(vcon_uuids)
 
+    def exists(self, vcon_uuid: str) -> bool:
+        self.calls.append("exists")
+        return self.inner.exists(vcon_uuid)
+
     def delete(self, vcon_uuid: str) -> bool:
         self.calls.append("delete")
         return self.inner.delete(vcon_uuid)
@@ -64,11 +71,25 @@ class CountingDatabase:
         self.inner.close()
 
 
-@pytest.fixture
-def db(database_url: str) -> Iterator[CountingDatabase]:
-    database = CountingDatabase(database_url)
-    yield database
-    database.close()
+@pytest.fixture(params=["postgres", "postgrest"])
+def db(request: pytest.FixtureRequest, database_url: str) -> Iterator[CountingDatabase]:
+    """The behaviour suite runs on both transports: psycopg, and supabase-py over real
+    HTTP to the PostgREST stand-in in front of the same database."""
+    if request.param == "postgres":
+        inner: Database = PostgresDatabase(
+            StorageConfig.from_options({"database_url": database_url})
+        )
+        database = CountingDatabase(inner)
+        yield database
+        database.close()
+        return
+    with PostgrestStandIn(database_url, key="test-key") as server:
+        inner = PostgrestDatabase(
+            StorageConfig.from_options({"url": server.url, "key": "test-key"})
+        )
+        database = CountingDatabase(inner)
+        yield database
+        database.close()
 
 
 @pytest.fixture
@@ -493,3 +514,44 @@ class TestFaultyRedis:
             assert store.save_vcon(document) == 1
             assert store.get_vcon(document["uuid"]) == document
         assert stored(database_url, document["uuid"]) == document
+
+
+class TestExistsStatsAndListOverride:
+    def test_exists_asks_the_database_only_on_a_cache_miss(
+        self, db: CountingDatabase, redis_url: str, r: Any
+    ) -> None:
+        document = sample()
+        with storage(db, redis_url) as store:
+            store.save_vcon(document)
+            db.calls.clear()
+            assert store.exists(document["uuid"]) is True
+            assert db.calls == []
+            r.delete(f"vcon:{document['uuid']}")
+            assert store.exists(document["uuid"]) is True
+            assert store.exists(new_uuid()) is False
+            assert db.calls == ["exists", "exists"]
+            assert r.exists(f"vcon:{document['uuid']}") == 0  # exists() does not fill
+
+    def test_chain_lists_can_be_replaced_per_call(
+        self, db: CountingDatabase, redis_url: str, r: Any
+    ) -> None:
+        first, second = sample(), sample()
+        with storage(db, redis_url, chain_lists=["configured"]) as store:
+            store.save_vcon(first, chain_lists=["analysis"])
+            store.save_vcon(second, chain_lists=[])
+        assert r.lrange("analysis", 0, -1) == [first["uuid"].encode()]
+        assert r.exists("configured") == 0
+
+    def test_cache_stats_count_hits_misses_fills_and_errors(
+        self, db: CountingDatabase, redis_url: str, r: Any
+    ) -> None:
+        document, other = sample(), sample()
+        r.hset(f"vcon:{other['uuid']}", "not", "a vcon")
+        with storage(db, redis_url) as store:
+            store.save_vcon(document)
+            store.get_vcon(document["uuid"])  # hit
+            r.delete(f"vcon:{document['uuid']}")
+            store.get_vcon(document["uuid"])  # miss, fill
+            store.get_vcon(new_uuid())  # miss, nothing to fill
+            store.get_vcon(other["uuid"])  # error (wrong type), then the database
+            assert store.cache_stats() == {"hits": 1, "misses": 2, "fills": 1, "errors": 1}

@@ -29,6 +29,10 @@ class Database(Protocol):
         """Return ``{uuid: vCon}`` for those of ``vcon_uuids`` that exist."""
         ...
 
+    def exists(self, vcon_uuid: str) -> bool:
+        """Return whether the vCon exists, without reading it."""
+        ...
+
     def delete(self, vcon_uuid: str) -> bool:
         """Delete the vCon and its rows; return whether it existed."""
         ...

@@ -57,6 +57,7 @@ class PostgresDatabase:
                 "load": "conserver_vcon_load",
                 "load_many": "conserver_vcon_load_many",
                 "delete": "conserver_vcon_delete",
+                "exists": "conserver_vcon_exists",
             }.items()
         }
         timeout_ms = int(config.timeout * 1000)
@@ -113,6 +114,9 @@ class PostgresDatabase:
             self._call("load_many", list(vcon_uuids), "load_many", None) or {}
         )
         return result
+
+    def exists(self, vcon_uuid: str) -> bool:
+        return bool(self._call("exists", vcon_uuid, "exists", vcon_uuid))
 
     def delete(self, vcon_uuid: str) -> bool:
         return bool(self._call("delete", vcon_uuid, "delete", vcon_uuid))

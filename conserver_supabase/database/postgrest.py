@@ -71,6 +71,9 @@ class PostgrestDatabase:
         )
         return result
 
+    def exists(self, vcon_uuid: str) -> bool:
+        return bool(self._rpc("conserver_vcon_exists", {"p_uuid": vcon_uuid}, "exists", vcon_uuid))
+
     def delete(self, vcon_uuid: str) -> bool:
         return bool(self._rpc("conserver_vcon_delete", {"p_uuid": vcon_uuid}, "delete", vcon_uuid))
 

@@ -1,0 +1,194 @@
+"""Fast unit tests of the storage policy: an in-memory database and fakeredis.
+
+They pin the order of effects (database before Redis, on save and on delete) and the
+fault shapes fakeredis can emulate (a Redis that drops and comes back). fakeredis
+cannot hold RedisJSON keys here (its ``TYPE`` fails on them), so these tests use
+string keys under an ``app:`` prefix; the RedisJSON paths run against real Redis in
+test_cache.py and test_storage.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import fakeredis
+import pytest
+from redis import exceptions as redis_errors
+
+from conserver_supabase import (
+    CacheError,
+    ChainPushError,
+    DatabaseUnavailableError,
+    SupabaseStorage,
+)
+
+from .vcons import sample
+
+OPTIONS = {
+    "database_url": "postgresql://unused/x",
+    "cache_format": "string",
+    "cache_key_prefix": "app:",
+    "cache_ttl": 90,
+    "chain_lists": ["egress"],
+}
+
+
+class MemoryDatabase:
+    """The Database protocol over a dict; records what Redis held at each write."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.versions: dict[str, int] = {}
+        self.seen_at_save: list[tuple[bool, int]] = []
+        self.seen_at_delete: list[bool] = []
+        self.fail: Exception | None = None
+
+    def _check(self) -> None:
+        if self.fail is not None:
+            raise self.fail
+
+    def save(self, document: Mapping[str, Any], vcon_uuid: str) -> int:
+        self._check()
+        with contextlib.suppress(redis_errors.ConnectionError):  # during an outage
+            self.seen_at_save.append(
+                (bool(self.redis.exists(f"app:{vcon_uuid}")), self.redis.llen("egress"))
+            )
+        self.rows[vcon_uuid] = copy.deepcopy(dict(document))
+        self.versions[vcon_uuid] = self.versions.get(vcon_uuid, 0) + 1
+        return self.versions[vcon_uuid]
+
+    def save_many(self, documents: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+        return {d["uuid"]: self.save(d, d["uuid"]) for d in documents}
+
+    def load(self, vcon_uuid: str) -> dict[str, Any] | None:
+        self._check()
+        found = self.rows.get(vcon_uuid)
+        return copy.deepcopy(found) if found is not None else None
+
+    def load_many(self, vcon_uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return {u: d for u in vcon_uuids if (d := self.load(u)) is not None}
+
+    def exists(self, vcon_uuid: str) -> bool:
+        self._check()
+        return vcon_uuid in self.rows
+
+    def delete(self, vcon_uuid: str) -> bool:
+        self._check()
+        with contextlib.suppress(redis_errors.ConnectionError):
+            self.seen_at_delete.append(bool(self.redis.exists(f"app:{vcon_uuid}")))
+        self.versions.pop(vcon_uuid, None)
+        return self.rows.pop(vcon_uuid, None) is not None
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> fakeredis.FakeServer:
+    return fakeredis.FakeServer()
+
+
+@pytest.fixture
+def redis(server: fakeredis.FakeServer) -> Any:
+    return fakeredis.FakeRedis(server=server)
+
+
+@pytest.fixture
+def db(redis: Any) -> MemoryDatabase:
+    return MemoryDatabase(redis)
+
+
+@pytest.fixture
+def store(db: MemoryDatabase, redis: Any) -> Iterator[SupabaseStorage]:
+    with SupabaseStorage(OPTIONS, database=db, redis_client=redis) as storage:
+        yield storage
+
+
+def make(db: MemoryDatabase, redis: Any, **options: Any) -> SupabaseStorage:
+    return SupabaseStorage({**OPTIONS, **options}, database=db, redis_client=redis)
+
+
+def test_save_writes_the_database_before_redis(
+    store: SupabaseStorage, db: MemoryDatabase, redis: Any
+) -> None:
+    document = sample()
+    assert store.save_vcon(document) == 1
+    assert db.seen_at_save == [(False, 0)]  # nothing in Redis yet when the database wrote
+    assert redis.exists(f"app:{document['uuid']}") == 1
+    assert 85 <= redis.ttl(f"app:{document['uuid']}") <= 90
+    assert redis.lrange("egress", 0, -1) == [document["uuid"].encode()]
+
+
+def test_a_failed_database_write_leaves_redis_untouched(
+    store: SupabaseStorage, db: MemoryDatabase, redis: Any
+) -> None:
+    db.fail = DatabaseUnavailableError("down", operation="save")
+    with pytest.raises(DatabaseUnavailableError):
+        store.save_vcon(sample())
+    assert redis.keys("*") == []
+
+
+def test_delete_goes_to_the_database_while_the_cache_still_holds_it(
+    store: SupabaseStorage, db: MemoryDatabase, redis: Any
+) -> None:
+    document = sample()
+    store.save_vcon(document)
+    assert store.delete_vcon(document["uuid"]) is True
+    assert db.seen_at_delete == [True]
+    assert redis.exists(f"app:{document['uuid']}") == 0
+
+
+def test_a_miss_fills_with_the_ttl(store: SupabaseStorage, db: MemoryDatabase, redis: Any) -> None:
+    document = sample()
+    db.rows[document["uuid"]] = document
+    assert store.get_vcon(document["uuid"]) == document
+    assert 85 <= redis.ttl(f"app:{document['uuid']}") <= 90
+
+
+def test_a_redis_outage_is_logged_once_and_its_end_once(
+    store: SupabaseStorage,
+    db: MemoryDatabase,
+    server: fakeredis.FakeServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="conserver_supabase")
+    documents = [sample() for _ in range(3)]
+    server.connected = False
+    for document in documents:
+        with pytest.raises(ChainPushError) as caught:  # the chain list is in Redis too
+            store.save_vcon(document)
+        assert caught.value.lists == ("egress",)
+        assert store.get_vcon(document["uuid"]) == document  # from the database
+    server.connected = True
+    store.get_vcon(documents[0]["uuid"])
+    levels = [record.levelname for record in caplog.records]
+    assert levels == ["WARNING", "INFO"]
+    assert "is unavailable" in caplog.records[0].getMessage()
+    # each round: the cache write after the save, the read, the fill after the read
+    assert "after 9 failed cache operation(s)" in caplog.records[1].getMessage()
+    assert db.rows.keys() == {d["uuid"] for d in documents}
+
+
+def test_without_chain_lists_an_outage_does_not_fail_saves(
+    db: MemoryDatabase, redis: Any, server: fakeredis.FakeServer
+) -> None:
+    with make(db, redis, chain_lists=[]) as store:
+        server.connected = False
+        assert store.save_vcon(sample()) == 1
+        assert store.cache_stats()["errors"] == 1
+
+
+def test_cache_errors_raise(db: MemoryDatabase, redis: Any, server: fakeredis.FakeServer) -> None:
+    document = sample()
+    with make(db, redis, chain_lists=[], cache_errors="raise") as store:
+        server.connected = False
+        with pytest.raises(CacheError, match="saved in the database"):
+            store.save_vcon(document)
+        assert document["uuid"] in db.rows
+        with pytest.raises(CacheError):
+            store.get_vcon(document["uuid"])
