@@ -84,6 +84,14 @@ class SupabaseStorage:
                     _shared[slot] = storage
         return storage
 
+    @classmethod
+    def close_shared(cls) -> None:
+        """Close every shared instance of this process (at shutdown, or between tests)."""
+        with _shared_lock:
+            instances = [s for (pid, _), s in _shared.items() if pid == os.getpid()]
+        for storage in instances:
+            storage.close()
+
     # --- writes -----------------------------------------------------------------
 
     def save_vcon(self, vcon: Any, chain_lists: Sequence[str] | None = None) -> int:

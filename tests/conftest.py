@@ -201,3 +201,12 @@ def unreachable_redis_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture(autouse=True)
+def _close_shared_storages() -> Iterator[None]:
+    """Shared instances (module hooks, for_options) must not outlive a test's services."""
+    yield
+    from conserver_supabase import SupabaseStorage
+
+    SupabaseStorage.close_shared()

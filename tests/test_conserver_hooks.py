@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,17 +37,15 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def conserver_env(
     monkeypatch: pytest.MonkeyPatch, database_url: str, redis_json_url: str
-) -> Iterator[dict[str, str]]:
-    """The environment of a conserver container; shared storages are closed afterwards."""
+) -> dict[str, str]:
+    """The environment of a conserver container."""
     for name in list(os.environ):
         if name.startswith(("SUPABASE_", "REDIS_", "VCON_")):
             monkeypatch.delenv(name)
     env = {"SUPABASE_DB_URL": database_url, "REDIS_URL": redis_json_url}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    yield env
-    for options in (None, {"cache_ttl": 77}, {"chain_lists": ["egress"]}):
-        SupabaseStorage.for_options(options).close()
+    return env
 
 
 def put_working_copy(url: str, document: dict[str, Any]) -> Any:
@@ -73,27 +70,47 @@ def import_like_the_conserver() -> Any:
 def test_save_get_delete_through_the_hooks(
     opts_kind: str, conserver_env: dict[str, str], database_url: str
 ) -> None:
+    """The conserver's sequence, step by step."""
     module = import_like_the_conserver()
     pristine = copy.deepcopy(module.default_options)
+    lists = ["egress_a", "egress_b"]
     opts = {
         "default_options": module.default_options,
         "none": None,
-        "raw mapping": {"redis_url": "${REDIS_URL}", "database_url": "${SUPABASE_DB_URL}"},
+        "raw mapping": {
+            "redis_url": "${REDIS_URL}",
+            "database_url": "${SUPABASE_DB_URL}",
+            "chain_lists": lists,
+        },
     }[opts_kind]
     document = sample()
     vcon_uuid = document["uuid"]
+    key = f"vcon:{vcon_uuid}"
     client = put_working_copy(conserver_env["REDIS_URL"], document)
+    client.expire(key, 30)  # the working copy's own TTL
 
     assert module.save(vcon_uuid, opts) is None
     assert in_database(database_url, vcon_uuid) == document
-    key = f"vcon:{vcon_uuid}"
+    with psycopg.connect(database_url) as conn:
+        counts = [
+            conn.execute(f"SELECT count(*) FROM {table} WHERE vcon_id = %s", [vcon_uuid]).fetchone()
+            for table in ("parties", "dialog", "analysis", "attachments")
+        ]
+    assert counts == [
+        (len(document.get(name) or []),)
+        for name in ("parties", "dialog", "analysis", "attachments")
+    ]
     assert client.type(key) == b"ReJSON-RL"  # still what VconRedis can read
     assert client.json().get(key) == document
-    assert 0 < client.ttl(key) <= 3600
+    assert 3590 <= client.ttl(key) <= 3600  # refreshed to cache_ttl
+    for name in lists:
+        pushed = [vcon_uuid.encode()] if opts_kind == "raw mapping" else []
+        assert client.lrange(name, 0, -1) == pushed
 
     client.delete(key)  # evicted: the conserver asks every storage
     assert module.get(vcon_uuid, opts) == document
-    assert client.type(key) == b"ReJSON-RL"
+    assert client.type(key) == b"ReJSON-RL"  # and the key is back
+    assert client.json().get(key) == document
     assert module.delete(vcon_uuid, opts) is True
     assert client.exists(key) == 0
     assert module.get(vcon_uuid, opts) is None

@@ -555,3 +555,14 @@ class TestExistsStatsAndListOverride:
             store.get_vcon(new_uuid())  # miss, nothing to fill
             store.get_vcon(other["uuid"])  # error (wrong type), then the database
             assert store.cache_stats() == {"hits": 1, "misses": 2, "fills": 1, "errors": 1}
+
+
+def test_close_shared_closes_every_shared_instance(database_url: str, redis_url: str) -> None:
+    first = SupabaseStorage.for_options({"database_url": database_url, "redis_url": redis_url})
+    other = SupabaseStorage.for_options(
+        {"database_url": database_url, "redis_url": redis_url, "cache_ttl": 9}
+    )
+    SupabaseStorage.close_shared()
+    again = SupabaseStorage.for_options({"database_url": database_url, "redis_url": redis_url})
+    assert again is not first
+    assert again is not other
