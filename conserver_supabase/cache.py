@@ -42,7 +42,7 @@ _JSON_TYPE: Final = "ReJSON-RL"
 
 # KEYS[1] cache key, KEYS[2] its version key, KEYS[3..] chain lists. ARGV[1] document
 # (JSON text), ARGV[2] TTL seconds, ARGV[3] format for a new key (auto|json|string),
-# ARGV[4] mode, ARGV[5] uuid, ARGV[6] the saved version (0: unknown, a fill).
+# ARGV[4] mode, ARGV[5] uuid, ARGV[6] the version saved or read (0: unknown).
 # Returns 1 when the document was written, 0 when the key was left as it was.
 _WRITE: Final = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
@@ -57,12 +57,16 @@ for i = 3, #KEYS do
 end
 local mode = ARGV[4]
 local version = tonumber(ARGV[6])
-local cached_version = 0
-if version > 0 then
-  cached_version = tonumber(redis.call('GET', KEYS[2])) or 0
+local cached_version = tonumber(redis.call('GET', KEYS[2])) or 0
+local allowed
+if version == 0 then
+  -- a read that does not know its version: any save or delete on record knows better
+  allowed = cached_version == 0
+else
+  -- what committed earlier than the cached version (or before a delete) must not win
+  allowed = cached_version <= version
 end
--- a save that committed earlier than the cached one must not replace it
-local write = (kind == 'none' or mode == 'overwrite') and cached_version <= version
+local write = (kind == 'none' or mode == 'overwrite') and allowed
 if write then
   if kind == 'ReJSON-RL' or (kind == 'none' and ARGV[3] ~= 'string') then
     local reply = redis.pcall('JSON.SET', KEYS[1], '$', ARGV[1])
@@ -93,14 +97,44 @@ if write then return 1 end
 return 0
 """
 
-# KEYS[1] cache key. Returns the document as JSON text, or nil when the key is absent.
+# KEYS[1] cache key, KEYS[2] its version key. Returns the document as JSON text, or nil
+# when the key is absent. Touches the version key so that LRU/LFU eviction does not
+# drop it, cold, before the document it guards.
 _READ: Final = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind == 'ReJSON-RL' then return redis.call('JSON.GET', KEYS[1]) end
-if kind == 'string' then return redis.call('GET', KEYS[1]) end
 if kind == 'none' then return false end
-return redis.error_reply('WRONGTYPE cache key ' .. KEYS[1] .. ' holds a ' .. kind)
+if kind ~= 'ReJSON-RL' and kind ~= 'string' then
+  return redis.error_reply('WRONGTYPE cache key ' .. KEYS[1] .. ' holds a ' .. kind)
+end
+redis.call('TOUCH', KEYS[2])
+if kind == 'ReJSON-RL' then return redis.call('JSON.GET', KEYS[1]) end
+return redis.call('GET', KEYS[1])
 """
+
+# KEYS[1] cache key, KEYS[2] its version key. 1 when the key holds a vCon a save put
+# there (a version on record, not a tombstone), else 0: a working copy the conserver
+# holds, or a fill, does not prove the vCon is in the database.
+_SAVED: Final = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'ReJSON-RL' and kind ~= 'string' then return 0 end
+local version = tonumber(redis.call('GET', KEYS[2])) or 0
+if version > 0 and version < tonumber(ARGV[1]) then return 1 end
+return 0
+"""
+
+# KEYS[1] cache key, KEYS[2] its version key; ARGV[1] tombstone, ARGV[2] its lifetime.
+# Returns 1 when the key existed. The tombstone outranks every version, so a save that
+# committed before the delete but reaches Redis after it cannot bring the vCon back.
+_DELETE: Final = """
+local existed = redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+return existed
+"""
+
+#: Version key value after a delete: above any version a vCon reaches (2**53 - 1, exact
+#: in Lua's doubles), for ``_TOMBSTONE_SECONDS`` (or the TTL, if shorter).
+_TOMBSTONE: Final = 2**53 - 1
+_TOMBSTONE_SECONDS: Final = 60
 
 # Returns 1 when the server runs the RedisJSON module.
 _HAS_JSON: Final = """
@@ -164,6 +198,8 @@ class RedisCache:
         self.location = location
         self._write = client.register_script(_WRITE)
         self._read = client.register_script(_READ)
+        self._saved = client.register_script(_SAVED)
+        self._delete = client.register_script(_DELETE)
         self._has_json = client.register_script(_HAS_JSON)
 
     @classmethod
@@ -192,7 +228,7 @@ class RedisCache:
     def read(self, key: str, vcon_uuid: str, operation: str = "cache read") -> Any:
         """Return the JSON value stored at ``key`` (either type), or ``None`` when absent."""
         with cache_errors(operation, vcon_uuid, self.location):
-            text = self._read(keys=[key])
+            text = self._read(keys=[key, self.version_key(vcon_uuid)])
         if text is None:
             return None
         try:
@@ -215,9 +251,11 @@ class RedisCache:
     ) -> bool:
         """Write ``document`` (JSON text) to the vCon's key, then RPUSH the uuid onto ``lists``.
 
-        ``version`` is the database version just saved: the cache never goes back to
-        an older version than the one it holds (two saves of one uuid can reach Redis
-        in the opposite order of their commits). Returns whether the document was
+        ``version`` is the database version just saved or read: the cache never goes
+        back to an older version than the one it holds (two saves of one uuid can reach
+        Redis in the opposite order of their commits; a read can predate a save), nor
+        past a delete's tombstone. Version 0 (unknown) writes only when no version is
+        on record. Returns whether the document was
         written (``fill`` and ``touch`` leave an existing key's value alone). Raises
         :class:`CacheError`; then nothing was written, unless the failure was a lost
         connection or a timeout, after which the outcome is unknown.
@@ -245,19 +283,22 @@ class RedisCache:
                 failed[name] = str(reply)
         return failed
 
-    def exists(self, vcon_uuid: str) -> bool:
-        """Whether the vCon is cached."""
+    def holds_saved(self, vcon_uuid: str) -> bool:
+        """Whether the cache holds the vCon as a save left it (so the database has it)."""
         with cache_errors("cache exists", vcon_uuid, self.location):
-            return bool(self.client.exists(self.key(vcon_uuid)))
+            keys = [self.key(vcon_uuid), self.version_key(vcon_uuid)]
+            return bool(self._saved(keys=keys, args=[_TOMBSTONE]))
 
     def delete(self, vcon_uuid: str) -> bool:
-        """Remove the vCon's key (and its version key); return whether it was cached."""
+        """Remove the vCon's key and leave a tombstone version; return whether it was cached.
+
+        For a short while (``_TOMBSTONE_SECONDS`` or the TTL) no save that committed
+        before the delete, and no fill, can put the vCon back.
+        """
+        lifetime = min(self.ttl, _TOMBSTONE_SECONDS)
         with cache_errors("cache delete", vcon_uuid, self.location):
-            pipe = self.client.pipeline(transaction=True)
-            pipe.exists(self.key(vcon_uuid))
-            pipe.delete(self.key(vcon_uuid), self.version_key(vcon_uuid))
-            existed, _deleted = pipe.execute()
-        return bool(existed)
+            keys = [self.key(vcon_uuid), self.version_key(vcon_uuid)]
+            return bool(self._delete(keys=keys, args=[_TOMBSTONE, lifetime]))
 
     def has_json_module(self) -> bool:
         """Whether the server runs RedisJSON (what ``cache_format: auto`` writes)."""

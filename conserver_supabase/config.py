@@ -218,7 +218,8 @@ def _as_choice(option: str, value: Any, choices: tuple[str, ...]) -> str:
     return choice
 
 
-def _as_name_list(option: str, value: Any) -> tuple[str, ...]:
+def as_name_list(option: str, value: Any) -> tuple[str, ...]:
+    """Names from a list or a ``"a,b"`` string: stripped, non-empty, duplicates dropped."""
     if value is None:
         return ()
     if isinstance(value, str):  # "a,b" from an environment variable
@@ -380,7 +381,7 @@ class StorageConfig:
             cache_format=cache_format,
             cache_errors=_as_choice("cache_errors", values["cache_errors"], CACHE_ERROR_POLICIES),
             redis_timeout=_as_float("redis_timeout", values["redis_timeout"], minimum=0.0),
-            chain_lists=_as_name_list("chain_lists", values["chain_lists"]),
+            chain_lists=as_name_list("chain_lists", values["chain_lists"]),
             pool_size=_as_int("pool_size", values["pool_size"], minimum=1),
         )
 

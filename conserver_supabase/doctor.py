@@ -129,17 +129,20 @@ def _check_key(key: str) -> tuple[str, str]:
         return "warn", "not a Supabase JWT or sb_ key: its role cannot be told"
     return "FAIL", (
         f"the key grants the role {role!r}: vcon-mcp's tables have row-level security and "
-        "this storage's functions are executable by service_role only; use the project's "
-        "service-role (secret) key"
+        "this storage's functions are granted to service_role, not to anon; use the "
+        "project's service-role (secret) key"
     )
 
 
 def _check_database(config: StorageConfig) -> tuple[str, str]:
     database = open_database(config)
     try:
-        # Reading a uuid that does not exist proves: reachable, key accepted,
-        # functions installed and executable. It writes nothing.
-        database.load(str(uuid.uuid4()))
+        # Asking about a uuid that does not exist proves: reachable, key accepted,
+        # functions installed and executable (up to the newest migration). It writes
+        # nothing.
+        probe = str(uuid.uuid4())
+        database.fetch(probe)
+        database.exists(probe)
     finally:
         database.close()
     where = f"{config.transport} transport, schema {config.schema}"
@@ -156,7 +159,8 @@ def _check_redis(cache: RedisCache, config: StorageConfig) -> tuple[str, str]:
     has_json = cache.has_json_module()
     probe = str(uuid.uuid4())
     cache.write(probe, '{"probe": true}', mode="fill")  # scripts allowed, JSON.SET allowed
-    cache.delete(probe)
+    with cache_errors("probe", None, cache.location):  # no tombstone: it never was a vCon
+        cache.client.delete(cache.key(probe), cache.version_key(probe))
     fmt = {"auto": "RedisJSON" if has_json else "JSON strings", "json": "RedisJSON"}.get(
         config.cache_format, "JSON strings"
     )

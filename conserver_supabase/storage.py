@@ -25,7 +25,7 @@ from typing import Any
 from uuid import UUID
 
 from .cache import CONSERVER_KEY_PREFIX, RedisCache, WriteMode
-from .config import StorageConfig
+from .config import StorageConfig, as_name_list
 from .database import Database, open_database
 from .errors import CacheError, ChainPushError, InvalidVconError, VconNotFoundError
 from .validation import canonical_uuid, validate_vcon
@@ -106,7 +106,11 @@ class SupabaseStorage:
         """
         document = _as_document(vcon)
         vcon_uuid = validate_vcon(document)
-        lists = self.config.chain_lists if chain_lists is None else tuple(chain_lists)
+        lists = (
+            self.config.chain_lists
+            if chain_lists is None
+            else as_name_list("chain_lists", chain_lists)
+        )
         version = self._database.save(document, vcon_uuid)
         self._after_save(vcon_uuid, _dumps(document), "overwrite", version, lists)
         return version
@@ -185,10 +189,14 @@ class SupabaseStorage:
     # --- reads ------------------------------------------------------------------
 
     def exists(self, vcon_uuid: str | UUID) -> bool:
-        """Whether the vCon exists: a cached vCon answers at once, else the database."""
+        """Whether the vCon exists in the database.
+
+        A vCon a save cached answers at once; anything else (a miss, a fill, the
+        conserver's working copy of a vCon not saved yet) asks the database.
+        """
         canonical = canonical_uuid(vcon_uuid)
         try:
-            if self._cache.exists(canonical):
+            if self._cache.holds_saved(canonical):
                 self._health.succeeded()
                 return True
         except CacheError as exc:
@@ -209,9 +217,11 @@ class SupabaseStorage:
         cached = self._cached(canonical)
         if cached is not None:
             return cached
-        document = self._database.load(canonical)
-        if document is not None:
-            self._fill(canonical, document)
+        found = self._database.fetch(canonical)
+        if found is None:
+            return None
+        document, version = found
+        self._fill(canonical, document, version)
         return document
 
     def get_many(self, vcon_uuids: Sequence[str | UUID]) -> dict[str, dict[str, Any]]:
@@ -225,10 +235,9 @@ class SupabaseStorage:
             else:
                 found[vcon_uuid] = cached
         if missing:
-            loaded = self._database.load_many(missing)
-            for vcon_uuid, document in loaded.items():
-                self._fill(vcon_uuid, document)
-            found.update(loaded)
+            for vcon_uuid, (document, version) in self._database.fetch_many(missing).items():
+                self._fill(vcon_uuid, document, version)
+                found[vcon_uuid] = document
         return found
 
     # --- lifecycle --------------------------------------------------------------
@@ -305,8 +314,10 @@ class SupabaseStorage:
             self._cache_failed(exc, "reading the database instead")
             return None
         self._health.succeeded()
-        self._count("misses" if cached is None else "hits")
-        if cached is not None and not isinstance(cached, dict):
+        if cached is None:
+            self._count("misses")
+            return None
+        if not isinstance(cached, dict):
             self._cache_failed(
                 CacheError(
                     f"cache read of vCon {vcon_uuid} failed: the cached value is not a JSON object",
@@ -316,11 +327,13 @@ class SupabaseStorage:
                 "reading the database instead",
             )
             return None
-        return cached
+        self._count("hits")
+        document: dict[str, Any] = cached
+        return document
 
-    def _fill(self, vcon_uuid: str, document: Mapping[str, Any]) -> None:
+    def _fill(self, vcon_uuid: str, document: Mapping[str, Any], version: int) -> None:
         try:
-            written = self._cache.write(vcon_uuid, _dumps(document), mode="fill")
+            written = self._cache.write(vcon_uuid, _dumps(document), mode="fill", version=version)
         except CacheError as exc:
             self._cache_failed(exc, "the vCon was read from the database")
         else:

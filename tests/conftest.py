@@ -19,6 +19,7 @@ import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -203,10 +204,28 @@ def unreachable_redis_url() -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
+_opened: list[Any] = []
+
+
+def redis_client(url: str) -> Any:
+    """A ``redis.Redis`` for one test; closed when the test ends."""
+    import redis
+
+    return closing_later(redis.Redis.from_url(url))
+
+
+def closing_later(resource: Any) -> Any:
+    """Close ``resource`` (anything with ``close()``) when the current test ends."""
+    _opened.append(resource)
+    return resource
+
+
 @pytest.fixture(autouse=True)
-def _close_shared_storages() -> Iterator[None]:
-    """Shared instances (module hooks, for_options) must not outlive a test's services."""
+def _close_what_tests_opened() -> Iterator[None]:
+    """Clients, caches and shared storages must not outlive a test's services."""
     yield
     from conserver_supabase import SupabaseStorage
 
     SupabaseStorage.close_shared()
+    while _opened:
+        _opened.pop().close()

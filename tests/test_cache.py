@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 
 from conserver_supabase import CacheError, StorageConfig
 from conserver_supabase.cache import RedisCache
 
-from .conftest import redis_has_json
+from .conftest import closing_later, redis_client, redis_has_json
 from .faults import FaultServer
 from .vcons import new_uuid
 
@@ -22,13 +22,14 @@ DOC = json.dumps({"vcon": "0.3.0", "uuid": "x", "subject": "ünïcode ✓"}, ens
 
 @pytest.fixture
 def client(redis_url: str) -> Iterator[Any]:
-    connection = redis.Redis.from_url(redis_url)
+    connection = redis_client(redis_url)
     yield connection
     connection.close()
 
 
 def make_cache(url: str, **options: Any) -> RedisCache:
-    return RedisCache.from_config(StorageConfig.from_options({"redis_url": url, **options}))
+    cache = RedisCache.from_config(StorageConfig.from_options({"redis_url": url, **options}))
+    return closing_later(cache)
 
 
 def kind(client: Any, key: str) -> str:
@@ -54,7 +55,7 @@ class TestNewKeys:
         cache = make_cache(redis_json_url, cache_format="string", cache_key_prefix="app:")
         vcon_uuid = new_uuid()
         cache.write(vcon_uuid, DOC, mode="overwrite")
-        assert kind(redis.Redis.from_url(redis_json_url), f"app:{vcon_uuid}") == "string"
+        assert kind(redis_client(redis_json_url), f"app:{vcon_uuid}") == "string"
 
     def test_json_format_without_the_module_is_an_error_and_writes_nothing(
         self, redis_plain_url: str
@@ -65,13 +66,13 @@ class TestNewKeys:
             cache.write(vcon_uuid, DOC, mode="overwrite", lists=["chain"])
         assert caught.value.unavailable is False
         assert "set cache_format to auto or string" in str(caught.value)
-        plain = redis.Redis.from_url(redis_plain_url)
+        plain = redis_client(redis_plain_url)
         assert plain.exists(f"vcon:{vcon_uuid}", "chain") == 0
 
 
 class TestExistingKeysKeepTheirType:
     def test_a_string_key_stays_a_string_on_a_json_server(self, redis_json_url: str) -> None:
-        client = redis.Redis.from_url(redis_json_url)
+        client = redis_client(redis_json_url)
         vcon_uuid = new_uuid()
         client.set(f"vcon:{vcon_uuid}", '{"old": true}')
         make_cache(redis_json_url).write(vcon_uuid, DOC, mode="overwrite")
@@ -79,7 +80,7 @@ class TestExistingKeysKeepTheirType:
         assert json.loads(client.get(f"vcon:{vcon_uuid}")) == json.loads(DOC)
 
     def test_a_json_key_stays_json_when_string_is_forced(self, redis_json_url: str) -> None:
-        client = redis.Redis.from_url(redis_json_url)
+        client = redis_client(redis_json_url)
         vcon_uuid = new_uuid()
         client.json().set(f"app:{vcon_uuid}", "$", {"old": True})
         cache = make_cache(redis_json_url, cache_format="string", cache_key_prefix="app:")
@@ -159,7 +160,7 @@ class TestChainLists:
 
 class TestReadAndDelete:
     def test_read_either_type_and_absent(self, redis_json_url: str) -> None:
-        client = redis.Redis.from_url(redis_json_url)
+        client = redis_client(redis_json_url)
         cache = make_cache(redis_json_url)
         client.json().set("vcon:j", "$", {"a": [1, "ü"]})
         client.set("vcon:s", '{"b": null}')
@@ -229,14 +230,66 @@ class TestVersionGuard:
         cache.write(vcon_uuid, '{"v": 1}', mode="overwrite", version=1, lists=["egress"])
         assert client.lrange("egress", 0, -1) == [vcon_uuid.encode()]
 
-    def test_delete_forgets_the_version(self, redis_url: str, client: Any) -> None:
-        """A vCon deleted and created again starts at version 1 in the database."""
+    def test_a_delete_leaves_a_tombstone_no_late_save_or_fill_gets_past(
+        self, redis_url: str, client: Any
+    ) -> None:
+        """A save that committed before the delete but reaches Redis after it, or a read
+        from before the delete, must not bring the vCon back."""
         cache = make_cache(redis_url)
         vcon_uuid = new_uuid()
         cache.write(vcon_uuid, '{"v": 5}', mode="overwrite", version=5)
         assert cache.delete(vcon_uuid) is True
-        assert client.exists(cache.version_key(vcon_uuid)) == 0
+        assert cache.delete(vcon_uuid) is False
+        assert 0 < client.ttl(cache.version_key(vcon_uuid)) <= 60
+        assert cache.write(vcon_uuid, '{"v": 6}', mode="overwrite", version=6) is False
+        assert cache.write(vcon_uuid, '{"v": 5}', mode="fill") is False
+        assert client.exists(f"vcon:{vcon_uuid}") == 0
+        client.delete(cache.version_key(vcon_uuid))  # the tombstone ran out
         assert cache.write(vcon_uuid, '{"v": 1}', mode="overwrite", version=1) is True
+
+    def test_a_fill_never_writes_while_a_version_is_on_record(
+        self, redis_url: str, client: Any
+    ) -> None:
+        """The document was evicted but a save's version is still known: a read that may
+        predate that save does not fill."""
+        cache = make_cache(redis_url)
+        vcon_uuid = new_uuid()
+        cache.write(vcon_uuid, '{"v": 5}', mode="overwrite", version=5)
+        client.delete(f"vcon:{vcon_uuid}")
+        assert cache.write(vcon_uuid, '{"v": 4}', mode="fill") is False
+        assert cache.write(vcon_uuid, '{"v": 6}', mode="overwrite", version=6) is True
+
+    def test_a_fill_with_its_version_refills_an_evicted_key_but_not_an_older_one(
+        self, redis_url: str, client: Any
+    ) -> None:
+        cache = make_cache(redis_url)
+        vcon_uuid = new_uuid()
+        cache.write(vcon_uuid, '{"v": 5}', mode="overwrite", version=5)
+        client.delete(f"vcon:{vcon_uuid}")  # evicted; the version key stays
+        assert cache.write(vcon_uuid, '{"v": 4}', mode="fill", version=4) is False
+        assert cache.write(vcon_uuid, '{"v": 5}', mode="fill", version=5) is True
+        assert cache.read(f"vcon:{vcon_uuid}", vcon_uuid) == {"v": 5}
+
+    def test_reading_keeps_the_version_key_warm(self, redis_url: str, client: Any) -> None:
+        """LRU eviction must not drop the version key, cold, before its document."""
+        cache = make_cache(redis_url)
+        vcon_uuid = new_uuid()
+        cache.write(vcon_uuid, '{"v": 1}', mode="overwrite", version=1)
+        time.sleep(1.1)
+        cache.read(f"vcon:{vcon_uuid}", vcon_uuid)
+        assert client.object("idletime", cache.version_key(vcon_uuid)) == 0
+
+    def test_only_a_saved_vcon_counts_as_held(self, redis_url: str, client: Any) -> None:
+        cache = make_cache(redis_url)
+        saved, filled, working, other = new_uuid(), new_uuid(), new_uuid(), new_uuid()
+        cache.write(saved, DOC, mode="overwrite", version=1)
+        cache.write(filled, DOC, mode="fill")
+        client.set(f"vcon:{working}", DOC)  # the conserver's working copy
+        client.hset(f"vcon:{other}", "a", "b")
+        held = [cache.holds_saved(u) for u in (saved, filled, working, other)]
+        assert held == [True, False, False, False]
+        cache.delete(saved)
+        assert cache.holds_saved(saved) is False
 
 
 def test_a_missing_permission_names_what_is_needed(redis_url: str, client: Any) -> None:

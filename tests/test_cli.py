@@ -9,11 +9,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import redis
 
 from conserver_supabase import migrations
 
-from .conftest import unavailable
+from .conftest import redis_client, unavailable
 from .postgrest_standin import PostgrestStandIn
 
 
@@ -98,7 +97,12 @@ def test_demo_on_a_given_database_and_redis_leaves_nothing_behind(
     assert "deleted 3/3" in result.stdout
     with psycopg.connect(empty_database_url) as conn:
         assert conn.execute("SELECT count(*) FROM vcons").fetchone() == (0,)
-    assert redis.Redis.from_url(redis_json_url).dbsize() == 0
+    client = redis_client(redis_json_url)
+    left = client.keys("*")  # only the deletes' tombstones, expiring within a minute
+    assert len(left) == 3
+    for key in left:
+        assert key.startswith(b"conserver_supabase:version:vcon:")
+        assert 0 < client.ttl(key) <= 60
 
 
 @pytest.mark.integration
@@ -106,7 +110,7 @@ def test_demo_through_postgrest_from_the_environment(
     database_url: str, redis_json_url: str
 ) -> None:
     """SUPABASE_URL, the key and REDIS_URL set: the demo uses them, and only its own uuids."""
-    other = redis.Redis.from_url(redis_json_url)
+    other = redis_client(redis_json_url)
     other.set("someone-elses-key", "untouched")
     with PostgrestStandIn(database_url, key="k") as server:
         env = {"SUPABASE_URL": server.url, "SUPABASE_SERVICE_ROLE_KEY": "k"}
@@ -117,7 +121,8 @@ def test_demo_through_postgrest_from_the_environment(
     assert "starting an embedded" not in result.stdout
     assert "identical after get: 2/2 from the cache, 2/2 from the database" in result.stdout
     assert rpc_calls > 0
-    assert other.keys("*") == [b"someone-elses-key"]
+    mine = [k for k in other.keys("*") if not k.startswith(b"conserver_supabase:version:")]
+    assert mine == [b"someone-elses-key"]  # plus the deletes' short-lived tombstones
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM vcons").fetchone() == (0,)
 
@@ -167,7 +172,7 @@ class TestDoctor:
         assert "all checks passed" in result.stdout
         with psycopg.connect(database_url) as conn:
             assert conn.execute("SELECT count(*) FROM vcons").fetchone() == (0,)
-        assert redis.Redis.from_url(redis_json_url).dbsize() == 0
+        assert redis_client(redis_json_url).dbsize() == 0
 
     @pytest.mark.integration
     def test_every_failure_is_named_with_its_fix(
@@ -186,7 +191,7 @@ class TestDoctor:
     def test_wrong_list_type_and_unreachable_redis(
         self, database_url: str, redis_json_url: str, unreachable_redis_url: str, tmp_path: Path
     ) -> None:
-        redis.Redis.from_url(redis_json_url).set("broken", "x")
+        redis_client(redis_json_url).set("broken", "x")
         config = tmp_path / "config.yml"
         config.write_text(
             "storages:\n  mine:\n    module: conserver_supabase\n    options:\n"

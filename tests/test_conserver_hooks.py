@@ -20,7 +20,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import redis
 
 from conserver_supabase import (
     CacheError,
@@ -29,6 +28,7 @@ from conserver_supabase import (
     VconNotFoundError,
 )
 
+from .conftest import redis_client
 from .vcons import sample
 
 pytestmark = pytest.mark.integration
@@ -50,7 +50,7 @@ def conserver_env(
 
 def put_working_copy(url: str, document: dict[str, Any]) -> Any:
     """What the conserver's VconRedis.store_vcon does."""
-    client = redis.Redis.from_url(url)
+    client = redis_client(url)
     client.json().set(f"vcon:{document['uuid']}", "$", document)
     return client
 
@@ -180,7 +180,7 @@ def test_a_string_working_copy_is_saved_too(
 ) -> None:
     module = import_like_the_conserver()
     document = sample()
-    client = redis.Redis.from_url(redis_plain_url)
+    client = redis_client(redis_plain_url)
     client.set(f"vcon:{document['uuid']}", json.dumps(document))
     opts = {"database_url": database_url, "redis_url": redis_plain_url}
     try:

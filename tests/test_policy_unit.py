@@ -73,6 +73,13 @@ class MemoryDatabase:
     def load_many(self, vcon_uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return {u: d for u in vcon_uuids if (d := self.load(u)) is not None}
 
+    def fetch(self, vcon_uuid: str) -> tuple[dict[str, Any], int] | None:
+        found = self.load(vcon_uuid)
+        return None if found is None else (found, self.versions.get(vcon_uuid, 0))
+
+    def fetch_many(self, vcon_uuids: Sequence[str]) -> dict[str, tuple[dict[str, Any], int]]:
+        return {u: f for u in vcon_uuids if (f := self.fetch(u)) is not None}
+
     def exists(self, vcon_uuid: str) -> bool:
         self._check()
         return vcon_uuid in self.rows

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 import respx
 
 from conserver_supabase import (
@@ -23,6 +22,7 @@ from conserver_supabase import (
     SupabaseStorage,
 )
 
+from .conftest import redis_client
 from .postgrest_standin import PostgrestStandIn
 from .vcons import sample
 
@@ -33,7 +33,7 @@ RPC = "/rest/v1/rpc/"
 
 @pytest.fixture
 def r(redis_json_url: str) -> Iterator[Any]:
-    client = redis.Redis.from_url(redis_json_url)
+    client = redis_client(redis_json_url)
     yield client
     client.close()
 
@@ -74,12 +74,13 @@ class TestExactRequests:
         self, respx_mock: respx.MockRouter, store: SupabaseStorage, r: Any
     ) -> None:
         document = sample()
-        respx_mock.post(f"{RPC}conserver_vcon_load").respond(json=document)
+        respx_mock.post(f"{RPC}conserver_vcon_fetch").respond(json={"version": 3, "vcon": document})
         assert store.get_vcon(document["uuid"]) == document
         assert store.get_vcon(document["uuid"]) == document
         assert [sent(call) for call in respx_mock.calls] == [
-            ("POST", f"{RPC}conserver_vcon_load", {"p_uuid": document["uuid"]})
+            ("POST", f"{RPC}conserver_vcon_fetch", {"p_uuid": document["uuid"]})
         ]
+        assert r.get(f"conserver_supabase:version:vcon:{document['uuid']}") == b"3"
 
     def test_delete_is_one_rpc_call(
         self, respx_mock: respx.MockRouter, store: SupabaseStorage, r: Any
@@ -169,7 +170,7 @@ def test_round_trips_through_supabase_py_to_a_real_database(
         PostgrestStandIn(database_url, key=KEY) as server,
         SupabaseStorage({"url": server.url, "key": KEY, "redis_url": redis_url}) as storage,
     ):
-        client = redis.Redis.from_url(redis_url)
+        client = redis_client(redis_url)
         counts = []
         for step in (
             lambda: storage.save_vcon(document),

@@ -201,6 +201,18 @@ class TestVersions:
             t.join(timeout=60)
         assert sorted(versions) == list(range(1, 21))
 
+    def test_fetch_returns_the_vcon_with_its_version(self, db: Database) -> None:
+        document, other = sample(), rich_vcon()
+        db.save(document, document["uuid"])
+        db.save(document, document["uuid"])
+        db.save(other, other["uuid"])
+        assert db.fetch(document["uuid"]) == (document, 2)
+        assert db.fetch(new_uuid()) is None
+        wanted = [document["uuid"], other["uuid"], new_uuid()]
+        assert db.fetch_many(wanted) == {document["uuid"]: (document, 2), other["uuid"]: (other, 1)}
+        assert db.exists(other["uuid"]) is True
+        assert db.exists(new_uuid()) is False
+
 
 class TestDelete:
     def test_delete_cascades_and_reports_existence(self, db: Database, sql: Any) -> None:
@@ -367,6 +379,7 @@ class TestPrivileges:
             ("conserver_vcon_load(%s::uuid)", document["uuid"]),
             ("conserver_vcon_delete(%s::uuid)", document["uuid"]),
             ("conserver_vcon_exists(%s::uuid)", document["uuid"]),
+            ("conserver_vcon_fetch(%s::uuid)", document["uuid"]),
         ]:
             sql.execute("SET ROLE anon")
             try:
@@ -380,7 +393,7 @@ class TestPrivileges:
             "SELECT proname, prosecdef, proconfig FROM pg_proc "
             "WHERE proname LIKE 'conserver\\_%' ORDER BY proname"
         ).fetchall()
-        assert len(found) == 13
+        assert len(found) == 15
         for name, definer, config in found:
             assert definer is False, name
             assert any(c.startswith("search_path=") for c in config), name

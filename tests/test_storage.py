@@ -11,20 +11,21 @@ from typing import Any
 
 import psycopg
 import pytest
-import redis
 
 from conserver_supabase import (
     CacheError,
     ChainPushError,
+    ConfigurationError,
     InvalidVconError,
     StorageConfig,
     SupabaseStorage,
 )
 from conserver_supabase.database import Database
+from conserver_supabase.database.base import Versioned
 from conserver_supabase.database.postgres import PostgresDatabase
 from conserver_supabase.database.postgrest import PostgrestDatabase
 
-from .conftest import redis_has_json
+from .conftest import redis_client, redis_has_json
 from .faults import FaultServer
 from .postgrest_standin import PostgrestStandIn
 from .vcons import new_uuid, rich_vcon, sample
@@ -58,6 +59,17 @@ class CountingDatabase:
     def load_many(self, vcon_uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
         self.calls.append("load_many")
         return self.inner.load_many(vcon_uuids)
+
+    def fetch(self, vcon_uuid: str) -> Versioned | None:
+        self.calls.append("fetch")
+        found = self.inner.fetch(vcon_uuid)
+        if self.before_load is not None:
+            self.before_load(vcon_uuid)
+        return found
+
+    def fetch_many(self, vcon_uuids: Sequence[str]) -> dict[str, Versioned]:
+        self.calls.append("fetch_many")
+        return self.inner.fetch_many(vcon_uuids)
 
     def exists(self, vcon_uuid: str) -> bool:
         self.calls.append("exists")
@@ -94,7 +106,7 @@ def db(request: pytest.FixtureRequest, database_url: str) -> Iterator[CountingDa
 
 @pytest.fixture
 def r(redis_url: str) -> Iterator[Any]:
-    client = redis.Redis.from_url(redis_url)
+    client = redis_client(redis_url)
     yield client
     client.close()
 
@@ -232,11 +244,11 @@ class TestGet:
             r.delete(f"vcon:{document['uuid']}")
             db.calls.clear()
             assert store.get_vcon(document["uuid"]) == document
-            assert db.calls == ["load"]
+            assert db.calls == ["fetch"]
             assert cached(r, document["uuid"]) == document
             assert 195 <= r.ttl(f"vcon:{document['uuid']}") <= 200
             assert store.get_vcon(document["uuid"]) == document
-        assert db.calls == ["load"]
+        assert db.calls == ["fetch"]
 
     def test_a_fill_never_overwrites_a_concurrent_save(
         self, db: CountingDatabase, redis_url: str, r: Any
@@ -276,7 +288,7 @@ class TestGet:
             db.calls.clear()
             found = store.get_many([hot["uuid"], cold["uuid"], absent, hot["uuid"]])
         assert found == {hot["uuid"]: hot, cold["uuid"]: cold}
-        assert db.calls == ["load_many"]
+        assert db.calls == ["fetch_many"]
         assert cached(r, cold["uuid"]) == cold
 
 
@@ -517,6 +529,31 @@ class TestFaultyRedis:
 
 
 class TestExistsStatsAndListOverride:
+    def test_a_save_landing_after_a_delete_does_not_bring_the_vcon_back(
+        self, db: CountingDatabase, redis_url: str, r: Any
+    ) -> None:
+        document = sample()
+        store = storage(db, redis_url)
+        committed, deleted = threading.Event(), threading.Event()
+        inner_save = db.save
+
+        def save(doc: Mapping[str, Any], vcon_uuid: str) -> int:
+            version = inner_save(doc, vcon_uuid)
+            committed.set()
+            assert deleted.wait(10)  # the delete runs between commit and cache write
+            return version
+
+        db.save = save  # type: ignore[method-assign]
+        thread = threading.Thread(target=store.save_vcon, args=(document,))
+        thread.start()
+        assert committed.wait(10)
+        assert store.delete_vcon(document["uuid"]) is True
+        deleted.set()
+        thread.join(10)
+        assert r.exists(f"vcon:{document['uuid']}") == 0
+        assert store.get_vcon(document["uuid"]) is None
+        store.close()
+
     def test_exists_asks_the_database_only_on_a_cache_miss(
         self, db: CountingDatabase, redis_url: str, r: Any
     ) -> None:
@@ -531,16 +568,23 @@ class TestExistsStatsAndListOverride:
             assert store.exists(new_uuid()) is False
             assert db.calls == ["exists", "exists"]
             assert r.exists(f"vcon:{document['uuid']}") == 0  # exists() does not fill
+            working = sample()  # the conserver holds it, nobody saved it
+            r.set(f"vcon:{working['uuid']}", json.dumps(working))
+            assert store.exists(working["uuid"]) is False
 
     def test_chain_lists_can_be_replaced_per_call(
         self, db: CountingDatabase, redis_url: str, r: Any
     ) -> None:
-        first, second = sample(), sample()
+        first, second, third = sample(), sample(), sample()
         with storage(db, redis_url, chain_lists=["configured"]) as store:
             store.save_vcon(first, chain_lists=["analysis"])
             store.save_vcon(second, chain_lists=[])
-        assert r.lrange("analysis", 0, -1) == [first["uuid"].encode()]
+            store.save_vcon(third, chain_lists="analysis")  # a name, not its letters
+            with pytest.raises(ConfigurationError, match="chain_lists"):
+                store.save_vcon(first, chain_lists=["", "x"])
+        assert r.lrange("analysis", 0, -1) == [first["uuid"].encode(), third["uuid"].encode()]
         assert r.exists("configured") == 0
+        assert r.keys("?") == []
 
     def test_cache_stats_count_hits_misses_fills_and_errors(
         self, db: CountingDatabase, redis_url: str, r: Any

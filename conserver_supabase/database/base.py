@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Database"]
+__all__ = ["Database", "Versioned", "versioned"]
+
+#: A vCon with the version the database stores for it.
+Versioned = tuple[dict[str, Any], int]
+
+
+def versioned(entry: Any) -> Versioned:
+    """``{"version": n, "vcon": {...}}`` (what ``conserver_vcon_fetch`` returns) -> tuple."""
+    return entry["vcon"], int(entry["version"])
 
 
 @runtime_checkable
@@ -27,6 +35,14 @@ class Database(Protocol):
 
     def load_many(self, vcon_uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Return ``{uuid: vCon}`` for those of ``vcon_uuids`` that exist."""
+        ...
+
+    def fetch(self, vcon_uuid: str) -> Versioned | None:
+        """Like :meth:`load`, with the stored version (0: created by another writer)."""
+        ...
+
+    def fetch_many(self, vcon_uuids: Sequence[str]) -> dict[str, Versioned]:
+        """Like :meth:`load_many`, with the stored versions."""
         ...
 
     def exists(self, vcon_uuid: str) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 from .._boundary import database_errors
 from ..config import StorageConfig
 from ..errors import ConfigurationError
+from .base import Versioned, versioned
 
 __all__ = ["PostgresDatabase", "import_psycopg"]
 
@@ -58,6 +59,8 @@ class PostgresDatabase:
                 "load_many": "conserver_vcon_load_many",
                 "delete": "conserver_vcon_delete",
                 "exists": "conserver_vcon_exists",
+                "fetch": "conserver_vcon_fetch",
+                "fetch_many": "conserver_vcon_fetch_many",
             }.items()
         }
         timeout_ms = int(config.timeout * 1000)
@@ -114,6 +117,14 @@ class PostgresDatabase:
             self._call("load_many", list(vcon_uuids), "load_many", None) or {}
         )
         return result
+
+    def fetch(self, vcon_uuid: str) -> Versioned | None:
+        entry = self._call("fetch", vcon_uuid, "load", vcon_uuid)
+        return None if entry is None else versioned(entry)
+
+    def fetch_many(self, vcon_uuids: Sequence[str]) -> dict[str, Versioned]:
+        entries = self._call("fetch_many", list(vcon_uuids), "load_many", None) or {}
+        return {uuid: versioned(entry) for uuid, entry in entries.items()}
 
     def exists(self, vcon_uuid: str) -> bool:
         return bool(self._call("exists", vcon_uuid, "exists", vcon_uuid))

@@ -15,6 +15,7 @@ from typing import Any
 from .._boundary import database_errors
 from ..config import StorageConfig
 from ..errors import ConfigurationError
+from .base import Versioned, versioned
 
 __all__ = ["PostgrestDatabase"]
 
@@ -70,6 +71,17 @@ class PostgrestDatabase:
             or {}
         )
         return result
+
+    def fetch(self, vcon_uuid: str) -> Versioned | None:
+        entry = self._rpc("conserver_vcon_fetch", {"p_uuid": vcon_uuid}, "load", vcon_uuid)
+        return None if entry is None else versioned(entry)
+
+    def fetch_many(self, vcon_uuids: Sequence[str]) -> dict[str, Versioned]:
+        entries = (
+            self._rpc("conserver_vcon_fetch_many", {"p_uuids": list(vcon_uuids)}, "load_many", None)
+            or {}
+        )
+        return {uuid: versioned(entry) for uuid, entry in entries.items()}
 
     def exists(self, vcon_uuid: str) -> bool:
         return bool(self._rpc("conserver_vcon_exists", {"p_uuid": vcon_uuid}, "exists", vcon_uuid))
