@@ -34,8 +34,10 @@ from .errors import (
     DatabaseRejectedError,
     DatabaseUnavailableError,
     InvalidVconError,
+    SearchError,
     VconNotFoundError,
 )
+from .search import SearchPage
 from .storage import SupabaseStorage
 from .validation import validate_vcon
 
@@ -48,6 +50,8 @@ __all__ = [
     "DatabaseRejectedError",
     "DatabaseUnavailableError",
     "InvalidVconError",
+    "SearchError",
+    "SearchPage",
     "StorageConfig",
     "SupabaseStorage",
     "VconNotFoundError",
@@ -56,6 +60,7 @@ __all__ = [
     "delete",
     "get",
     "save",
+    "search",
     "validate_vcon",
 ]
 
@@ -86,3 +91,15 @@ def get(vcon_uuid: str | UUID, opts: Mapping[str, Any] | None = None) -> dict[st
 def delete(vcon_uuid: str | UUID, opts: Mapping[str, Any] | None = None) -> bool:
     """Delete the vCon from the database, then from Redis; return whether it existed."""
     return SupabaseStorage.for_options(opts).delete_vcon(vcon_uuid)
+
+
+def search(
+    filters: Mapping[str, Any] | None = None,
+    opts: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> SearchPage:
+    """Search vCons in the database; see :meth:`SupabaseStorage.search`.
+
+    ``kwargs`` holds more filters and ``limit``, ``cursor``, ``include_vcons``.
+    """
+    return SupabaseStorage.for_options(opts).search(filters, **kwargs)

@@ -22,6 +22,7 @@ from .errors import (
     DatabaseRejectedError,
     DatabaseUnavailableError,
     InvalidVconError,
+    SearchError,
 )
 
 __all__ = ["cache_errors", "classify_database_error", "database_errors"]
@@ -129,6 +130,10 @@ def database_errors(operation: str, vcon_uuid: str | None = None) -> Iterator[No
             cls, code, message = classify_database_error(exc)
         except TypeError:
             raise exc from None
+        if code == "22023" and message.startswith("invalid search"):
+            detail = getattr(getattr(exc, "diag", None), "message_detail", None)
+            detail = detail or getattr(exc, "details", None) or "filters"
+            raise SearchError(message, filter=str(detail)) from exc
         field = _invalid_vcon_field(exc, code, message)
         if field is not None:
             reason = message.rsplit(": ", 1)[-1]

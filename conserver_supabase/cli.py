@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from . import __version__, migrations
 from .config import StorageConfig, redact_url
 from .errors import ConfigurationError, ConserverSupabaseError
+from .search import FILTERS
 
 __all__ = ["main"]
 
@@ -100,6 +101,44 @@ def _parser() -> argparse.ArgumentParser:
         help="the entry under 'storages:' (default: the one with module conserver_supabase)",
     )
     doctor.set_defaults(handler=_doctor)
+
+    search = commands.add_parser(
+        "search",
+        help="find vCons in the database by text, party, tags, dates, types",
+        description=(
+            "Search the database (one round trip) and print the newest matches as a table, "
+            "or as JSON with --json. All given filters must hold. Options come from the "
+            "environment, or from a conserver's config.yml with --config."
+        ),
+    )
+    for flag, name in (
+        ("--text", "text"),
+        ("--subject", "subject"),
+        ("--tel", "tel"),
+        ("--mailto", "mailto"),
+        ("--name", "name"),
+        ("--party-uuid", "party_uuid"),
+        ("--created-after", "created_after"),
+        ("--created-before", "created_before"),
+        ("--updated-after", "updated_after"),
+        ("--updated-before", "updated_before"),
+        ("--dialog-type", "dialog_type"),
+        ("--analysis-type", "analysis_type"),
+        ("--analysis-vendor", "analysis_vendor"),
+    ):
+        search.add_argument(flag, dest=name, metavar="VALUE", help=FILTERS[name])
+    search.add_argument(
+        "--tag", dest="tags", action="append", metavar="KEY:VALUE", help="a tag; repeatable"
+    )
+    search.add_argument("--limit", type=int, default=20, help="results per page (default 20)")
+    search.add_argument("--cursor", help="the next-page cursor a previous search printed")
+    search.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    search.add_argument(
+        "--vcons", action="store_true", help="with --json: whole vCons instead of uuids"
+    )
+    search.add_argument("--config", metavar="PATH", help="read the options from a config.yml")
+    search.add_argument("--storage", metavar="NAME", help="the entry under 'storages:'")
+    search.set_defaults(handler=_search)
     return parser
 
 
@@ -148,6 +187,43 @@ def _demo(args: argparse.Namespace) -> int:
             print("starting an embedded Redis with RedisJSON (no REDIS_URL) ...")
             options["redis_url"] = stack.enter_context(EmbeddedRedis()).url
         run_demo(StorageConfig.from_options(options), count=args.count, out=sys.stdout)
+    return EXIT_OK
+
+
+def _search(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .doctor import load_conserver_options
+    from .storage import SupabaseStorage
+
+    if args.storage and not args.config:
+        raise ConfigurationError("--storage needs --config PATH")
+    options = load_conserver_options(Path(args.config), args.storage) if args.config else None
+    filters = {name: getattr(args, name) for name in FILTERS}
+    with SupabaseStorage(options) as storage:
+        page = storage.search(
+            filters,
+            limit=args.limit,
+            cursor=args.cursor,
+            include_vcons=args.vcons or not args.json,
+        )
+    if args.json:
+        print(json.dumps({"items": page.items, "next_cursor": page.next_cursor}, indent=2))
+        return EXIT_OK
+    print(f"{'uuid':<38}{'created_at':<27}{'parties':<28}subject")
+    for vcon in page.items:
+        names = ", ".join(
+            str(p.get("name") or p.get("tel") or p.get("mailto") or "?")
+            for p in vcon.get("parties") or []
+        )
+        print(
+            f"{vcon['uuid']:<38}{vcon.get('created_at', '')!s:<27}"
+            f"{names[:26]:<28}{str(vcon.get('subject') or '')[:60]}"
+        )
+    print(f"{len(page)} vCon(s)")
+    if page.next_cursor:
+        print(f"more: add --cursor {page.next_cursor}")
     return EXIT_OK
 
 

@@ -4,6 +4,7 @@ Everything derives from one root, so a chain link can catch the whole family::
 
     ConserverSupabaseError
      ├── ConfigurationError          bad or missing option (also a ValueError)
+     │    └── SearchError            unknown search filter, wrong type, bad limit/cursor
      ├── InvalidVconError            the vCon breaks a rule; names the uuid and the field
      │                               (also a ValueError); nothing was written
      ├── VconNotFoundError           no vCon with that uuid (also a LookupError)
@@ -36,6 +37,7 @@ __all__ = [
     "DatabaseRejectedError",
     "DatabaseUnavailableError",
     "InvalidVconError",
+    "SearchError",
     "VconNotFoundError",
 ]
 
@@ -53,6 +55,18 @@ class ConfigurationError(ConserverSupabaseError, ValueError):
     def __init__(self, message: str, *, option: str | None = None) -> None:
         super().__init__(message)
         self.option = option
+
+
+class SearchError(ConfigurationError):
+    """A search was asked with an unknown filter, a value of the wrong type, a limit out
+    of range or a cursor that does not belong to these filters.
+
+    ``filter`` names the offending filter (or ``limit``, ``cursor``).
+    """
+
+    def __init__(self, message: str, *, filter: str) -> None:
+        super().__init__(message, option=filter)
+        self.filter = filter
 
 
 def _describe(vcon_uuid: str | None) -> str:

@@ -28,6 +28,7 @@ from .cache import CONSERVER_KEY_PREFIX, RedisCache, WriteMode
 from .config import StorageConfig, as_name_list
 from .database import Database, open_database
 from .errors import CacheError, ChainPushError, InvalidVconError, VconNotFoundError
+from .search import DEFAULT_LIMIT, SearchPage, build_query, read_page
 from .validation import canonical_uuid, validate_vcon
 
 __all__ = ["SupabaseStorage"]
@@ -204,6 +205,26 @@ class SupabaseStorage:
         else:
             self._health.succeeded()
         return self._database.exists(canonical)
+
+    def search(
+        self,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+        include_vcons: bool = False,
+        **more_filters: Any,
+    ) -> SearchPage:
+        """Search the database (one round trip; the cache is not involved).
+
+        ``filters`` and keyword filters combine (AND); see :data:`search.FILTERS`.
+        Returns a :class:`SearchPage` of uuids (or vCons with ``include_vcons``),
+        newest first, with a ``next_cursor`` for the next page. Bad filters raise
+        :class:`SearchError` before anything is sent.
+        """
+        merged = {**(filters or {}), **more_filters}
+        query = build_query(merged, limit=limit, cursor=cursor, include_vcons=include_vcons)
+        return read_page(query, self._database.search(query))
 
     def cache_stats(self) -> dict[str, int]:
         """Counts since this instance was created: cache ``hits``, ``misses``,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -285,3 +286,42 @@ def test_doctor_names_an_anon_key_without_showing_it(unreachable_redis_url: str)
     assert result.returncode == 1
     assert "FAIL  key: the key grants the role 'anon'" in result.stdout
     assert anon not in result.stdout + result.stderr
+
+
+class TestSearchCommand:
+    @pytest.mark.integration
+    def test_a_table_then_the_next_page_then_json(
+        self, database_url: str, redis_json_url: str
+    ) -> None:
+        from conserver_supabase import StorageConfig
+        from conserver_supabase.database.postgres import PostgresDatabase
+        from conserver_supabase.testing import make_vcon
+
+        documents = [make_vcon(seed=i) for i in range(5)]
+        for document in documents:
+            document["subject"] = f"cli search probe {document['subject']}"
+        database = PostgresDatabase(StorageConfig.from_options({"database_url": database_url}))
+        database.save_many(documents)
+        database.close()
+        env = {"SUPABASE_DB_URL": database_url, "REDIS_URL": redis_json_url}
+        first = run("search", "--subject", "CLI Search Probe", "--limit", "3", env=env)
+        assert first.returncode == 0, first.stderr
+        assert "3 vCon(s)" in first.stdout
+        cursor = first.stdout.split("--cursor ")[1].split()[0]
+        rest = run("search", "--subject", "CLI Search Probe", "--cursor", cursor, "--json", env=env)
+        assert rest.returncode == 0, rest.stderr
+        page = json.loads(rest.stdout)
+        assert len(page["items"]) == 2
+        assert page["next_cursor"] is None
+        shown = {line.split()[0] for line in first.stdout.splitlines()[1:4]}
+        assert shown | set(page["items"]) == {d["uuid"] for d in documents}
+
+    def test_a_bad_filter_is_a_usage_error(self) -> None:
+        result = run(
+            "search",
+            "--created-after",
+            "yesterday",
+            env={"SUPABASE_DB_URL": "postgresql://127.0.0.1:1/x"},
+        )
+        assert result.returncode == 2
+        assert "created_after" in result.stderr

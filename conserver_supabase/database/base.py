@@ -45,6 +45,10 @@ class Database(Protocol):
         """Like :meth:`load_many`, with the stored versions."""
         ...
 
+    def search(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        """Run ``conserver_vcon_search(query)``; return its JSON result."""
+        ...
+
     def exists(self, vcon_uuid: str) -> bool:
         """Return whether the vCon exists, without reading it."""
         ...

@@ -59,6 +59,7 @@ class PostgresDatabase:
                 "load_many": "conserver_vcon_load_many",
                 "delete": "conserver_vcon_delete",
                 "exists": "conserver_vcon_exists",
+                "search": "conserver_vcon_search",
                 "fetch": "conserver_vcon_fetch",
                 "fetch_many": "conserver_vcon_fetch_many",
             }.items()
@@ -125,6 +126,10 @@ class PostgresDatabase:
     def fetch_many(self, vcon_uuids: Sequence[str]) -> dict[str, Versioned]:
         entries = self._call("fetch_many", list(vcon_uuids), "load_many", None) or {}
         return {uuid: versioned(entry) for uuid, entry in entries.items()}
+
+    def search(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("search", dict(query), "search", None)
+        return result
 
     def exists(self, vcon_uuid: str) -> bool:
         return bool(self._call("exists", vcon_uuid, "exists", vcon_uuid))

@@ -83,6 +83,12 @@ class PostgrestDatabase:
         )
         return {uuid: versioned(entry) for uuid, entry in entries.items()}
 
+    def search(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._rpc(
+            "conserver_vcon_search", {"p_query": dict(query)}, "search", None
+        )
+        return result
+
     def exists(self, vcon_uuid: str) -> bool:
         return bool(self._rpc("conserver_vcon_exists", {"p_uuid": vcon_uuid}, "exists", vcon_uuid))
 
