@@ -133,6 +133,31 @@ class TestFreshDatabase:
             db.close()
 
 
+def test_search_triggers_backfill_rows_written_before_them(database_url: str) -> None:
+    """Rows whose tsvector is missing (written before 0004) are filled when the trigger
+    is created, and found by text search afterwards."""
+    db = PostgresDatabase(StorageConfig.from_options({"database_url": database_url}))
+    document = sample()
+    try:
+        db.save(document, document["uuid"])
+        word = document["subject"].split()[0]
+        run_sql(
+            database_url,
+            "DROP TRIGGER conserver_tsv_vcons ON vcons; UPDATE vcons SET subject_tsvector = NULL",
+        )
+        sql_file = next(m for m in migrations.available() if m.name == "search")
+        run_sql(database_url, sql_file.sql)
+        with psycopg.connect(database_url) as conn:
+            missing = conn.execute(
+                "SELECT count(*) FROM vcons WHERE subject_tsvector IS NULL"
+            ).fetchone()[0]
+        assert missing == 0
+        found = db.search({"filters": {"text": word, "subject": word}, "limit": 5})["uuids"]
+        assert found == [document["uuid"]]
+    finally:
+        db.close()
+
+
 class TestPrintedScript:
     def test_pasting_the_script_twice_then_runner_finds_nothing(
         self, empty_database_url: str
@@ -202,6 +227,28 @@ class TestOnTopOfVconMcp:
             assert conn.execute("SELECT tags FROM vcon_tags_mv WHERE vcon_id = %s", [u]).fetchone()[
                 0
             ] == {"category": "billing", "priority": "high"}
+
+    def test_search_rides_on_vcon_mcp_triggers(self, vcon_mcp_url: str) -> None:
+        """Its tsvector triggers stay the only ones; search finds what we wrote."""
+        migrations.apply(vcon_mcp_url)
+        with psycopg.connect(vcon_mcp_url, autocommit=True) as conn:
+            ours = conn.execute(
+                "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'conserver\\_tsv\\_%'"
+            ).fetchone()[0]
+        assert ours == 0
+        db = PostgresDatabase(StorageConfig.from_options({"database_url": vcon_mcp_url}))
+        document = rich_vcon()
+        try:
+            db.save(document, document["uuid"])
+            for filters in (
+                {"text": "double bill"},
+                {"tel": "+1 (555) 123-4567"},
+                {"tags": ["category:billing", "priority:high"]},
+            ):
+                result = db.search({"filters": filters, "limit": 10})
+                assert result["uuids"] == [document["uuid"]], filters
+        finally:
+            db.close()
 
     def test_older_vcon_mcp_layout_is_refused_with_a_clear_message(self, vcon_mcp_url: str) -> None:
         run_sql(
