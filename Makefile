@@ -6,7 +6,7 @@ PYTHON  ?= $(shell scripts/find-python)
 BIN     := $(VENV)/bin
 PIP     := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean bench-search
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "no Python >= 3.12 found" >&2; exit 1; }
@@ -24,12 +24,16 @@ demo: $(VENV)/.demo-deps
 	$(BIN)/conserver-supabase demo
 
 lint: $(VENV)/.test-deps
-	$(BIN)/ruff check conserver_supabase tests
-	$(BIN)/ruff format --check conserver_supabase tests
+	$(BIN)/ruff check conserver_supabase tests scripts
+	$(BIN)/ruff format --check conserver_supabase tests scripts
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Search benchmark: 100,000 generated vCons on an embedded PostgreSQL (a few minutes).
+bench-search: $(VENV)/.demo-deps
+	$(BIN)/python scripts/bench_search.py --count 100000 --repeat 30 --check
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

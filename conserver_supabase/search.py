@@ -140,8 +140,6 @@ def _tags(value: Any) -> list[str]:
             raise SearchError("search filter 'tags' must map strings to strings", filter="tags")
     elif isinstance(value, list | tuple):
         pairs = list(value)
-    elif isinstance(value, str):
-        pairs = [value]
     else:
         raise SearchError(
             "search filter 'tags' must be a mapping {key: value} or a list of 'key:value' "

@@ -226,7 +226,10 @@ BEGIN
     END IF;
 
     IF f ? 'text' THEN
-        conds := array_append(conds, $c$v.uuid IN (
+        -- = ANY (ARRAY(...)): the matches are collected first (four GIN lookups) and
+        -- then fetched by uuid; "IN (...)" let the planner hash-join them against a full
+        -- scan of vcons (measured by scripts/bench_search.py).
+        conds := array_append(conds, $c$v.uuid = ANY (ARRAY(
             SELECT x.uuid FROM vcons x
              WHERE x.subject_tsvector @@ websearch_to_tsquery('english', $1 #>> '{filters,text}')
             UNION
@@ -239,7 +242,7 @@ BEGIN
             UNION
             SELECT a.vcon_id FROM analysis a
              WHERE a.body_tsvector @@ websearch_to_tsquery('english', $1 #>> '{filters,text}')
-               AND coalesce(a.encoding, 'none') NOT IN ('base64url', 'base64'))$c$);
+               AND coalesce(a.encoding, 'none') NOT IN ('base64url', 'base64')))$c$);
     END IF;
     IF f ? 'subject' THEN
         conds := array_append(conds, $c$v.subject ILIKE
