@@ -130,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--tag", dest="tags", action="append", metavar="KEY:VALUE", help="a tag; repeatable"
     )
-    search.add_argument("--limit", type=int, default=20, help="results per page (default 20)")
+    search.add_argument("--limit", type=int, default=50, help="results per page (default 50)")
     search.add_argument("--cursor", help="the next-page cursor a previous search printed")
     search.add_argument("--json", action="store_true", help="print JSON instead of a table")
     search.add_argument(

@@ -19,7 +19,15 @@ from typing import Any, Final
 
 from .errors import SearchError
 
-__all__ = ["DEFAULT_LIMIT", "FILTERS", "MAX_LIMIT", "SearchPage", "build_query", "read_page"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "FILTERS",
+    "MAX_LIMIT",
+    "SearchPage",
+    "build_query",
+    "merge_filters",
+    "read_page",
+]
 
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 1000
@@ -106,6 +114,25 @@ def build_query(
     return query
 
 
+def merge_filters(filters: Mapping[str, Any] | None, more: Mapping[str, Any]) -> dict[str, Any]:
+    """Combine a filters mapping and keyword filters; the same filter twice is an error."""
+    if filters is None:
+        filters = {}
+    if not isinstance(filters, Mapping):
+        raise SearchError(
+            f"filters must be a mapping of filter names to values, got {type(filters).__name__} "
+            "(to search words, pass text=...)",
+            filter="filters",
+        )
+    twice = sorted(set(filters) & set(more))
+    if twice:
+        raise SearchError(
+            f"search filter {twice[0]!r} is given twice (in the mapping and as a keyword)",
+            filter=twice[0],
+        )
+    return {**filters, **more}
+
+
 def read_page(query: Mapping[str, Any], result: Mapping[str, Any]) -> SearchPage:
     """Turn the SQL function's answer into a :class:`SearchPage`."""
     items = result.get("vcons") if query.get("include_vcons") else result.get("uuids")
@@ -128,6 +155,15 @@ def _normalize(name: str, value: Any) -> Any:
     text = value.strip()
     if not text:
         raise SearchError(f"search filter {name!r} is empty", filter=name)
+    if "\x00" in text:
+        raise SearchError(f"search filter {name!r} contains a NUL character", filter=name)
+    if name == "text" and not any(
+        not word.startswith("-") and word.strip('"').lower() != "or" for word in text.split()
+    ):
+        raise SearchError(
+            "search filter 'text' needs at least one word to look for (not only -excluded words)",
+            filter=name,
+        )
     if name == "tel" and not any(ch.isdigit() for ch in text):
         raise SearchError(f"search filter 'tel' has no digits: {value!r}", filter=name)
     return text
@@ -146,8 +182,10 @@ def _tags(value: Any) -> list[str]:
             f"strings, got {type(value).__name__}",
             filter="tags",
         )
+    if not pairs:
+        raise SearchError("search filter 'tags' is empty: give at least one pair", filter="tags")
     for pair in pairs:
-        if not isinstance(pair, str) or ":" not in pair:
+        if not isinstance(pair, str) or ":" not in pair or "\x00" in pair:
             raise SearchError(
                 f"search filter 'tags' needs 'key:value' strings, got {pair!r}", filter="tags"
             )

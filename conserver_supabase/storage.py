@@ -28,7 +28,7 @@ from .cache import CONSERVER_KEY_PREFIX, RedisCache, WriteMode
 from .config import StorageConfig, as_name_list
 from .database import Database, open_database
 from .errors import CacheError, ChainPushError, InvalidVconError, VconNotFoundError
-from .search import DEFAULT_LIMIT, SearchPage, build_query, read_page
+from .search import DEFAULT_LIMIT, SearchPage, build_query, merge_filters, read_page
 from .validation import canonical_uuid, validate_vcon
 
 __all__ = ["SupabaseStorage"]
@@ -222,8 +222,12 @@ class SupabaseStorage:
         newest first, with a ``next_cursor`` for the next page. Bad filters raise
         :class:`SearchError` before anything is sent.
         """
-        merged = {**(filters or {}), **more_filters}
-        query = build_query(merged, limit=limit, cursor=cursor, include_vcons=include_vcons)
+        query = build_query(
+            merge_filters(filters, more_filters),
+            limit=limit,
+            cursor=cursor,
+            include_vcons=include_vcons,
+        )
         return read_page(query, self._database.search(query))
 
     def cache_stats(self) -> dict[str, int]:

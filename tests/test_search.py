@@ -706,3 +706,91 @@ def test_times_without_a_zone_are_utc() -> None:
     }
     aware = build_query({"updated_after": "2026-11-01T08:00:00+02:00"})
     assert aware["filters"] == {"updated_after": "2026-11-01T08:00:00+02:00"}
+
+
+@pytest.mark.parametrize(
+    ("filters", "more", "name"),
+    [
+        ({"text": "-refund -cancel"}, {}, "text"),
+        ({"tags": []}, {}, "tags"),
+        ({"tags": {}}, {}, "tags"),
+        ({"subject": "a\x00b"}, {}, "subject"),
+        ({"tel": "555"}, {"tel": "556"}, "tel"),
+        ("refund", {}, "filters"),
+    ],
+)
+def test_more_mistakes_are_named_before_anything_is_sent(
+    filters: Any, more: dict[str, Any], name: str
+) -> None:
+    """Pure negations, empty tags, NULs, a filter given twice, a bare string."""
+    from conserver_supabase.search import build_query, merge_filters
+
+    with pytest.raises(SearchError) as caught:
+        build_query(merge_filters(filters, more))
+    assert caught.value.filter == name
+
+
+def test_supabase_default_privileges_do_not_open_our_functions(empty_database_url: str) -> None:
+    """Supabase grants EXECUTE on new functions to authenticated; 0004 takes it back."""
+    import psycopg
+
+    from conserver_supabase import migrations
+
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        conn.execute(
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+            "GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role"
+        )
+    migrations.apply(empty_database_url)
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT p.oid::regprocedure::text, "
+            "has_function_privilege('authenticated', p.oid, 'EXECUTE'), "
+            "has_function_privilege('service_role', p.oid, 'EXECUTE') "
+            "FROM pg_proc p WHERE p.proname LIKE 'conserver\\_vcon\\_%'"
+        ).fetchall()
+    assert len(rows) >= 10
+    for function, authenticated, service in rows:
+        assert not authenticated, function
+        assert service, function
+
+
+def test_a_body_too_big_for_a_tsvector_still_saves(database_url: str) -> None:
+    """Over 1 MB of distinct words: no tsvector (not text-searchable), the vCon is saved
+    and found by its other filters."""
+    from conserver_supabase import StorageConfig
+    from conserver_supabase.database.postgres import PostgresDatabase
+    from conserver_supabase.testing import make_vcon
+
+    document = make_vcon(seed=7)
+    document["analysis"][0]["body"] = " ".join(f"w{i}" for i in range(250_000))
+    document["analysis"][0]["encoding"] = "none"
+    db = PostgresDatabase(StorageConfig.from_options({"database_url": database_url}))
+    try:
+        assert db.save(document, document["uuid"]) == 1
+        assert db.save(document, document["uuid"]) == 2
+        found = db.search({"filters": {"subject": document["subject"]}, "limit": 5})
+        assert found["uuids"] == [document["uuid"]]
+    finally:
+        db.close()
+
+
+def test_a_resave_computes_each_tsvector_once(sql: Any) -> None:
+    """The upsert fires BEFORE INSERT and then BEFORE UPDATE: the second is skipped when
+    the text did not change."""
+    import json as _json
+
+    from conserver_supabase.testing import make_vcon
+
+    document = make_vcon(seed=3)
+    payload = _json.dumps(document)
+    sql.execute("SELECT conserver_vcon_save(%s::jsonb)", [payload])
+    rows = 1 + len(document["parties"]) + len(document["dialog"]) + len(document["analysis"])
+    with sql.transaction():
+        sql.execute("SET LOCAL track_functions = 'all'")
+        sql.execute("SELECT conserver_vcon_save(%s::jsonb)", [payload])
+        calls = sql.execute(
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions "
+            "WHERE funcname = 'conserver_tsvector'"
+        ).fetchone()[0]
+    assert calls == rows

@@ -393,7 +393,7 @@ class TestPrivileges:
             "SELECT proname, prosecdef, proconfig FROM pg_proc "
             "WHERE proname LIKE 'conserver\\_%' ORDER BY proname"
         ).fetchall()
-        assert len(found) == 24
+        assert len(found) == 25
         for name, definer, config in found:
             assert definer is False, name
             assert any(c.startswith("search_path=") for c in config), name

@@ -26,9 +26,11 @@ $fn$;
 
 -- The "key:value" strings of a tags attachment body (JSON text array); NULL when the
 -- body is not such an array (another writer's malformed row must not break an index).
+-- PARALLEL RESTRICTED: its EXCEPTION block opens a subtransaction, which PostgreSQL 15
+-- refuses inside a parallel worker.
 CREATE OR REPLACE FUNCTION conserver_tags(p_body text)
 RETURNS text[]
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+LANGUAGE plpgsql IMMUTABLE PARALLEL RESTRICTED
 SET search_path FROM CURRENT
 AS $fn$
 DECLARE
@@ -57,36 +59,74 @@ $fn$;
 -- tsvector maintenance where vcon-mcp's triggers are absent (same formulas; base64
 -- dialog bodies get no tsvector, which also keeps large recordings insertable).
 -- ---------------------------------------------------------------------------
+-- conserver_tsvector(config, text, weight): the tsvector, or NULL when the text is too
+-- big for one (over 1 MB of lexemes: PostgreSQL raises 54000) -- such a body is not
+-- searchable by text, but its vCon still saves.
+CREATE OR REPLACE FUNCTION conserver_tsvector(p_config regconfig, p_text text, p_weight "char")
+RETURNS tsvector
+LANGUAGE plpgsql IMMUTABLE PARALLEL RESTRICTED
+SET search_path FROM CURRENT
+AS $fn$
+BEGIN
+    RETURN setweight(to_tsvector(p_config, coalesce(p_text, '')), p_weight);
+EXCEPTION WHEN program_limit_exceeded THEN
+    RETURN NULL;
+END
+$fn$;
+
+-- The triggers skip the work when an UPDATE leaves the text alone (our saves upsert
+-- every row: without this each re-save would compute every tsvector again).
 CREATE OR REPLACE FUNCTION conserver_tsv_vcons() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 BEGIN
-    NEW.subject_tsvector := setweight(to_tsvector('english', coalesce(NEW.subject, '')), 'A');
+    IF TG_OP = 'UPDATE' AND NEW.subject IS NOT DISTINCT FROM OLD.subject
+       AND OLD.subject_tsvector IS NOT NULL THEN
+        NEW.subject_tsvector := OLD.subject_tsvector;
+    ELSE
+        NEW.subject_tsvector := conserver_tsvector('english', NEW.subject, 'A');
+    END IF;
     RETURN NEW;
 END $fn$;
 
 CREATE OR REPLACE FUNCTION conserver_tsv_parties() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 BEGIN
-    NEW.party_tsvector :=
-        setweight(to_tsvector('simple', concat_ws(' ', NEW.name, NEW.mailto, NEW.tel)), 'B');
+    IF TG_OP = 'UPDATE' AND (NEW.name, NEW.mailto, NEW.tel)
+       IS NOT DISTINCT FROM (OLD.name, OLD.mailto, OLD.tel)
+       AND OLD.party_tsvector IS NOT NULL THEN
+        NEW.party_tsvector := OLD.party_tsvector;
+    ELSE
+        NEW.party_tsvector :=
+            conserver_tsvector('simple', concat_ws(' ', NEW.name, NEW.mailto, NEW.tel), 'B');
+    END IF;
     RETURN NEW;
 END $fn$;
 
 CREATE OR REPLACE FUNCTION conserver_tsv_dialog() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 BEGIN
-    NEW.body_tsvector := CASE
-        WHEN coalesce(NEW.encoding, 'none') IN ('base64url', 'base64') THEN NULL
-        ELSE to_tsvector('english', coalesce(NEW.body, '')) END;
+    IF TG_OP = 'UPDATE' AND (NEW.body, NEW.encoding) IS NOT DISTINCT FROM (OLD.body, OLD.encoding)
+       AND OLD.body_tsvector IS NOT NULL THEN
+        NEW.body_tsvector := OLD.body_tsvector;
+    ELSIF coalesce(NEW.encoding, 'none') IN ('base64url', 'base64') THEN
+        NEW.body_tsvector := NULL;
+    ELSE
+        NEW.body_tsvector := conserver_tsvector('english', NEW.body, 'D');
+    END IF;
     RETURN NEW;
 END $fn$;
 
 CREATE OR REPLACE FUNCTION conserver_tsv_analysis() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
 BEGIN
-    NEW.body_tsvector := CASE
-        WHEN coalesce(NEW.encoding, 'none') IN ('base64url', 'base64') THEN NULL
-        ELSE setweight(to_tsvector('english', coalesce(NEW.body, '')), 'B') END;
+    IF TG_OP = 'UPDATE' AND (NEW.body, NEW.encoding) IS NOT DISTINCT FROM (OLD.body, OLD.encoding)
+       AND OLD.body_tsvector IS NOT NULL THEN
+        NEW.body_tsvector := OLD.body_tsvector;
+    ELSIF coalesce(NEW.encoding, 'none') IN ('base64url', 'base64') THEN
+        NEW.body_tsvector := NULL;
+    ELSE
+        NEW.body_tsvector := conserver_tsvector('english', NEW.body, 'B');
+    END IF;
     RETURN NEW;
 END $fn$;
 
@@ -325,15 +365,28 @@ BEGIN
 END
 $fn$;
 
--- The search function: service_role only, like the others. The IMMUTABLE helpers keep
--- PostgreSQL's default EXECUTE for everyone: they back expression indexes, so every
--- role that writes parties or attachments (vcon-mcp's too) evaluates them.
+-- The search function: service_role only, like the others. Supabase's default
+-- privileges also give `authenticated` EXECUTE on new functions: revoked here for every
+-- conserver_vcon_* function (0002 and 0003 left it; these are server-side calls).
+-- The IMMUTABLE helpers keep PostgreSQL's default EXECUTE for everyone: they back
+-- expression indexes and triggers, so every role that writes rows evaluates them.
 DO $grants$
+DECLARE
+    fn regprocedure;
 BEGIN
     REVOKE ALL ON FUNCTION conserver_vcon_search(jsonb) FROM PUBLIC;
-    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'anon') THEN
-        REVOKE ALL ON FUNCTION conserver_vcon_search(jsonb) FROM anon;
-    END IF;
+    FOR fn IN
+        SELECT p.oid::regprocedure FROM pg_proc p
+         WHERE p.pronamespace = current_schema()::regnamespace
+           AND p.proname LIKE 'conserver\_vcon\_%'
+    LOOP
+        IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'anon') THEN
+            EXECUTE format('REVOKE ALL ON FUNCTION %s FROM anon', fn);
+        END IF;
+        IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'authenticated') THEN
+            EXECUTE format('REVOKE ALL ON FUNCTION %s FROM authenticated', fn);
+        END IF;
+    END LOOP;
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'service_role') THEN
         GRANT EXECUTE ON FUNCTION conserver_vcon_search(jsonb) TO service_role;
     END IF;
