@@ -40,6 +40,7 @@ DEFAULT_OPTIONS: Final[Mapping[str, Any]] = {
     "cache_format": "auto",
     "cache_errors": "log",
     "redis_timeout": 2.0,
+    "retry_deadline": 10.0,
     "chain_lists": [],
     "pool_size": 10,
 }
@@ -208,6 +209,16 @@ def _as_float(option: str, value: Any, *, minimum: float) -> float:
     return number
 
 
+def _as_seconds(option: str, value: Any) -> float:
+    """A duration that may be 0 (0 turns the feature off)."""
+    number = float(_as_number(option, value, float))
+    if number < 0:
+        raise ConfigurationError(
+            f"option {option!r} must be 0 or more seconds, got {number}", option=option
+        )
+    return number
+
+
 def _as_choice(option: str, value: Any, choices: tuple[str, ...]) -> str:
     choice = _as_str(option, value).lower()
     if choice not in choices:
@@ -282,6 +293,7 @@ class StorageConfig:
     cache_format: str = "auto"
     cache_errors: str = "log"
     redis_timeout: float = 2.0
+    retry_deadline: float = 10.0
     chain_lists: tuple[str, ...] = ()
     pool_size: int = 10
 
@@ -381,6 +393,7 @@ class StorageConfig:
             cache_format=cache_format,
             cache_errors=_as_choice("cache_errors", values["cache_errors"], CACHE_ERROR_POLICIES),
             redis_timeout=_as_float("redis_timeout", values["redis_timeout"], minimum=0.0),
+            retry_deadline=_as_seconds("retry_deadline", values["retry_deadline"]),
             chain_lists=as_name_list("chain_lists", values["chain_lists"]),
             pool_size=_as_int("pool_size", values["pool_size"], minimum=1),
         )

@@ -102,7 +102,7 @@ class DatabaseError(ConserverSupabaseError):
 
     ``operation`` is what was attempted (``save``, ``load``, ...), ``vcon_uuid`` the
     vCon concerned when there is exactly one, ``code`` the SQLSTATE or PostgREST
-    error code when the server gave one.
+    error code when the server gave one, ``attempts`` how many times it was tried.
     """
 
     def __init__(
@@ -117,6 +117,7 @@ class DatabaseError(ConserverSupabaseError):
         self.operation = operation
         self.vcon_uuid = vcon_uuid
         self.code = code
+        self.attempts = 1
 
 
 class DatabaseUnavailableError(DatabaseError):

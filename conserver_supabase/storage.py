@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from uuid import UUID
@@ -28,6 +28,7 @@ from .cache import CONSERVER_KEY_PREFIX, RedisCache, WriteMode
 from .config import StorageConfig, as_name_list
 from .database import Database, open_database
 from .errors import CacheError, ChainPushError, InvalidVconError, VconNotFoundError
+from .retry import call_with_retry
 from .search import DEFAULT_LIMIT, SearchPage, build_query, merge_filters, read_page
 from .validation import canonical_uuid, validate_vcon
 
@@ -112,7 +113,7 @@ class SupabaseStorage:
             if chain_lists is None
             else as_name_list("chain_lists", chain_lists)
         )
-        version = self._database.save(document, vcon_uuid)
+        version = self._retrying("save", lambda: self._database.save(document, vcon_uuid))
         self._after_save(vcon_uuid, _dumps(document), "overwrite", version, lists)
         return version
 
@@ -123,7 +124,7 @@ class SupabaseStorage:
         """
         documents = [_as_document(vcon) for vcon in vcons]
         uuids = [validate_vcon(document) for document in documents]
-        versions = self._database.save_many(documents)
+        versions = self._retrying("save_many", lambda: self._database.save_many(documents))
         # Every vCon is committed now: refresh every cache entry and push every uuid
         # before reporting what failed, so one broken list does not hold back the rest.
         unpushed: list[ChainPushError] = []
@@ -168,7 +169,7 @@ class SupabaseStorage:
                 given, where=f"Redis (key {key}, where the conserver keeps the vCon)"
             )
         canonical = validate_vcon(document, expected_uuid=given)
-        version = self._database.save(document, canonical)
+        version = self._retrying("save", lambda: self._database.save(document, canonical))
         # When the working copy is our cache key it already holds this document (or a
         # newer one a link wrote meanwhile): renew its TTL rather than rewrite it.
         mode: WriteMode = "touch" if key == self._cache.key(canonical) else "overwrite"
@@ -178,7 +179,7 @@ class SupabaseStorage:
     def delete_vcon(self, vcon_uuid: str | UUID) -> bool:
         """Delete a vCon from the database, then from the cache; return whether it existed."""
         canonical = canonical_uuid(vcon_uuid)
-        existed = self._database.delete(canonical)
+        existed = self._retrying("delete", lambda: self._database.delete(canonical))
         try:
             self._cache.delete(canonical)
         except CacheError as exc:
@@ -204,7 +205,7 @@ class SupabaseStorage:
             self._cache_failed(exc, "asking the database instead")
         else:
             self._health.succeeded()
-        return self._database.exists(canonical)
+        return self._retrying("exists", lambda: self._database.exists(canonical))
 
     def search(
         self,
@@ -228,7 +229,7 @@ class SupabaseStorage:
             cursor=cursor,
             include_vcons=include_vcons,
         )
-        return read_page(query, self._database.search(query))
+        return read_page(query, self._retrying("search", lambda: self._database.search(query)))
 
     def cache_stats(self) -> dict[str, int]:
         """Counts since this instance was created: cache ``hits``, ``misses``,
@@ -242,7 +243,7 @@ class SupabaseStorage:
         cached = self._cached(canonical)
         if cached is not None:
             return cached
-        found = self._database.fetch(canonical)
+        found = self._retrying("load", lambda: self._database.fetch(canonical))
         if found is None:
             return None
         document, version = found
@@ -260,7 +261,9 @@ class SupabaseStorage:
             else:
                 found[vcon_uuid] = cached
         if missing:
-            for vcon_uuid, (document, version) in self._database.fetch_many(missing).items():
+            for vcon_uuid, (document, version) in self._retrying(
+                "load_many", lambda: self._database.fetch_many(missing)
+            ).items():
                 self._fill(vcon_uuid, document, version)
                 found[vcon_uuid] = document
         return found
@@ -365,6 +368,10 @@ class SupabaseStorage:
             self._health.succeeded()
             if written:
                 self._count("fills")
+
+    def _retrying[R](self, operation: str, call: Callable[[], R]) -> R:
+        """Run one database call, retrying transient failures within retry_deadline."""
+        return call_with_retry(call, deadline=self.config.retry_deadline, operation=operation)
 
     def _count(self, name: str) -> None:
         with self._stats_lock:

@@ -6,14 +6,15 @@ by calling the real SQL function in a real PostgreSQL (``SELECT schema.fn(name =
 ...)``) and returning its JSON result, or PostgREST's error body
 ``{code, message, details, hint}`` with the HTTP status PostgREST uses for that
 SQLSTATE. It checks the ``apikey`` header, honours ``Content-Profile`` (schema), counts
-requests, and can inject latency. It is not PostgREST: no filters, no tables, no JWT
-roles.
+requests, and can inject latency and faults (``faults``: a queue of what the next
+requests meet). It is not PostgREST: no filters, no tables, no JWT roles.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,6 +48,10 @@ class PostgrestStandIn:
         self.key = key
         self.latency = latency
         self.requests: list[dict[str, Any]] = []
+        #: Faults for the next requests, in order: "503" (PostgREST cannot reach the
+        #: database, nothing runs), "reset" (the connection drops, nothing runs),
+        #: "commit-then-reset" (the SQL runs and commits, then the connection drops).
+        self.faults: list[str] = []
         self._lock = threading.Lock()
         stand_in = self
 
@@ -90,8 +95,21 @@ class PostgrestStandIn:
                     "body": raw,
                 }
             )
+        with self._lock:
+            fault = self.faults.pop(0) if self.faults else None
         if self.latency:
             time.sleep(self.latency)
+        if fault == "503":
+            self._reply(
+                handler,
+                503,
+                {"code": "PGRST001", "message": "Database client error", "details": None},
+            )
+            return
+        if fault == "reset":
+            handler.close_connection = True
+            handler.connection.shutdown(socket.SHUT_RDWR)
+            return
         if handler.headers.get("apikey") != self.key:
             self._reply(
                 handler,
@@ -118,6 +136,10 @@ class PostgrestStandIn:
         try:
             with psycopg.connect(self.database_url, autocommit=True) as conn:
                 row = conn.execute(query, values).fetchone()
+            if fault == "commit-then-reset":
+                handler.close_connection = True
+                handler.connection.shutdown(socket.SHUT_RDWR)
+                return
         except psycopg.Error as exc:
             state = exc.sqlstate or "08006"
             self._reply(

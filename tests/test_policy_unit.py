@@ -34,6 +34,7 @@ OPTIONS = {
     "cache_key_prefix": "app:",
     "cache_ttl": 90,
     "chain_lists": ["egress"],
+    "retry_deadline": 0,  # retries have their own tests (test_retry.py)
 }
 
 

@@ -97,7 +97,22 @@ class TestExactRequests:
 
 @pytest.mark.respx(base_url=URL)
 class TestFailureShapes:
-    """A save the database did not take leaves Redis untouched and pushes nothing."""
+    """A save the database did not take leaves Redis untouched and pushes nothing.
+
+    Retries are off here (retry_deadline 0) to see one failure's mapping; test_retry.py
+    covers retrying."""
+
+    @pytest.fixture
+    def store(self, redis_json_url: str) -> Iterator[SupabaseStorage]:
+        options = {
+            "url": URL,
+            "key": KEY,
+            "redis_url": redis_json_url,
+            "chain_lists": ["egress"],
+            "retry_deadline": 0,
+        }
+        with SupabaseStorage(options) as storage:
+            yield storage
 
     @pytest.mark.parametrize(
         ("response", "error", "text"),
@@ -138,7 +153,7 @@ class TestFailureShapes:
             store.save_vcon(document)
         assert document["uuid"] in str(caught.value)
         assert KEY not in str(caught.value)
-        assert len(respx_mock.calls) == 1  # writes are never retried by supabase-py
+        assert len(respx_mock.calls) == 1  # supabase-py itself never retries a POST
         assert r.keys("*") == []
 
     def test_the_sql_guard_becomes_an_invalid_vcon_error(

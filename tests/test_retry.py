@@ -1,0 +1,204 @@
+"""Retries of transient database failures: unit tests of the policy, then real faults
+from the PostgREST stand-in in front of a real PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from conserver_supabase import (
+    DatabaseRejectedError,
+    DatabaseUnavailableError,
+    InvalidVconError,
+    SupabaseStorage,
+)
+from conserver_supabase.retry import call_with_retry
+
+from .postgrest_standin import PostgrestStandIn
+from .vcons import sample
+
+
+def unavailable() -> DatabaseUnavailableError:
+    return DatabaseUnavailableError("down", operation="save")
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.pauses: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+
+
+def failing(times: int, error: Exception, result: Any = "done") -> Any:
+    calls = {"n": 0}
+
+    def call() -> Any:
+        calls["n"] += 1
+        if calls["n"] <= times:
+            raise error
+        return result
+
+    call.calls = calls  # type: ignore[attr-defined]
+    return call
+
+
+class TestPolicy:
+    def test_transient_failures_are_retried_with_growing_jittered_pauses(self) -> None:
+        fake = FakeTime()
+        call = failing(4, unavailable())
+        result = call_with_retry(
+            call, deadline=10, operation="save", sleep=fake.sleep, clock=fake.clock,
+            jitter=lambda: 1.0,
+        )  # fmt: skip
+        assert result == "done"
+        assert fake.pauses == [0.1, 0.2, 0.4, 0.8]
+
+    def test_jitter_keeps_each_pause_between_half_and_all(self) -> None:
+        fake = FakeTime()
+        call_with_retry(
+            failing(3, unavailable()), deadline=10, operation="save", sleep=fake.sleep,
+            clock=fake.clock, jitter=lambda: 0.0,
+        )  # fmt: skip
+        assert fake.pauses == [0.05, 0.1, 0.2]
+
+    def test_the_deadline_bounds_the_whole_call(self) -> None:
+        fake = FakeTime()
+        with pytest.raises(DatabaseUnavailableError) as caught:
+            call_with_retry(
+                failing(1000, unavailable()), deadline=3, operation="save", sleep=fake.sleep,
+                clock=fake.clock, jitter=lambda: 1.0,
+            )  # fmt: skip
+        assert fake.now <= 3
+        assert caught.value.attempts == len(fake.pauses) + 1
+        assert any("gave up after" in note for note in caught.value.__notes__)
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            DatabaseRejectedError("no", operation="save", code="42501"),
+            InvalidVconError("u", "dialog", "bad"),
+        ],
+    )
+    def test_rejections_are_never_retried(self, error: Exception) -> None:
+        fake = FakeTime()
+        call = failing(1, error)
+        with pytest.raises(type(error)):
+            call_with_retry(call, deadline=10, operation="save", sleep=fake.sleep)
+        assert call.calls["n"] == 1
+
+    def test_deadline_zero_turns_retrying_off(self) -> None:
+        call = failing(1, unavailable())
+        with pytest.raises(DatabaseUnavailableError):
+            call_with_retry(call, deadline=0, operation="save")
+        assert call.calls["n"] == 1
+
+
+KEY = "retry-test-key"
+
+
+@pytest.fixture
+def server(database_url: str) -> Iterator[PostgrestStandIn]:
+    with PostgrestStandIn(database_url, key=KEY) as stand_in:
+        yield stand_in
+
+
+def storage(server: PostgrestStandIn, redis_url: str, **options: Any) -> SupabaseStorage:
+    return SupabaseStorage(
+        {"url": server.url, "key": KEY, "redis_url": redis_url, "timeout": 5, **options}
+    )
+
+
+def rows(database_url: str, vcon_uuid: str) -> tuple[Any, ...]:
+    with psycopg.connect(database_url) as conn:
+        return tuple(
+            conn.execute(
+                f"SELECT count(*) FROM {table} WHERE vcon_id = %s", [vcon_uuid]
+            ).fetchone()[0]
+            for table in ("parties", "dialog", "analysis", "attachments")
+        )
+
+
+@pytest.mark.integration
+class TestRealFaults:
+    def test_503s_are_retried_until_the_save_lands(
+        self, server: PostgrestStandIn, redis_json_url: str, database_url: str
+    ) -> None:
+        document = sample()
+        server.faults = ["503", "503"]
+        with storage(server, redis_json_url) as store:
+            assert store.save_vcon(document) == 1
+            assert store.get_vcon(document["uuid"]) == document
+        assert len([r for r in server.requests if "vcon_save" in r["path"]]) == 3
+
+    def test_a_save_whose_answer_was_lost_is_repeated_safely(
+        self, server: PostgrestStandIn, redis_json_url: str, database_url: str
+    ) -> None:
+        """The first attempt committed, then the connection dropped: the retry writes the
+        same rows again (no duplicates), only the version moves on."""
+        document = sample()
+        server.faults = ["commit-then-reset"]
+        with storage(server, redis_json_url) as store:
+            assert store.save_vcon(document) == 2
+        expected = tuple(
+            len(document.get(name) or [])
+            for name in ("parties", "dialog", "analysis", "attachments")
+        )
+        assert rows(database_url, document["uuid"]) == expected
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT count(*) FROM vcons").fetchone() == (1,)
+            stored = conn.execute("SELECT conserver_vcon_load(%s)", [document["uuid"]]).fetchone()[
+                0
+            ]
+        assert stored == document
+
+    def test_a_rejection_is_not_retried(
+        self, server: PostgrestStandIn, redis_json_url: str
+    ) -> None:
+        with (
+            SupabaseStorage(
+                {"url": server.url, "key": "wrong", "redis_url": redis_json_url}
+            ) as store,
+            pytest.raises(DatabaseRejectedError),
+        ):
+            store.save_vcon(sample())
+        assert len(server.requests) == 1
+
+    def test_a_dead_database_fails_within_the_deadline(
+        self, server: PostgrestStandIn, redis_json_url: str
+    ) -> None:
+        server.faults = ["reset"] * 1000
+        started = time.monotonic()
+        with (
+            storage(server, redis_json_url, retry_deadline=0.6) as store,
+            pytest.raises(DatabaseUnavailableError) as caught,
+        ):
+            store.get_vcon(sample()["uuid"])
+        assert time.monotonic() - started < 0.6 + 2  # the deadline plus one attempt, at most
+        assert caught.value.attempts >= 3
+        assert caught.value.attempts == len(server.requests)
+
+    def test_the_psycopg_transport_retries_too(self, redis_json_url: str) -> None:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        options = {
+            "database_url": f"postgresql://u@127.0.0.1:{port}/db",
+            "redis_url": redis_json_url,
+            "retry_deadline": 1.0,
+            "timeout": 0.3,  # each attempt waits this long for a pooled connection
+        }
+        with SupabaseStorage(options) as store, pytest.raises(DatabaseUnavailableError) as caught:
+            store.exists(sample()["uuid"])
+        assert caught.value.attempts >= 2
