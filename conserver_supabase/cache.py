@@ -27,7 +27,7 @@ from ._boundary import cache_errors
 from .config import StorageConfig, redact_url
 from .errors import CacheError, ConfigurationError
 
-__all__ = ["CONSERVER_KEY_PREFIX", "RedisCache", "WriteMode", "connect"]
+__all__ = ["CONSERVER_KEY_PREFIX", "RedisCache", "WriteMode", "connect", "journal_document_key"]
 
 #: The conserver keeps the vCon it is processing at ``vcon:{uuid}`` (RedisJSON).
 CONSERVER_KEY_PREFIX: Final = "vcon:"
@@ -144,6 +144,11 @@ if type(reply) == 'table' and reply.err then
 end
 return 1
 """
+
+
+def journal_document_key(journal_list: str, vcon_uuid: str) -> str:
+    """Where the journal keeps a document that had no working copy in Redis."""
+    return f"{journal_list}:vcon:{vcon_uuid}"
 
 
 def connect(config: StorageConfig) -> Any:
@@ -282,6 +287,27 @@ class RedisCache:
             if isinstance(reply, Exception):
                 failed[name] = str(reply)
         return failed
+
+    def journal(
+        self,
+        journal_list: str,
+        entries: Sequence[tuple[str, str | None, str | None]],
+    ) -> None:
+        """Put failed saves on the journal, in one transaction.
+
+        Each entry is ``(uuid, working copy key or None, document JSON or None)``: a
+        working copy loses its TTL (so Redis cannot expire it before the replay); a
+        document handed in by a caller is kept at ``{journal_list}:vcon:{uuid}``.
+        """
+        with cache_errors("journal", entries[0][0] if len(entries) == 1 else None, self.location):
+            pipe = self.client.pipeline(transaction=True)
+            for vcon_uuid, working_copy, document in entries:
+                if document is not None:
+                    pipe.set(journal_document_key(journal_list, vcon_uuid), document)
+                if working_copy is not None:
+                    pipe.persist(working_copy)
+                pipe.rpush(journal_list, vcon_uuid)
+            pipe.execute()
 
     def holds_saved(self, vcon_uuid: str) -> bool:
         """Whether the cache holds the vCon as a save left it (so the database has it)."""

@@ -139,6 +139,21 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--config", metavar="PATH", help="read the options from a config.yml")
     search.add_argument("--storage", metavar="NAME", help="the entry under 'storages:'")
     search.set_defaults(handler=_search)
+
+    replay = commands.add_parser(
+        "replay",
+        help="save again every vCon on the failed-save journal",
+        description=(
+            "A save that failed for good (after the retries) leaves its vCon on a Redis "
+            "list, the failed-save journal (option journal_list). This saves each one "
+            "again, oldest first, and removes it from the journal once saved. Running it "
+            "twice is harmless. It stops at the first database failure and keeps the rest. "
+            "Exit code 1 when it stopped early."
+        ),
+    )
+    replay.add_argument("--config", metavar="PATH", help="read the options from a config.yml")
+    replay.add_argument("--storage", metavar="NAME", help="the entry under 'storages:'")
+    replay.set_defaults(handler=_replay)
     return parser
 
 
@@ -224,6 +239,40 @@ def _search(args: argparse.Namespace) -> int:
     print(f"{len(page)} vCon(s)")
     if page.next_cursor:
         print(f"more: add --cursor {page.next_cursor}")
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .doctor import load_conserver_options
+    from .storage import SupabaseStorage
+
+    if args.storage and not args.config:
+        raise ConfigurationError("--storage needs --config PATH")
+    options = load_conserver_options(Path(args.config), args.storage) if args.config else None
+    interactive = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if interactive:
+            bar = "#" * (30 * done // total)
+            print(f"\r[{bar:<30}] {done}/{total}", end="", file=sys.stderr, flush=True)
+        elif done == total or done % 100 == 0:
+            print(f"replayed {done}/{total}", file=sys.stderr)
+
+    with SupabaseStorage(options) as storage:
+        report = storage.replay_journal(progress)
+    if interactive and report.total:
+        print(file=sys.stderr)
+    print(f"journal {storage.config.journal_list}: {report.total} vCon(s) waiting")
+    print(f"saved again: {report.replayed}")
+    for line in report.dropped:
+        print(f"removed without a save: {line}")
+    for line in report.unpushed:
+        print(f"saved, not pushed: {line}")
+    if report.error:
+        print(f"stopped, the rest stays journaled: {report.error}")
+        return EXIT_FAILED
     return EXIT_OK
 
 

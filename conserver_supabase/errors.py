@@ -118,6 +118,8 @@ class DatabaseError(ConserverSupabaseError):
         self.vcon_uuid = vcon_uuid
         self.code = code
         self.attempts = 1
+        #: After a failed save: whether the vCon went onto the failed-save journal.
+        self.journaled = False
 
 
 class DatabaseUnavailableError(DatabaseError):

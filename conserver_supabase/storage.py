@@ -15,19 +15,27 @@ The database and Redis are reached through small seams (:mod:`.database`,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
-from .cache import CONSERVER_KEY_PREFIX, RedisCache, WriteMode
+from ._boundary import cache_errors
+from .cache import CONSERVER_KEY_PREFIX, RedisCache, WriteMode, journal_document_key
 from .config import StorageConfig, as_name_list
 from .database import Database, open_database
-from .errors import CacheError, ChainPushError, InvalidVconError, VconNotFoundError
+from .errors import (
+    CacheError,
+    ChainPushError,
+    DatabaseError,
+    InvalidVconError,
+    VconNotFoundError,
+)
 from .retry import call_with_retry
 from .search import DEFAULT_LIMIT, SearchPage, build_query, merge_filters, read_page
 from .validation import canonical_uuid, validate_vcon
@@ -64,6 +72,7 @@ class SupabaseStorage:
         self._cache = RedisCache.from_config(config, client=redis_client)
         self._health = _CacheHealth()
         self._shared = False
+        self._replaying = False
         self._stats = dict.fromkeys(("hits", "misses", "fills", "errors"), 0)
         self._stats_lock = threading.Lock()
 
@@ -113,8 +122,12 @@ class SupabaseStorage:
             if chain_lists is None
             else as_name_list("chain_lists", chain_lists)
         )
-        version = self._retrying("save", lambda: self._database.save(document, vcon_uuid))
-        self._after_save(vcon_uuid, _dumps(document), "overwrite", version, lists)
+        text = _dumps(document)
+        try:
+            version = self._retrying("save", lambda: self._database.save(document, vcon_uuid))
+        except DatabaseError as exc:
+            self._journal_and_raise(exc, [(vcon_uuid, None, text)])
+        self._after_save(vcon_uuid, text, "overwrite", version, lists)
         return version
 
     def save_many(self, vcons: Iterable[Any]) -> dict[str, int]:
@@ -124,7 +137,11 @@ class SupabaseStorage:
         """
         documents = [_as_document(vcon) for vcon in vcons]
         uuids = [validate_vcon(document) for document in documents]
-        versions = self._retrying("save_many", lambda: self._database.save_many(documents))
+        try:
+            versions = self._retrying("save_many", lambda: self._database.save_many(documents))
+        except DatabaseError as exc:
+            entries = [(u, None, _dumps(d)) for u, d in zip(uuids, documents, strict=True)]
+            self._journal_and_raise(exc, entries)
         # Every vCon is committed now: refresh every cache entry and push every uuid
         # before reporting what failed, so one broken list does not hold back the rest.
         unpushed: list[ChainPushError] = []
@@ -169,7 +186,10 @@ class SupabaseStorage:
                 given, where=f"Redis (key {key}, where the conserver keeps the vCon)"
             )
         canonical = validate_vcon(document, expected_uuid=given)
-        version = self._retrying("save", lambda: self._database.save(document, canonical))
+        try:
+            version = self._retrying("save", lambda: self._database.save(document, canonical))
+        except DatabaseError as exc:
+            self._journal_and_raise(exc, [(canonical, key, None)])
         # When the working copy is our cache key it already holds this document (or a
         # newer one a link wrote meanwhile): renew its TTL rather than rewrite it.
         mode: WriteMode = "touch" if key == self._cache.key(canonical) else "overwrite"
@@ -369,6 +389,76 @@ class SupabaseStorage:
             if written:
                 self._count("fills")
 
+    def _journal_and_raise(
+        self, exc: DatabaseError, entries: Sequence[tuple[str, str | None, str | None]]
+    ) -> NoReturn:
+        """A save failed for good: journal it (or say that it could not be), then raise."""
+        if self._replaying:
+            raise exc  # the replay reports it and keeps the journal entry
+        name = self.config.journal_list
+        try:
+            if not name:
+                raise CacheError("the journal is off (journal_list is empty)", operation="journal")
+            self._cache.journal(name, entries)
+        except CacheError as journal_exc:
+            text = (
+                f"{str(exc).rstrip('.')}; the vCon could NOT be journaled either "
+                f"({journal_exc}): it is lost unless it is saved again"
+            )
+            journaled = False
+        else:
+            text = (
+                f"{str(exc).rstrip('.')}; the vCon is kept on the failed-save journal "
+                f"(Redis list {name}): run `conserver-supabase replay` when the database is back"
+            )
+            journaled = True
+        logger.error("%s", text)
+        error = type(exc)(text, operation=exc.operation, vcon_uuid=exc.vcon_uuid, code=exc.code)
+        error.attempts, error.journaled = exc.attempts, journaled
+        raise error from exc
+
+    def replay_journal(self, progress: Callable[[int, int], None] | None = None) -> ReplayReport:
+        """Save every vCon on the failed-save journal again; return what happened.
+
+        Idempotent: an entry leaves the journal only after its vCon is saved (saving
+        twice is harmless). Stops at the first database failure, keeping the rest.
+        """
+        name = self.config.journal_list
+        client = self._cache.client
+        with cache_errors("replay", None, self._cache.location):
+            entries = client.lrange(name, 0, -1)
+        pending = [u.decode() if isinstance(u, bytes) else u for u in entries]
+        report = ReplayReport(total=len(pending))
+        self._replaying = True
+        try:
+            for index, vcon_uuid in enumerate(pending, start=1):
+                doc_key = journal_document_key(name, vcon_uuid)
+                with cache_errors("replay", vcon_uuid, self._cache.location):
+                    document = client.get(doc_key)
+                try:
+                    if document is not None:
+                        self.save_vcon(json.loads(document))
+                    else:
+                        self.save_working_copy(vcon_uuid)
+                except (VconNotFoundError, InvalidVconError) as exc:
+                    report.dropped.append(f"{vcon_uuid}: {exc}")
+                except DatabaseError as exc:
+                    report.error = str(exc)
+                    break
+                except ChainPushError as exc:  # saved; the push is reported, not retried here
+                    report.replayed += 1
+                    report.unpushed.append(str(exc))
+                else:
+                    report.replayed += 1
+                with cache_errors("replay", vcon_uuid, self._cache.location):
+                    client.lrem(name, 1, vcon_uuid)
+                    client.delete(doc_key)
+                if progress is not None:
+                    progress(index, len(pending))
+        finally:
+            self._replaying = False
+        return report
+
     def _retrying[R](self, operation: str, call: Callable[[], R]) -> R:
         """Run one database call, retrying transient failures within retry_deadline."""
         return call_with_retry(call, deadline=self.config.retry_deadline, operation=operation)
@@ -392,6 +482,20 @@ class SupabaseStorage:
                 unavailable=exc.unavailable,
             ) from exc
         self._health.failed(exc, context)
+
+
+@dataclasses.dataclass
+class ReplayReport:
+    """What :meth:`SupabaseStorage.replay_journal` did."""
+
+    total: int
+    replayed: int = 0
+    #: Entries removed without a save (no document left, or invalid), with the reason.
+    dropped: list[str] = dataclasses.field(default_factory=list)
+    #: Saved, but the uuid did not reach every chain list (the ChainPushError texts).
+    unpushed: list[str] = dataclasses.field(default_factory=list)
+    #: Set when the database failed again: the replay stopped, the rest stays journaled.
+    error: str | None = None
 
 
 class _CacheHealth:

@@ -132,13 +132,16 @@ def test_save_writes_the_database_before_redis(
     assert redis.lrange("egress", 0, -1) == [document["uuid"].encode()]
 
 
-def test_a_failed_database_write_leaves_redis_untouched(
+def test_a_failed_database_write_touches_only_the_journal(
     store: SupabaseStorage, db: MemoryDatabase, redis: Any
 ) -> None:
+    """No cache entry, no chain push: the vCon waits on the failed-save journal."""
+    document = sample()
     db.fail = DatabaseUnavailableError("down", operation="save")
     with pytest.raises(DatabaseUnavailableError):
-        store.save_vcon(sample())
-    assert redis.keys("*") == []
+        store.save_vcon(document)
+    journal = "conserver_supabase:journal"
+    assert set(redis.keys("*")) == {journal.encode(), f"{journal}:vcon:{document['uuid']}".encode()}
 
 
 def test_delete_goes_to_the_database_while_the_cache_still_holds_it(

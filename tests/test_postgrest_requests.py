@@ -45,6 +45,12 @@ def store(redis_json_url: str) -> Iterator[SupabaseStorage]:
         yield storage
 
 
+def journal_only(vcon_uuid: str) -> set[bytes]:
+    """What a failed save leaves in Redis: the journal entry and the document, nothing else."""
+    journal = "conserver_supabase:journal"
+    return {journal.encode(), f"{journal}:vcon:{vcon_uuid}".encode()}
+
+
 def sent(call: Any) -> tuple[str, str, Any]:
     request = call.request
     return request.method, request.url.path, json.loads(request.content)
@@ -154,7 +160,7 @@ class TestFailureShapes:
         assert document["uuid"] in str(caught.value)
         assert KEY not in str(caught.value)
         assert len(respx_mock.calls) == 1  # supabase-py itself never retries a POST
-        assert r.keys("*") == []
+        assert set(r.keys("*")) == journal_only(document["uuid"])
 
     def test_the_sql_guard_becomes_an_invalid_vcon_error(
         self, respx_mock: respx.MockRouter, store: SupabaseStorage, r: Any
@@ -172,7 +178,7 @@ class TestFailureShapes:
         with pytest.raises(InvalidVconError) as caught:
             store.save_vcon(document)
         assert caught.value.field == "parties[0].name"
-        assert r.keys("*") == []
+        assert r.keys("*") == []  # invalid: not even journaled
 
 
 @pytest.mark.integration
