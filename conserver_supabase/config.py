@@ -40,6 +40,7 @@ DEFAULT_OPTIONS: Final[Mapping[str, Any]] = {
     "cache_format": "auto",
     "cache_errors": "log",
     "redis_timeout": 2.0,
+    "redis_cooldown": 10.0,
     "retry_deadline": 10.0,
     "journal_list": "conserver_supabase:journal",
     "chain_lists": [],
@@ -294,6 +295,7 @@ class StorageConfig:
     cache_format: str = "auto"
     cache_errors: str = "log"
     redis_timeout: float = 2.0
+    redis_cooldown: float = 10.0
     retry_deadline: float = 10.0
     journal_list: str = "conserver_supabase:journal"
     chain_lists: tuple[str, ...] = ()
@@ -396,6 +398,7 @@ class StorageConfig:
             cache_errors=_as_choice("cache_errors", values["cache_errors"], CACHE_ERROR_POLICIES),
             redis_timeout=_as_float("redis_timeout", values["redis_timeout"], minimum=0.0),
             retry_deadline=_as_seconds("retry_deadline", values["retry_deadline"]),
+            redis_cooldown=_as_seconds("redis_cooldown", values["redis_cooldown"]),
             journal_list=_as_str("journal_list", values["journal_list"]),
             chain_lists=as_name_list("chain_lists", values["chain_lists"]),
             pool_size=_as_int("pool_size", values["pool_size"], minimum=1),

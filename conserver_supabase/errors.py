@@ -146,11 +146,14 @@ class CacheError(ConserverSupabaseError):
         operation: str,
         vcon_uuid: str | None = None,
         unavailable: bool = False,
+        skipped: bool = False,
     ) -> None:
         super().__init__(message)
         self.operation = operation
         self.vcon_uuid = vcon_uuid
         self.unavailable = unavailable
+        #: Redis was not called at all: it failed repeatedly (circuit open).
+        self.skipped = skipped
 
 
 class ChainPushError(ConserverSupabaseError):

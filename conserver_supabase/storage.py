@@ -20,9 +20,10 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 from uuid import UUID
 
 from ._boundary import cache_errors
@@ -70,7 +71,7 @@ class SupabaseStorage:
         self.config = config
         self._database = open_database(config) if database is None else database
         self._cache = RedisCache.from_config(config, client=redis_client)
-        self._health = _CacheHealth()
+        self._health = _CacheHealth(config.redis_cooldown)
         self._shared = False
         self._replaying = False
         self._stats = dict.fromkeys(("hits", "misses", "fills", "errors"), 0)
@@ -180,6 +181,7 @@ class SupabaseStorage:
         """
         given = str(vcon_uuid)  # the conserver's API hands over uuid.UUID objects
         key = f"{CONSERVER_KEY_PREFIX}{given}"
+        self._guard("working copy read", given)
         document = self._cache.read(key, given, "working copy read")
         if document is None:
             raise VconNotFoundError(
@@ -201,6 +203,7 @@ class SupabaseStorage:
         canonical = canonical_uuid(vcon_uuid)
         existed = self._retrying("delete", lambda: self._database.delete(canonical))
         try:
+            self._guard("cache delete", canonical)
             self._cache.delete(canonical)
         except CacheError as exc:
             self._cache_failed(exc, "the vCon is deleted from the database")
@@ -218,6 +221,7 @@ class SupabaseStorage:
         """
         canonical = canonical_uuid(vcon_uuid)
         try:
+            self._guard("cache exists", canonical)
             if self._cache.holds_saved(canonical):
                 self._health.succeeded()
                 return True
@@ -327,6 +331,7 @@ class SupabaseStorage:
         lists: Sequence[str],
     ) -> None:
         try:
+            self._guard(f"cache {mode}", vcon_uuid)
             self._cache.write(vcon_uuid, document, mode=mode, version=version, lists=lists)
         except CacheError as exc:
             failure: CacheError | None = exc
@@ -357,6 +362,7 @@ class SupabaseStorage:
 
     def _cached(self, vcon_uuid: str) -> dict[str, Any] | None:
         try:
+            self._guard("cache read", vcon_uuid)
             cached = self._cache.read(self._cache.key(vcon_uuid), vcon_uuid)
         except CacheError as exc:
             self._cache_failed(exc, "reading the database instead")
@@ -381,6 +387,7 @@ class SupabaseStorage:
 
     def _fill(self, vcon_uuid: str, document: Mapping[str, Any], version: int) -> None:
         try:
+            self._guard("cache fill", vcon_uuid)
             written = self._cache.write(vcon_uuid, _dumps(document), mode="fill", version=version)
         except CacheError as exc:
             self._cache_failed(exc, "the vCon was read from the database")
@@ -459,6 +466,20 @@ class SupabaseStorage:
             self._replaying = False
         return report
 
+    def _guard(self, operation: str, vcon_uuid: str | None) -> None:
+        """Raise a (skipped) CacheError instead of calling Redis while the circuit is open."""
+        remaining = self._health.skip_for()
+        if remaining is not None:
+            subject = f" of vCon {vcon_uuid}" if vcon_uuid else ""
+            raise CacheError(
+                f"{operation}{subject} skipped: {self._cache.location} failed repeatedly "
+                f"and is skipped for another {remaining:.1f} s",
+                operation=operation,
+                vcon_uuid=vcon_uuid,
+                unavailable=True,
+                skipped=True,
+            )
+
     def _retrying[R](self, operation: str, call: Callable[[], R]) -> R:
         """Run one database call, retrying transient failures within retry_deadline."""
         return call_with_retry(call, deadline=self.config.retry_deadline, operation=operation)
@@ -499,20 +520,56 @@ class ReplayReport:
 
 
 class _CacheHealth:
-    """Logs a Redis incident once: a WARNING at its first failure, an INFO when it ends.
+    """Redis incidents: logged once, and a circuit breaker.
 
-    Failures in between go to DEBUG, so a Redis outage under load writes two
-    lines, not one per call.
+    Logging: a WARNING at an incident's first failure, DEBUG for the following ones, an
+    INFO when Redis answers again. So an outage under load writes a few lines, not one
+    per call.
+
+    Circuit: after ``_TRIP_AFTER`` consecutive failures to reach Redis, calls skip it
+    for ``cooldown`` seconds (reads go to the database at once instead of waiting for
+    ``redis_timeout`` each); then one call probes it: success closes the circuit, a
+    failure opens it for another cool-down. Each change of state is logged once.
+    ``cooldown`` 0 turns the circuit off.
     """
 
-    def __init__(self) -> None:
+    _TRIP_AFTER: Final = 3
+
+    def __init__(self, cooldown: float = 0.0) -> None:
         self._lock = threading.Lock()
         self._failures = 0
+        self._consecutive = 0
+        self._open_until = 0.0  # 0: closed
+        self._probing = False
+        self.cooldown = cooldown
+        self.clock: Callable[[], float] = time.monotonic
+
+    def skip_for(self) -> float | None:
+        """Seconds Redis is still skipped, or ``None`` when a call may go to Redis."""
+        if not self._open_until:  # the common case: closed, no lock
+            return None
+        with self._lock:
+            if not self._open_until:
+                return None
+            remaining = self._open_until - self.clock()
+            if remaining > 0 or self._probing:
+                return max(remaining, 0.0)
+            self._probing = True  # this call is the probe; the others keep skipping
+            return None
 
     def failed(self, exc: CacheError, context: str = "") -> None:
         with self._lock:
             self._failures += 1
             first = self._failures == 1
+            opened = False
+            if exc.unavailable and not exc.skipped and self.cooldown > 0:
+                self._consecutive += 1
+                if self._probing or (
+                    not self._open_until and self._consecutive >= self._TRIP_AFTER
+                ):
+                    opened = not self._open_until
+                    self._open_until = self.clock() + self.cooldown
+                    self._probing = False
         what = f"{str(exc).rstrip('.')}; {context}" if context else str(exc).rstrip(".")
         if first:
             logger.warning(
@@ -523,14 +580,27 @@ class _CacheHealth:
             )
         else:
             logger.debug("%s", what)
+        if opened:
+            logger.warning(
+                "Redis failed %d times in a row: skipping it for %g s at a time until it "
+                "answers again (circuit open)",
+                self._consecutive,
+                self.cooldown,
+            )
 
     def succeeded(self) -> None:
-        if not self._failures:  # the common case: no lock
+        if not self._failures and not self._consecutive:  # the common case: no lock
             return
         with self._lock:
             failures, self._failures = self._failures, 0
+            was_open = bool(self._open_until)
+            self._consecutive, self._open_until, self._probing = 0, 0.0, False
         if failures:
-            logger.info("Redis answers again after %d failed cache operation(s)", failures)
+            logger.info(
+                "Redis answers again after %d failed cache operation(s)%s",
+                failures,
+                " (circuit closed)" if was_open else "",
+            )
 
 
 def _as_document(vcon: Any) -> dict[str, Any]:

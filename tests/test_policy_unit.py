@@ -35,6 +35,7 @@ OPTIONS = {
     "cache_ttl": 90,
     "chain_lists": ["egress"],
     "retry_deadline": 0,  # retries have their own tests (test_retry.py)
+    "redis_cooldown": 0,  # the circuit breaker has its own tests below
 }
 
 
@@ -203,3 +204,81 @@ def test_cache_errors_raise(db: MemoryDatabase, redis: Any, server: fakeredis.Fa
         assert document["uuid"] in db.rows
         with pytest.raises(CacheError):
             store.get_vcon(document["uuid"])
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingRedis:
+    """A fakeredis client that counts the commands storage sends it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.commands = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.commands += 1
+        return self.inner.execute_command(*args, **options)
+
+    def register_script(self, script: str) -> Any:
+        return self.inner.register_script(script)
+
+
+def test_the_circuit_opens_after_three_failures_and_closes_after_a_good_probe(
+    db: MemoryDatabase, server: fakeredis.FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While open, calls skip Redis entirely (no waiting on redis_timeout); after the
+    cool-down one call probes; each change of state is logged once."""
+    caplog.set_level(logging.INFO, logger="conserver_supabase")
+    document = sample()
+    db.rows[document["uuid"]] = document
+    clock = FakeClock()
+    counting = CountingRedis(fakeredis.FakeRedis(server=server))
+    with make(db, counting, chain_lists=[], redis_cooldown=5) as store:
+        store._health.clock = clock
+        server.connected = False
+        for _ in range(2):  # read + fill fail each time: the third failure trips it
+            assert store.get_vcon(document["uuid"]) == document
+        tried = counting.commands
+        for _ in range(5):
+            assert store.get_vcon(document["uuid"]) == document
+        assert counting.commands == tried  # skipped, not tried
+        messages = [record.getMessage() for record in caplog.records]
+        assert sum("circuit open" in m for m in messages) == 1
+        server.connected = True
+        clock.now += 4  # still cooling down: skipped although Redis is back
+        store.get_vcon(document["uuid"])
+        assert not any("Redis answers again" in r.getMessage() for r in caplog.records)
+        clock.now += 2  # cool-down over: this call probes and succeeds
+        assert store.get_vcon(document["uuid"]) == document
+    closing = [r.getMessage() for r in caplog.records if "Redis answers again" in r.getMessage()]
+    assert len(closing) == 1
+    assert "(circuit closed)" in closing[0]
+
+
+def test_a_failed_probe_opens_the_circuit_again(
+    db: MemoryDatabase, server: fakeredis.FakeServer
+) -> None:
+    document = sample()
+    db.rows[document["uuid"]] = document
+    clock = FakeClock()
+    counting = CountingRedis(fakeredis.FakeRedis(server=server))
+    with make(db, counting, chain_lists=[], redis_cooldown=5) as store:
+        store._health.clock = clock
+        server.connected = False
+        for _ in range(3):
+            store.get_vcon(document["uuid"])
+        clock.now += 6
+        assert store._health.skip_for() is None  # the probe may go
+        assert store._health.skip_for() == 0.0  # the others keep skipping meanwhile
+        store._health._probing = False
+        store.get_vcon(document["uuid"])  # the probe fails
+        assert store._health.skip_for() == pytest.approx(5.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -373,7 +374,7 @@ class TestRedisDown:
     ) -> None:
         documents = [sample() for _ in range(3)]
         caplog.set_level(logging.DEBUG, logger="conserver_supabase")
-        with storage(db, unreachable_redis_url) as store:
+        with storage(db, unreachable_redis_url, redis_cooldown=0) as store:
             for document in documents:
                 assert store.save_vcon(document) == 1
                 assert store.get_vcon(document["uuid"]) == document
@@ -517,6 +518,24 @@ class TestUuidObjects:
 
 
 class TestFaultyRedis:
+    def test_a_silent_redis_stops_being_called_once_the_circuit_opens(
+        self, db: CountingDatabase
+    ) -> None:
+        """Three timeouts open the circuit: later calls do not wait on redis_timeout."""
+        document = sample()
+        with (
+            FaultServer("silent") as server,
+            storage(db, server.url, redis_timeout=0.2, redis_cooldown=30) as store,
+        ):
+            store.save_vcon(document)  # cache write times out (1)
+            store.get_vcon(document["uuid"])  # read (2), fill (3): the circuit opens
+            connections = server.connections
+            started = time.monotonic()
+            for _ in range(10):
+                assert store.get_vcon(document["uuid"]) == document
+            assert server.connections == connections
+            assert time.monotonic() - started < 10 * 0.2  # not one of them waited a timeout
+
     @pytest.mark.parametrize("behaviour", ["silent", "closing"])
     def test_reads_fall_back_and_saves_commit(
         self, behaviour: str, db: CountingDatabase, database_url: str
