@@ -154,7 +154,7 @@ _REDIS_HINTS: Final = {
 }
 _REDIS_PERMISSION_HINT: Final = (
     "the Redis user lacks a permission this storage needs: EVALSHA/EVAL, TYPE, GET, SET, "
-    "EXPIRE, DEL, RPUSH and JSON.GET/JSON.SET on the cache keys and chain lists"
+    "EXPIRE, PERSIST, DEL, TOUCH, RPUSH, LRANGE, LREM and JSON.GET/JSON.SET on its keys"
 )
 _REDIS_AUTH_HINT: Final = (
     "Redis refused the credentials: put user and password in redis_url "
