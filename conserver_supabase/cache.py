@@ -237,8 +237,11 @@ class RedisCache:
         if text is None:
             return None
         try:
-            return json.loads(text)
-        except ValueError as exc:
+            value = json.loads(text)
+            if value is None:
+                raise ValueError("it holds JSON null")
+            return value
+        except (ValueError, RecursionError) as exc:
             raise CacheError(
                 f"{operation} of vCon {vcon_uuid} failed: {key} does not hold JSON ({exc})",
                 operation=operation,

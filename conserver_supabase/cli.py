@@ -270,6 +270,8 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"removed without a save: {line}")
     for line in report.unpushed:
         print(f"saved, not pushed: {line}")
+    for line in report.kept:
+        print(f"refused by the database, kept on the journal: {line}")
     if report.error:
         print(f"stopped, the rest stays journaled: {report.error}")
         return EXIT_FAILED

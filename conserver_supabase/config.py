@@ -42,6 +42,7 @@ DEFAULT_OPTIONS: Final[Mapping[str, Any]] = {
     "redis_timeout": 2.0,
     "redis_cooldown": 10.0,
     "retry_deadline": 10.0,
+    "max_body_bytes": 10 * 1024 * 1024,
     "journal_list": "conserver_supabase:journal",
     "chain_lists": [],
     "pool_size": 10,
@@ -297,6 +298,7 @@ class StorageConfig:
     redis_timeout: float = 2.0
     redis_cooldown: float = 10.0
     retry_deadline: float = 10.0
+    max_body_bytes: int = 10 * 1024 * 1024
     journal_list: str = "conserver_supabase:journal"
     chain_lists: tuple[str, ...] = ()
     pool_size: int = 10
@@ -358,7 +360,10 @@ class StorageConfig:
             )
         redis_url = _check_url(
             "redis_url",
-            _as_str("redis_url", values["redis_url"] or _DEFAULT_REDIS_URL),
+            _as_str(
+                "redis_url",
+                _DEFAULT_REDIS_URL if values["redis_url"] is None else values["redis_url"],
+            ),
             ("redis", "rediss", "unix"),
             "Sentinel and Cluster URLs are not supported yet",
         )
@@ -400,6 +405,7 @@ class StorageConfig:
             retry_deadline=_as_seconds("retry_deadline", values["retry_deadline"]),
             redis_cooldown=_as_seconds("redis_cooldown", values["redis_cooldown"]),
             journal_list=_as_str("journal_list", values["journal_list"]),
+            max_body_bytes=_as_int("max_body_bytes", values["max_body_bytes"], minimum=0),
             chain_lists=as_name_list("chain_lists", values["chain_lists"]),
             pool_size=_as_int("pool_size", values["pool_size"], minimum=1),
         )

@@ -34,6 +34,7 @@ from .errors import (
     CacheError,
     ChainPushError,
     DatabaseError,
+    DatabaseRejectedError,
     InvalidVconError,
     VconNotFoundError,
 )
@@ -117,7 +118,7 @@ class SupabaseStorage:
         the vCon was saved but its uuid did not reach every chain list.
         """
         document = _as_document(vcon)
-        vcon_uuid = validate_vcon(document)
+        vcon_uuid = validate_vcon(document, max_body_bytes=self.config.max_body_bytes)
         lists = (
             self.config.chain_lists
             if chain_lists is None
@@ -137,7 +138,10 @@ class SupabaseStorage:
         Every vCon is validated first: one invalid vCon means none is written.
         """
         documents = [_as_document(vcon) for vcon in vcons]
-        uuids = [validate_vcon(document) for document in documents]
+        uuids = [
+            validate_vcon(document, max_body_bytes=self.config.max_body_bytes)
+            for document in documents
+        ]
         try:
             versions = self._retrying("save_many", lambda: self._database.save_many(documents))
         except DatabaseError as exc:
@@ -179,15 +183,27 @@ class SupabaseStorage:
         This is what the conserver's ``save(vcon_uuid, opts)`` does. A missing working
         copy raises :class:`VconNotFoundError`; an unreadable one :class:`CacheError`.
         """
-        given = str(vcon_uuid)  # the conserver's API hands over uuid.UUID objects
+        given = str(vcon_uuid) if isinstance(vcon_uuid, UUID) else vcon_uuid
+        canonical_uuid(given)  # no key is built from something that is not a uuid
         key = f"{CONSERVER_KEY_PREFIX}{given}"
         self._guard("working copy read", given)
-        document = self._cache.read(key, given, "working copy read")
+        try:
+            document = self._cache.read(key, given, "working copy read")
+        except CacheError as exc:
+            if isinstance(exc.__cause__, ValueError | RecursionError):
+                raise InvalidVconError(
+                    given,
+                    "(document)",
+                    f"the working copy at {key} is not a JSON object: {exc.__cause__}"[:300],
+                ) from exc
+            raise
         if document is None:
             raise VconNotFoundError(
                 given, where=f"Redis (key {key}, where the conserver keeps the vCon)"
             )
-        canonical = validate_vcon(document, expected_uuid=given)
+        canonical = validate_vcon(
+            document, expected_uuid=given, max_body_bytes=self.config.max_body_bytes
+        )
         try:
             version = self._retrying("save", lambda: self._database.save(document, canonical))
         except DatabaseError as exc:
@@ -449,6 +465,11 @@ class SupabaseStorage:
                         self.save_working_copy(vcon_uuid)
                 except (VconNotFoundError, InvalidVconError) as exc:
                     report.dropped.append(f"{vcon_uuid}: {exc}")
+                except DatabaseRejectedError as exc:  # kept: it may pass after a fix
+                    report.kept.append(f"{vcon_uuid}: {exc}")
+                    if progress is not None:
+                        progress(index, len(pending))
+                    continue
                 except DatabaseError as exc:
                     report.error = str(exc)
                     break
@@ -513,6 +534,8 @@ class ReplayReport:
     replayed: int = 0
     #: Entries removed without a save (no document left, or invalid), with the reason.
     dropped: list[str] = dataclasses.field(default_factory=list)
+    #: Refused by the database (kept on the journal, e.g. until a migration is applied).
+    kept: list[str] = dataclasses.field(default_factory=list)
     #: Saved, but the uuid did not reach every chain list (the ChainPushError texts).
     unpushed: list[str] = dataclasses.field(default_factory=list)
     #: Set when the database failed again: the replay stopped, the rest stays journaled.
@@ -613,7 +636,7 @@ def _as_document(vcon: Any) -> dict[str, Any]:
     if isinstance(vcon, str | bytes | bytearray):
         try:
             document = json.loads(vcon)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InvalidVconError(None, "(document)", f"is not valid JSON: {exc}") from None
         if not isinstance(document, dict):
             raise InvalidVconError(

@@ -39,7 +39,13 @@ MAX_DEPTH: Final = 64
 #: entries are limited to about 2.7 KB; a larger body makes the insert fail.
 MAX_TAGS_BODY_BYTES: Final = 2700
 
-_UUID: Final = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_UUID: Final = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+# RFC 3339 date-time, the subset PostgreSQL's timestamptz input also accepts.
+_RFC3339: Final = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?"
+)
+# PostgreSQL real (dialog.duration): larger magnitudes do not fit.
+_MAX_REAL: Final = 3.4e38
 _INT4_MAX: Final = 2**31 - 1
 _LONE_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
 _LOOKS_LIKE_ARRAY: Final = re.compile(r"^\s*\[.*\]\s*$", re.DOTALL)
@@ -68,31 +74,34 @@ def canonical_uuid(vcon_uuid: Any) -> str:
     conserver's HTTP API passes them)."""
     if isinstance(vcon_uuid, UUID):
         return str(vcon_uuid)
-    if isinstance(vcon_uuid, str) and _UUID.match(vcon_uuid.strip()):
-        return vcon_uuid.strip().lower()
-    label = vcon_uuid if isinstance(vcon_uuid, str) else None
+    if isinstance(vcon_uuid, str) and _UUID.fullmatch(vcon_uuid):
+        return vcon_uuid.lower()
+    label = _printable(vcon_uuid[:100]) if isinstance(vcon_uuid, str) else None
     raise InvalidVconError(
         label, "uuid", f"must be a UUID string like 8-4-4-4-12 hex digits, got {vcon_uuid!r}"[:200]
     )
 
 
-def validate_vcon(document: Any, *, expected_uuid: str | None = None) -> str:
+def validate_vcon(
+    document: Any, *, expected_uuid: str | None = None, max_body_bytes: int = 0
+) -> str:
     """Check ``document`` and return its uuid in canonical (lowercase) form.
 
     Raises :class:`InvalidVconError` naming the uuid and the first offending field.
     ``expected_uuid``, when given, must match the document's ``uuid`` (the
-    conserver's ``save(vcon_uuid, ...)`` names the vCon it means).
+    conserver's ``save(vcon_uuid, ...)`` names the vCon it means). ``max_body_bytes``
+    (0: no limit) caps every dialog, analysis and attachment body.
     """
     label = expected_uuid
     if not isinstance(document, Mapping):
         raise InvalidVconError(label, "(document)", f"must be a JSON object, got {_kind(document)}")
     raw_uuid = document.get("uuid")
     if isinstance(raw_uuid, str) and label is None:
-        label = raw_uuid
-    check = _Checker(label)
+        label = _printable(raw_uuid[:100])
+    check = _Checker(label, max_body_bytes)
     if raw_uuid is None:
         check.fail("uuid", "is missing")
-    if not isinstance(raw_uuid, str) or not _UUID.match(raw_uuid):
+    if not isinstance(raw_uuid, str) or not _UUID.fullmatch(raw_uuid):
         check.fail(
             "uuid", f"must be a UUID string like 8-4-4-4-12 hex digits, got {raw_uuid!r}"[:200]
         )
@@ -110,6 +119,9 @@ def validate_vcon(document: Any, *, expected_uuid: str | None = None) -> str:
     for name in ("redacted", "amended", "appended"):
         check.optional(document, name, name, dict, "a JSON object")
     check.optional(document, "group", "group", list, "an array")
+    for position, item in enumerate(document.get("group") or ()):
+        if not isinstance(item, Mapping):
+            check.fail(f"group[{position}]", f"must be a JSON object, got {_kind(item)}")
 
     check.each(document, "parties", _check_party)
     check.each(document, "dialog", _check_dialog)
@@ -132,6 +144,7 @@ def validate_vcon(document: Any, *, expected_uuid: str | None = None) -> str:
 def _check_party(check: _Checker, party: Mapping[str, Any], path: str) -> None:
     for name in _PARTY_TEXT:
         check.text(party, name, f"{path}.{name}")
+    check.optional(party, "civicaddress", f"{path}.civicaddress", dict, "a JSON object")
 
 
 def _check_dialog(check: _Checker, dialog: Mapping[str, Any], path: str) -> None:
@@ -144,9 +157,14 @@ def _check_dialog(check: _Checker, dialog: Mapping[str, Any], path: str) -> None
     check.timestamp(dialog, "start", f"{path}.start")
     duration = dialog.get("duration")
     if duration is not None and (
-        isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0
+        isinstance(duration, bool)
+        or not isinstance(duration, int | float)
+        or not 0 <= duration <= _MAX_REAL
     ):
-        check.fail(f"{path}.duration", f"must be a non-negative number, got {_short(duration)}")
+        check.fail(
+            f"{path}.duration",
+            f"must be a non-negative number (at most {_MAX_REAL:g}), got {_short(duration)}",
+        )
     check.index_list(dialog, "parties", f"{path}.parties")
     for name in ("originator", "transferee", "transferor"):
         check.index(dialog, name, f"{path}.{name}")
@@ -156,6 +174,11 @@ def _check_dialog(check: _Checker, dialog: Mapping[str, Any], path: str) -> None
         check.text(dialog, name, f"{path}.{name}")
     check.content(dialog, path)
     check.optional(dialog, "party_history", f"{path}.party_history", list, "an array")
+    for position, event in enumerate(dialog.get("party_history") or ()):
+        if not isinstance(event, Mapping):
+            check.fail(
+                f"{path}.party_history[{position}]", f"must be a JSON object, got {_kind(event)}"
+            )
 
 
 def _check_analysis(check: _Checker, analysis: Mapping[str, Any], path: str) -> None:
@@ -211,8 +234,9 @@ def _check_tags_body(check: _Checker, body: Any, path: str) -> None:
 class _Checker:
     """Field checks that raise InvalidVconError for one vCon."""
 
-    def __init__(self, vcon_uuid: str | None) -> None:
+    def __init__(self, vcon_uuid: str | None, max_body_bytes: int = 0) -> None:
         self.vcon_uuid = vcon_uuid
+        self.max_body_bytes = max_body_bytes
 
     def fail(self, field: str, reason: str) -> NoReturn:
         raise InvalidVconError(self.vcon_uuid, field, reason)
@@ -263,6 +287,8 @@ class _Checker:
             return
         if not isinstance(value, str):
             self.fail(path, f"must be an RFC 3339 date-time string, got {_kind(value)}")
+        if not _RFC3339.fullmatch(value):
+            self.fail(path, f"is not an RFC 3339 date-time: {_short(value)}")
         try:
             datetime.fromisoformat(value)
         except ValueError:
@@ -298,8 +324,17 @@ class _Checker:
                 f"{path}.encoding",
                 f"must be one of {', '.join(sorted(ENCODINGS))}, got {_short(encoding)}",
             )
-        if encoding == "base64url" and not isinstance(obj.get("body"), str | None):
+        body = obj.get("body")
+        if encoding == "base64url" and not isinstance(body, str | None):
             self.fail(f"{path}.body", "must be a string when encoding is base64url")
+        if self.max_body_bytes and isinstance(body, str) and len(body) > self.max_body_bytes // 4:
+            size = len(body.encode("utf-8", "surrogatepass"))
+            if size > self.max_body_bytes:
+                self.fail(
+                    f"{path}.body",
+                    f"is {size} bytes, more than max_body_bytes ({self.max_body_bytes}); "
+                    "refer to large media by url instead of inlining it",
+                )
         hashes = obj.get("content_hash")
         if hashes is not None and not (
             isinstance(hashes, str)
@@ -339,6 +374,11 @@ class _Checker:
             self.fail(path, "contains a NUL character (\\u0000), which PostgreSQL cannot store")
         if _LONE_SURROGATE.search(value):
             self.fail(path, "contains a lone UTF-16 surrogate, which is not valid Unicode")
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped: a message must not forge log lines."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def _is_index(value: Any) -> bool:

@@ -171,3 +171,23 @@ def test_the_replay_command(
     assert "saved again: 1" in result.stdout
     assert "replayed 1/1" in result.stderr
     assert in_database(database_url, document["uuid"]) == document
+
+
+def test_a_replay_keeps_rejected_entries_and_goes_on(
+    server: PostgrestStandIn, redis_json_url: str, database_url: str
+) -> None:
+    """A refusal (here a wrong key) keeps the entry for later and does not stop the rest;
+    with the key fixed, the next replay saves everything."""
+    r = redis_client(redis_json_url)
+    documents = [sample(), sample()]
+    with storage(server, redis_json_url, key="wrong") as store:
+        for document in documents:
+            with pytest.raises(DatabaseRejectedError):
+                store.save_vcon(document)
+        report = store.replay_journal()
+    assert (report.total, report.replayed, len(report.kept), report.error) == (2, 0, 2, None)
+    assert r.llen(JOURNAL) == 2
+    with storage(server, redis_json_url) as store:
+        assert store.replay_journal().replayed == 2
+    for document in documents:
+        assert in_database(database_url, document["uuid"]) == document
