@@ -38,8 +38,6 @@ CONSERVER_KEY_PREFIX: Final = "vcon:"
 #: document that was just saved), else writes it.
 WriteMode = Literal["overwrite", "fill", "touch"]
 
-_JSON_TYPE: Final = "ReJSON-RL"
-
 # KEYS[1] cache key, KEYS[2] its version key, KEYS[3..] chain lists. ARGV[1] document
 # (JSON text), ARGV[2] TTL seconds, ARGV[3] format for a new key (auto|json|string),
 # ARGV[4] mode, ARGV[5] uuid, ARGV[6] the version saved or read (0: unknown).

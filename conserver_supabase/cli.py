@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__, migrations
 from .config import StorageConfig, redact_url
@@ -205,16 +206,23 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _search(args: argparse.Namespace) -> int:
-    import json
+def _conserver_options(args: argparse.Namespace) -> Any:
+    """The options of ``--config PATH [--storage NAME]``, or None (the environment)."""
     from pathlib import Path
 
     from .doctor import load_conserver_options
-    from .storage import SupabaseStorage
 
     if args.storage and not args.config:
         raise ConfigurationError("--storage needs --config PATH")
-    options = load_conserver_options(Path(args.config), args.storage) if args.config else None
+    return load_conserver_options(Path(args.config), args.storage) if args.config else None
+
+
+def _search(args: argparse.Namespace) -> int:
+    import json
+
+    from .storage import SupabaseStorage
+
+    options = _conserver_options(args)
     filters = {name: getattr(args, name) for name in FILTERS}
     with SupabaseStorage(options) as storage:
         page = storage.search(
@@ -243,14 +251,10 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
-    from .doctor import load_conserver_options
     from .storage import SupabaseStorage
 
-    if args.storage and not args.config:
-        raise ConfigurationError("--storage needs --config PATH")
-    options = load_conserver_options(Path(args.config), args.storage) if args.config else None
+    options = _conserver_options(args)
     interactive = sys.stderr.isatty()
 
     def progress(done: int, total: int) -> None:
@@ -279,13 +283,10 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
-    from .doctor import load_conserver_options, run_doctor
+    from .doctor import run_doctor
 
-    if args.storage and not args.config:
-        raise ConfigurationError("--storage needs --config PATH")
-    options = load_conserver_options(Path(args.config), args.storage) if args.config else None
+    options = _conserver_options(args)
     config = StorageConfig.from_options(options)
     config.require_database()
     checks = run_doctor(config, sys.stdout)
