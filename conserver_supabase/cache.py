@@ -38,6 +38,11 @@ CONSERVER_KEY_PREFIX: Final = "vcon:"
 #: document that was just saved), else writes it.
 WriteMode = Literal["overwrite", "fill", "touch"]
 
+# The version key of a vCon holds the database version the cache knows: n > 0 after a
+# save or a fill of version n, -n after a delete of version n (a tombstone). Nothing
+# older than what it knows replaces it: a save committed before a delete has a lower
+# version than the delete, one committed after it a higher one (migration 0005).
+
 # KEYS[1] cache key, KEYS[2] its version key, KEYS[3..] chain lists. ARGV[1] document
 # (JSON text), ARGV[2] TTL seconds, ARGV[3] format for a new key (auto|json|string),
 # ARGV[4] mode, ARGV[5] uuid, ARGV[6] the version saved or read (0: unknown).
@@ -55,13 +60,17 @@ for i = 3, #KEYS do
 end
 local mode = ARGV[4]
 local version = tonumber(ARGV[6])
-local cached_version = tonumber(redis.call('GET', KEYS[2])) or 0
+local recorded = tonumber(redis.call('GET', KEYS[2])) or 0
+local cached_version = math.abs(recorded)
 local allowed
 if version == 0 then
   -- a read that does not know its version: any save or delete on record knows better
-  allowed = cached_version == 0
+  allowed = recorded == 0
+elseif recorded < 0 then
+  -- deleted at that version: only what committed after the delete may come back
+  allowed = version > cached_version
 else
-  -- what committed earlier than the cached version (or before a delete) must not win
+  -- what committed earlier than the cached version must not win
   allowed = cached_version <= version
 end
 local write = (kind == 'none' or mode == 'overwrite') and allowed
@@ -84,7 +93,7 @@ if write then
 end
 if write or (mode == 'touch' and kind ~= 'none') then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
-  if version > 0 and version >= cached_version then
+  if version > 0 and (version > cached_version or (version == cached_version and recorded > 0)) then
     redis.call('SET', KEYS[2], version, 'EX', ARGV[2])
   end
 end
@@ -111,28 +120,31 @@ return redis.call('GET', KEYS[1])
 
 # KEYS[1] cache key, KEYS[2] its version key. 1 when the key holds a vCon a save put
 # there (a version on record, not a tombstone), else 0: a working copy the conserver
-# holds, or a fill, does not prove the vCon is in the database.
+# holds does not prove the vCon is in the database.
 _SAVED: Final = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'ReJSON-RL' and kind ~= 'string' then return 0 end
 local version = tonumber(redis.call('GET', KEYS[2])) or 0
-if version > 0 and version < tonumber(ARGV[1]) then return 1 end
+if version > 0 then return 1 end
 return 0
 """
 
-# KEYS[1] cache key, KEYS[2] its version key; ARGV[1] tombstone, ARGV[2] its lifetime.
-# Returns 1 when the key existed. The tombstone outranks every version, so a save that
-# committed before the delete but reaches Redis after it cannot bring the vCon back.
+# KEYS[1] cache key, KEYS[2] its version key; ARGV[1] the delete's version (0: the vCon
+# was not in the database), ARGV[2] TTL seconds. Returns 1 when the key was removed.
+# With a version: unless a save committed after the delete is cached already, the key
+# goes and the tombstone -version stays for the TTL, so no save committed before the
+# delete (and no read from before it) can bring the vCon back, and any save after it
+# can. Without one, only the key goes: the version on record still guards against
+# late writes of older versions.
 _DELETE: Final = """
+local version = tonumber(ARGV[1])
+if version == 0 then return redis.call('DEL', KEYS[1]) end
+local recorded = tonumber(redis.call('GET', KEYS[2])) or 0
+if math.abs(recorded) > version then return 0 end
 local existed = redis.call('DEL', KEYS[1])
-redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+redis.call('SET', KEYS[2], -version, 'EX', ARGV[2])
 return existed
 """
-
-#: Version key value after a delete: above any version a vCon reaches (2**53 - 1, exact
-#: in Lua's doubles), for ``_TOMBSTONE_SECONDS`` (or the TTL, if shorter).
-_TOMBSTONE: Final = 2**53 - 1
-_TOMBSTONE_SECONDS: Final = 60
 
 # Returns 1 when the server runs the RedisJSON module.
 _HAS_JSON: Final = """
@@ -314,18 +326,19 @@ class RedisCache:
         """Whether the cache holds the vCon as a save left it (so the database has it)."""
         with cache_errors("cache exists", vcon_uuid, self.location):
             keys = [self.key(vcon_uuid), self.version_key(vcon_uuid)]
-            return bool(self._saved(keys=keys, args=[_TOMBSTONE]))
+            return bool(self._saved(keys=keys))
 
-    def delete(self, vcon_uuid: str) -> bool:
-        """Remove the vCon's key and leave a tombstone version; return whether it was cached.
+    def delete(self, vcon_uuid: str, version: int = 0) -> bool:
+        """Remove the vCon's key after the database deleted it; return whether it was cached.
 
-        For a short while (``_TOMBSTONE_SECONDS`` or the TTL) no save that committed
-        before the delete, and no fill, can put the vCon back.
+        ``version`` is the delete's version from the database (0: the vCon was not
+        there). It stays as a tombstone for the TTL: no save that committed before the
+        delete, and no read from before it, can put the vCon back; a save committed
+        after it is cached as usual (and is not removed when it got here first).
         """
-        lifetime = min(self.ttl, _TOMBSTONE_SECONDS)
         with cache_errors("cache delete", vcon_uuid, self.location):
             keys = [self.key(vcon_uuid), self.version_key(vcon_uuid)]
-            return bool(self._delete(keys=keys, args=[_TOMBSTONE, lifetime]))
+            return bool(self._delete(keys=keys, args=[version, self.ttl]))
 
     def has_json_module(self) -> bool:
         """Whether the server runs RedisJSON (what ``cache_format: auto`` writes)."""

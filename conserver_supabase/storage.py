@@ -217,15 +217,15 @@ class SupabaseStorage:
     def delete_vcon(self, vcon_uuid: str | UUID) -> bool:
         """Delete a vCon from the database, then from the cache; return whether it existed."""
         canonical = canonical_uuid(vcon_uuid)
-        existed = self._retrying("delete", lambda: self._database.delete(canonical))
+        version = self._retrying("delete", lambda: self._database.delete(canonical))
         try:
             self._guard("cache delete", canonical)
-            self._cache.delete(canonical)
+            self._cache.delete(canonical, version)
         except CacheError as exc:
             self._cache_failed(exc, "the vCon is deleted from the database")
         else:
             self._health.succeeded()
-        return existed
+        return version > 0
 
     # --- reads ------------------------------------------------------------------
 

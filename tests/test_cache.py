@@ -233,19 +233,45 @@ class TestVersionGuard:
     def test_a_delete_leaves_a_tombstone_no_late_save_or_fill_gets_past(
         self, redis_url: str, client: Any
     ) -> None:
-        """A save that committed before the delete but reaches Redis after it, or a read
-        from before the delete, must not bring the vCon back."""
+        """A save that committed before the delete (version 6 < the delete's 7) but
+        reaches Redis after it, or a read from before the delete, must not bring the
+        vCon back; a save committed after the delete (8) is cached at once."""
+        cache = make_cache(redis_url)
+        vcon_uuid = new_uuid()
+        cache.write(vcon_uuid, '{"v": 5}', mode="overwrite", version=5)
+        assert cache.delete(vcon_uuid, 7) is True
+        assert cache.delete(vcon_uuid, 7) is False
+        assert client.get(cache.version_key(vcon_uuid)) == b"-7"
+        assert 60 < client.ttl(cache.version_key(vcon_uuid)) <= 3600  # the TTL, not a minute
+        assert cache.write(vcon_uuid, '{"v": 6}', mode="overwrite", version=6) is False
+        assert cache.write(vcon_uuid, '{"v": 7}', mode="overwrite", version=7) is False
+        assert cache.write(vcon_uuid, '{"v": 6}', mode="fill", version=6) is False
+        assert cache.write(vcon_uuid, '{"v": 5}', mode="fill") is False
+        assert client.exists(f"vcon:{vcon_uuid}") == 0
+        assert cache.holds_saved(vcon_uuid) is False
+        assert cache.write(vcon_uuid, '{"v": 8}', mode="overwrite", version=8) is True
+        assert cache.read(f"vcon:{vcon_uuid}", vcon_uuid) == {"v": 8}
+        assert cache.holds_saved(vcon_uuid) is True
+
+    def test_a_late_delete_does_not_remove_a_newer_save(self, redis_url: str, client: Any) -> None:
+        """The delete (version 7) reaches Redis after a save committed after it (8)."""
+        cache = make_cache(redis_url)
+        vcon_uuid = new_uuid()
+        cache.write(vcon_uuid, '{"v": 8}', mode="overwrite", version=8)
+        assert cache.delete(vcon_uuid, 7) is False
+        assert cache.read(f"vcon:{vcon_uuid}", vcon_uuid) == {"v": 8}
+        assert client.get(cache.version_key(vcon_uuid)) == b"8"
+
+    def test_a_delete_of_a_vcon_not_in_the_database_keeps_the_version_on_record(
+        self, redis_url: str, client: Any
+    ) -> None:
         cache = make_cache(redis_url)
         vcon_uuid = new_uuid()
         cache.write(vcon_uuid, '{"v": 5}', mode="overwrite", version=5)
         assert cache.delete(vcon_uuid) is True
-        assert cache.delete(vcon_uuid) is False
-        assert 0 < client.ttl(cache.version_key(vcon_uuid)) <= 60
-        assert cache.write(vcon_uuid, '{"v": 6}', mode="overwrite", version=6) is False
-        assert cache.write(vcon_uuid, '{"v": 5}', mode="fill") is False
         assert client.exists(f"vcon:{vcon_uuid}") == 0
-        client.delete(cache.version_key(vcon_uuid))  # the tombstone ran out
-        assert cache.write(vcon_uuid, '{"v": 1}', mode="overwrite", version=1) is True
+        assert client.get(cache.version_key(vcon_uuid)) == b"5"
+        assert cache.write(vcon_uuid, '{"v": 4}', mode="overwrite", version=4) is False
 
     def test_a_fill_never_writes_while_a_version_is_on_record(
         self, redis_url: str, client: Any
@@ -288,7 +314,7 @@ class TestVersionGuard:
         client.hset(f"vcon:{other}", "a", "b")
         held = [cache.holds_saved(u) for u in (saved, filled, working, other)]
         assert held == [True, False, False, False]
-        cache.delete(saved)
+        cache.delete(saved, 2)
         assert cache.holds_saved(saved) is False
 
 

@@ -86,12 +86,14 @@ class MemoryDatabase:
         self._check()
         return vcon_uuid in self.rows
 
-    def delete(self, vcon_uuid: str) -> bool:
+    def delete(self, vcon_uuid: str) -> int:
         self._check()
         with contextlib.suppress(redis_errors.ConnectionError):
             self.seen_at_delete.append(bool(self.redis.exists(f"app:{vcon_uuid}")))
-        self.versions.pop(vcon_uuid, None)
-        return self.rows.pop(vcon_uuid, None) is not None
+        if self.rows.pop(vcon_uuid, None) is None:
+            return 0
+        self.versions[vcon_uuid] += 1  # the delete's version; a new save continues from it
+        return self.versions[vcon_uuid]
 
     def close(self) -> None:
         pass

@@ -93,12 +93,13 @@ class TestExactRequests:
     ) -> None:
         document = sample()
         r.json().set(f"vcon:{document['uuid']}", "$", document)
-        respx_mock.post(f"{RPC}conserver_vcon_delete").respond(json=True)
+        respx_mock.post(f"{RPC}conserver_vcon_remove").respond(json=4)
         assert store.delete_vcon(document["uuid"]) is True
         assert [sent(call) for call in respx_mock.calls] == [
-            ("POST", f"{RPC}conserver_vcon_delete", {"p_uuid": document["uuid"]})
+            ("POST", f"{RPC}conserver_vcon_remove", {"p_uuid": document["uuid"]})
         ]
         assert r.exists(f"vcon:{document['uuid']}") == 0
+        assert r.get(f"conserver_supabase:version:vcon:{document['uuid']}") == b"-4"
 
 
 @pytest.mark.respx(base_url=URL)

@@ -35,7 +35,7 @@ def test_exactly_one_request_per_operation(server: PostgrestStandIn) -> None:
         ("conserver_vcon_load", lambda: db.load(document["uuid"])),
         ("conserver_vcon_save_many", lambda: db.save_many([document, other])),
         ("conserver_vcon_load_many", lambda: db.load_many([document["uuid"], other["uuid"]])),
-        ("conserver_vcon_delete", lambda: db.delete(document["uuid"])),
+        ("conserver_vcon_remove", lambda: db.delete(document["uuid"])),
     ]
     try:
         for function, call in calls:

@@ -219,7 +219,7 @@ class TestDelete:
         document = rich_vcon()
         other = sample()
         db.save_many([document, other])
-        assert db.delete(document["uuid"]) is True
+        assert db.delete(document["uuid"]) == 2  # the delete's version: last version + 1
         assert db.load(document["uuid"]) is None
         for table, index in [
             ("parties", "party_index"),
@@ -228,8 +228,51 @@ class TestDelete:
             ("attachments", "attachment_index"),
         ]:
             assert rows(sql, table, document["uuid"], index) == []
-        assert db.delete(document["uuid"]) is False
+        assert db.delete(document["uuid"]) == 0  # nothing to delete, nothing written
         assert db.load(other["uuid"]) == other
+
+    def test_versions_continue_after_a_delete(self, db: Database, sql: Any) -> None:
+        """Every save committed after a delete has a higher version than the delete, so
+        the cache can tell a late write from before the delete from a new one."""
+        document = sample()
+        assert db.save(document, document["uuid"]) == 1
+        assert db.save(document, document["uuid"]) == 2
+        assert db.delete(document["uuid"]) == 3
+        assert db.save(document, document["uuid"]) == 4
+        assert db.fetch(document["uuid"]) == (document, 4)
+        assert db.save_many([document, document]) == {document["uuid"]: 6}
+        assert db.delete(document["uuid"]) == 7
+        assert db.save_many([document]) == {document["uuid"]: 8}
+        stored = sql.execute(
+            "SELECT version FROM conserver_vcon_tombstones WHERE uuid = %s", [document["uuid"]]
+        ).fetchall()
+        assert stored == [(7,)]
+
+    def test_a_vcon_only_in_vcon_mcp_rows_gets_a_delete_version(
+        self, db: Database, sql: Any
+    ) -> None:
+        document = sample()
+        db.save(document, document["uuid"])
+        sql.execute("DELETE FROM conserver_vcon_documents WHERE uuid = %s", [document["uuid"]])
+        assert db.fetch(document["uuid"])[1] == 0  # another writer's vCon
+        assert db.delete(document["uuid"]) == 1
+        assert db.save(document, document["uuid"]) == 2
+
+    def test_old_tombstones_are_pruned_by_deletes(self, db: Database, sql: Any) -> None:
+        old, new = sample(), sample()
+        for document in (old, new):
+            db.save(document, document["uuid"])
+            db.delete(document["uuid"])
+        sql.execute(
+            "UPDATE conserver_vcon_tombstones SET deleted_at = now() - interval '31 days' "
+            "WHERE uuid = %s",
+            [old["uuid"]],
+        )
+        other = sample()
+        db.save(other, other["uuid"])
+        db.delete(other["uuid"])
+        left = {str(r[0]) for r in sql.execute("SELECT uuid FROM conserver_vcon_tombstones")}
+        assert left == {new["uuid"], other["uuid"]}
 
 
 class TestSaveMany:
@@ -372,12 +415,17 @@ class TestPrivileges:
                 sql.execute("SELECT conserver_vcon_save(%s::jsonb)", [payload]).fetchone()[0] == 1
             )
             assert sql.execute("SELECT conserver_vcon_load(%s)", [document["uuid"]]).fetchone()[0]
+            # the delete writes its tombstone, the next save reads it: both allowed
+            assert sql.execute("SELECT conserver_vcon_remove(%s)", [document["uuid"]]).fetchone()
+            saved = sql.execute("SELECT conserver_vcon_save(%s::jsonb)", [payload]).fetchone()
+            assert saved == (3,)
         finally:
             sql.execute("RESET ROLE")
         for function, argument in [
             ("conserver_vcon_save(%s::jsonb)", payload),
             ("conserver_vcon_load(%s::uuid)", document["uuid"]),
             ("conserver_vcon_delete(%s::uuid)", document["uuid"]),
+            ("conserver_vcon_remove(%s::uuid)", document["uuid"]),
             ("conserver_vcon_exists(%s::uuid)", document["uuid"]),
             ("conserver_vcon_fetch(%s::uuid)", document["uuid"]),
         ]:
@@ -393,7 +441,7 @@ class TestPrivileges:
             "SELECT proname, prosecdef, proconfig FROM pg_proc "
             "WHERE proname LIKE 'conserver\\_%' ORDER BY proname"
         ).fetchall()
-        assert len(found) == 25
+        assert len(found) == 27
         for name, definer, config in found:
             assert definer is False, name
             assert any(c.startswith("search_path=") for c in config), name
@@ -405,5 +453,11 @@ class TestPrivileges:
         try:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 sql.execute("SELECT * FROM conserver_vcon_documents")
+        finally:
+            sql.execute("RESET ROLE")
+        sql.execute("SET ROLE anon")
+        try:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                sql.execute("SELECT * FROM conserver_vcon_tombstones")
         finally:
             sql.execute("RESET ROLE")

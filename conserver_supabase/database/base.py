@@ -53,8 +53,9 @@ class Database(Protocol):
         """Return whether the vCon exists, without reading it."""
         ...
 
-    def delete(self, vcon_uuid: str) -> bool:
-        """Delete the vCon and its rows; return whether it existed."""
+    def delete(self, vcon_uuid: str) -> int:
+        """Delete the vCon and its rows; return the delete's version (the vCon's last
+        version + 1), or 0 when it did not exist."""
         ...
 
     def close(self) -> None:

@@ -57,7 +57,7 @@ class PostgresDatabase:
                 "save_many": "conserver_vcon_save_many",
                 "load": "conserver_vcon_load",
                 "load_many": "conserver_vcon_load_many",
-                "delete": "conserver_vcon_delete",
+                "delete": "conserver_vcon_remove",
                 "exists": "conserver_vcon_exists",
                 "search": "conserver_vcon_search",
                 "fetch": "conserver_vcon_fetch",
@@ -134,8 +134,8 @@ class PostgresDatabase:
     def exists(self, vcon_uuid: str) -> bool:
         return bool(self._call("exists", vcon_uuid, "exists", vcon_uuid))
 
-    def delete(self, vcon_uuid: str) -> bool:
-        return bool(self._call("delete", vcon_uuid, "delete", vcon_uuid))
+    def delete(self, vcon_uuid: str) -> int:
+        return int(self._call("delete", vcon_uuid, "delete", vcon_uuid) or 0)
 
     def close(self) -> None:
         with self._open_lock:

@@ -92,8 +92,10 @@ class PostgrestDatabase:
     def exists(self, vcon_uuid: str) -> bool:
         return bool(self._rpc("conserver_vcon_exists", {"p_uuid": vcon_uuid}, "exists", vcon_uuid))
 
-    def delete(self, vcon_uuid: str) -> bool:
-        return bool(self._rpc("conserver_vcon_delete", {"p_uuid": vcon_uuid}, "delete", vcon_uuid))
+    def delete(self, vcon_uuid: str) -> int:
+        return int(
+            self._rpc("conserver_vcon_remove", {"p_uuid": vcon_uuid}, "delete", vcon_uuid) or 0
+        )
 
     def close(self) -> None:
         self._http.close()
