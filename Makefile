@@ -6,7 +6,7 @@ PYTHON  ?= $(shell scripts/find-python)
 BIN     := $(VENV)/bin
 PIP     := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint clean bench-search
+.PHONY: demo test lint clean bench-search reliability
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "no Python >= 3.12 found" >&2; exit 1; }
@@ -34,6 +34,10 @@ test: lint
 # Search benchmark: 100,000 generated vCons on an embedded PostgreSQL (a few minutes).
 bench-search: $(VENV)/.demo-deps
 	$(BIN)/python scripts/bench_search.py --count 100000 --repeat 30 --check
+
+# Fault table and coherency counts of docs/reliability.md (about 3 minutes).
+reliability: $(VENV)/.test-deps
+	$(BIN)/python scripts/reliability_report.py --json docs/reliability.json
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

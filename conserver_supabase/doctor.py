@@ -139,10 +139,11 @@ def _check_database(config: StorageConfig) -> tuple[str, str]:
     try:
         # Asking about a uuid that does not exist proves: reachable, key accepted,
         # functions installed and executable (up to the newest migration). It writes
-        # nothing.
+        # nothing: deleting a vCon that does not exist returns before any write.
         probe = str(uuid.uuid4())
         database.fetch(probe)
         database.exists(probe)
+        database.delete(probe)
     finally:
         database.close()
     where = f"{config.transport} transport, schema {config.schema}"

@@ -92,6 +92,8 @@ class EmbeddedRedis:
         self._startup_timeout = startup_timeout
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        self._binaries: tuple[Path, Path | None] | None = None
+        self._port = 0
         self.url = ""
 
     def __enter__(self) -> EmbeddedRedis:
@@ -102,9 +104,10 @@ class EmbeddedRedis:
             else None
         )
         self._tmp = tempfile.TemporaryDirectory(prefix="conserver-supabase-redis-")
+        self._binaries = (server, module)
         try:
             for _attempt in range(3):  # the free port can be taken before Redis binds it
-                if self._start(server, module):
+                if self._start(server, module, _free_port()):
                     return self
             raise ConfigurationError(
                 f"the embedded Redis did not start; its log: {self._log_tail()}"
@@ -113,9 +116,9 @@ class EmbeddedRedis:
             self.__exit__(None, None, None)
             raise
 
-    def _start(self, server: Path, module: Path | None) -> bool:
+    def _start(self, server: Path, module: Path | None, port: int) -> bool:
         assert self._tmp is not None
-        port = _free_port()
+        self._port = port
         args = [str(server), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
         args += ["--appendonly", "no", "--dir", self._tmp.name, "--logfile", "redis.log"]
         if module is not None:
@@ -138,6 +141,31 @@ class EmbeddedRedis:
             time.sleep(0.02)
         self._stop()
         return False
+
+    @property
+    def pid(self) -> int:
+        """The server's process id (for fault tests: SIGSTOP freezes it)."""
+        assert self._process is not None, "not running"
+        return self._process.pid
+
+    def kill(self) -> None:
+        """Stop the server at once (SIGKILL), as a crash would; its data is gone."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def restart(self) -> None:
+        """Start the server again on the same port (after :meth:`kill`)."""
+        assert self._binaries is not None, "use EmbeddedRedis as a context manager"
+        self.kill()
+        deadline = time.monotonic() + self._startup_timeout
+        while not self._start(*self._binaries, self._port):  # the port may linger a moment
+            if time.monotonic() > deadline:
+                raise ConfigurationError(
+                    f"the embedded Redis did not restart; its log: {self._log_tail()}"
+                )
+            time.sleep(0.1)
 
     def _log_tail(self) -> str:
         assert self._tmp is not None

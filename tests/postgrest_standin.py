@@ -50,8 +50,14 @@ class PostgrestStandIn:
         self.requests: list[dict[str, Any]] = []
         #: Faults for the next requests, in order: "503" (PostgREST cannot reach the
         #: database, nothing runs), "reset" (the connection drops, nothing runs),
-        #: "commit-then-reset" (the SQL runs and commits, then the connection drops).
+        #: "commit-then-reset" (the SQL runs and commits, then the connection drops),
+        #: "hang" (no answer for ``hang_seconds`` or until the server stops, then the
+        #: connection drops; nothing runs).
         self.faults: list[str] = []
+        self.hang_seconds = 5.0
+        #: A fault every request meets while set (after the queued ones), for windows.
+        self.sticky: str | None = None
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
         stand_in = self
 
@@ -72,6 +78,7 @@ class PostgrestStandIn:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
@@ -96,7 +103,7 @@ class PostgrestStandIn:
                 }
             )
         with self._lock:
-            fault = self.faults.pop(0) if self.faults else None
+            fault = self.faults.pop(0) if self.faults else self.sticky
         if self.latency:
             time.sleep(self.latency)
         if fault == "503":
@@ -106,6 +113,9 @@ class PostgrestStandIn:
                 {"code": "PGRST001", "message": "Database client error", "details": None},
             )
             return
+        if fault == "hang":
+            self._stopping.wait(self.hang_seconds)
+            fault = "reset"
         if fault == "reset":
             handler.close_connection = True
             handler.connection.shutdown(socket.SHUT_RDWR)

@@ -239,6 +239,24 @@ class TestDoctor:
         assert "service-role key" in bad.stdout
         assert "wrong" not in bad.stdout.replace("wrong kind", "")
 
+    @pytest.mark.integration
+    def test_through_postgrest_a_missing_migration_is_named(
+        self, database_url: str, redis_json_url: str
+    ) -> None:
+        """Without a connection string doctor cannot read the migrations table: probing
+        every function (0005's delete included, on a uuid that does not exist) finds it."""
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("DROP FUNCTION conserver_vcon_remove(uuid)")
+        with PostgrestStandIn(database_url, key="k") as server:
+            result = run(
+                "doctor",
+                env={"SUPABASE_URL": server.url, "SUPABASE_SERVICE_ROLE_KEY": "k",
+                     "REDIS_URL": redis_json_url},
+            )  # fmt: skip
+        assert result.returncode == 1
+        assert "FAIL  database" in result.stdout
+        assert "conserver-supabase migrate" in result.stdout
+
     def test_a_config_without_our_storage_is_a_usage_error(self, tmp_path: Path) -> None:
         config = tmp_path / "config.yml"
         config.write_text("storages:\n  files:\n    module: storage.file\n")
