@@ -6,7 +6,7 @@ PYTHON  ?= $(shell scripts/find-python)
 BIN     := $(VENV)/bin
 PIP     := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint clean bench-search reliability
+.PHONY: demo test lint clean bench-search reliability operations-doc
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "no Python >= 3.12 found" >&2; exit 1; }
@@ -38,6 +38,10 @@ bench-search: $(VENV)/.demo-deps
 # Fault table and coherency counts of docs/reliability.md (about 3 minutes).
 reliability: $(VENV)/.test-deps
 	$(BIN)/python scripts/reliability_report.py --json docs/reliability.json
+
+# docs/operations.md from docs/operations.template.md, with every command's real output.
+operations-doc: $(VENV)/.test-deps
+	$(BIN)/python scripts/capture_operations.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -19,15 +19,23 @@ the caller (log it, raise it) is decided in :mod:`conserver_supabase.storage`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final, Literal
 
 from ._boundary import cache_errors
 from .config import StorageConfig, redact_url
 from .errors import CacheError, ConfigurationError
 
-__all__ = ["CONSERVER_KEY_PREFIX", "RedisCache", "WriteMode", "connect", "journal_document_key"]
+__all__ = [
+    "CONSERVER_KEY_PREFIX",
+    "CacheUsage",
+    "RedisCache",
+    "WriteMode",
+    "connect",
+    "journal_document_key",
+]
 
 #: The conserver keeps the vCon it is processing at ``vcon:{uuid}`` (RedisJSON).
 CONSERVER_KEY_PREFIX: Final = "vcon:"
@@ -35,8 +43,10 @@ CONSERVER_KEY_PREFIX: Final = "vcon:"
 #: ``overwrite`` replaces the cached vCon (after a save); ``fill`` writes only when
 #: the key is absent (after a database read: never clobber a concurrent save);
 #: ``touch`` only renews the TTL when the key exists (the key already holds the
-#: document that was just saved), else writes it.
-WriteMode = Literal["overwrite", "fill", "touch"]
+#: document that was just saved), else writes it; ``refresh`` replaces the cached vCon
+#: only when one is cached (a bulk import: keep the cache right without filling it).
+#: Every mode records the version.
+WriteMode = Literal["overwrite", "fill", "touch", "refresh"]
 
 # The version key of a vCon holds the database version the cache knows: n > 0 after a
 # save or a fill of version n, -n after a delete of version n (a tombstone). Nothing
@@ -73,7 +83,12 @@ else
   -- what committed earlier than the cached version must not win
   allowed = cached_version <= version
 end
-local write = (kind == 'none' or mode == 'overwrite') and allowed
+local write
+if mode == 'refresh' then
+  write = kind ~= 'none' and allowed
+else
+  write = (kind == 'none' or mode == 'overwrite') and allowed
+end
 if write then
   if kind == 'ReJSON-RL' or (kind == 'none' and ARGV[3] ~= 'string') then
     local reply = redis.pcall('JSON.SET', KEYS[1], '$', ARGV[1])
@@ -93,9 +108,10 @@ if write then
 end
 if write or (mode == 'touch' and kind ~= 'none') then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
-  if version > 0 and (version > cached_version or (version == cached_version and recorded > 0)) then
-    redis.call('SET', KEYS[2], version, 'EX', ARGV[2])
-  end
+end
+if (write or mode == 'touch' or mode == 'refresh') and version > 0
+    and (version > cached_version or (version == cached_version and recorded > 0)) then
+  redis.call('SET', KEYS[2], version, 'EX', ARGV[2])
 end
 for i = 3, #KEYS do
   redis.call('RPUSH', KEYS[i], ARGV[5])
@@ -146,6 +162,19 @@ redis.call('SET', KEYS[2], -version, 'EX', ARGV[2])
 return existed
 """
 
+# KEYS: (cache key, version key) pairs. Removes each cache key whose version key holds a
+# saved version (> 0: the database has that vCon), atomically with that check; keys
+# without one (a conserver's working copy not saved yet) and the version keys stay.
+# Returns how many keys it removed.
+_FLUSH: Final = """
+local removed = 0
+for i = 1, #KEYS, 2 do
+  local version = tonumber(redis.call('GET', KEYS[i + 1])) or 0
+  if version > 0 then removed = removed + redis.call('UNLINK', KEYS[i]) end
+end
+return removed
+"""
+
 # Returns 1 when the server runs the RedisJSON module.
 _HAS_JSON: Final = """
 local reply = redis.pcall('JSON.TYPE', KEYS[1])
@@ -154,6 +183,23 @@ if type(reply) == 'table' and reply.err then
 end
 return 1
 """
+
+
+@dataclasses.dataclass
+class CacheUsage:
+    """What :meth:`RedisCache.usage` counted."""
+
+    prefix: str
+    keys: int = 0  #: keys under the prefix (cached vCons and working copies)
+    saved: int = 0  #: of those, holding a version the database has
+    memory_bytes: int = 0  #: MEMORY USAGE summed over those keys
+    server_hits: int = 0  #: keyspace_hits of the whole server (INFO), since its start
+    server_misses: int = 0
+    server_memory_bytes: int = 0  #: used_memory of the whole server
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def journal_document_key(journal_list: str, vcon_uuid: str) -> str:
@@ -216,6 +262,7 @@ class RedisCache:
         self._saved = client.register_script(_SAVED)
         self._delete = client.register_script(_DELETE)
         self._has_json = client.register_script(_HAS_JSON)
+        self._flush = client.register_script(_FLUSH)
 
     @classmethod
     def from_config(cls, config: StorageConfig, client: Any = None) -> RedisCache:
@@ -339,6 +386,57 @@ class RedisCache:
         with cache_errors("cache delete", vcon_uuid, self.location):
             keys = [self.key(vcon_uuid), self.version_key(vcon_uuid)]
             return bool(self._delete(keys=keys, args=[version, self.ttl]))
+
+    def scan(self, batch: int = 500) -> Iterator[list[str]]:
+        """Yield the keys under the prefix in batches (``SCAN``, never ``KEYS``)."""
+        pattern = _glob_escape(self.prefix) + "*"
+        cursor = 0
+        while True:
+            with cache_errors("cache scan", None, self.location):
+                cursor, keys = self.client.scan(cursor, match=pattern, count=batch)
+            if keys:
+                yield [k.decode() if isinstance(k, bytes) else k for k in keys]
+            if not cursor:
+                return
+
+    def usage(self, batch: int = 500) -> CacheUsage:
+        """Count the keys under the prefix and what they hold (one SCAN pass)."""
+        usage = CacheUsage(prefix=self.prefix)
+        for keys in self.scan(batch):
+            uuids = [k[len(self.prefix) :] for k in keys]
+            with cache_errors("cache stats", None, self.location):
+                pipe = self.client.pipeline(transaction=False)
+                for key, vcon_uuid in zip(keys, uuids, strict=True):
+                    pipe.get(self.version_key(vcon_uuid))
+                    pipe.memory_usage(key)
+                replies = pipe.execute()
+            for version, size in zip(replies[::2], replies[1::2], strict=True):
+                usage.keys += 1
+                usage.saved += int(version or 0) > 0
+                usage.memory_bytes += int(size or 0)
+        with cache_errors("cache stats", None, self.location):
+            info = self.client.info()
+        usage.server_hits = int(info.get("keyspace_hits", 0))
+        usage.server_misses = int(info.get("keyspace_misses", 0))
+        usage.server_memory_bytes = int(info.get("used_memory", 0))
+        return usage
+
+    def flush(self, batch: int = 500) -> tuple[int, int]:
+        """Remove the cached vCons the database holds, in batches; return (removed, kept).
+
+        Only keys under the prefix, found with ``SCAN``. A key without a saved version
+        (a conserver's working copy that was never saved) is kept: removing it could
+        lose a vCon. Version keys stay, so no late write of an older version can fill
+        the cache afterwards.
+        """
+        removed = kept = 0
+        for keys in self.scan(batch):
+            pairs = [k for key in keys for k in (key, self.version_key(key[len(self.prefix) :]))]
+            with cache_errors("cache flush", None, self.location):
+                gone = int(self._flush(keys=pairs))
+            removed += gone
+            kept += len(keys) - gone
+        return removed, kept
 
     def has_json_module(self) -> bool:
         """Whether the server runs RedisJSON (what ``cache_format: auto`` writes)."""

@@ -144,6 +144,7 @@ def _check_database(config: StorageConfig) -> tuple[str, str]:
         database.fetch(probe)
         database.exists(probe)
         database.delete(probe)
+        database.saved_between({"since": "9999-01-01T00:00:00Z", "limit": 1})
     finally:
         database.close()
     where = f"{config.transport} transport, schema {config.schema}"

@@ -19,7 +19,7 @@ from .errors import DatabaseUnavailableError
 
 __all__ = ["call_with_retry"]
 
-logger = logging.getLogger("conserver_supabase")
+logger = logging.getLogger(__name__)
 
 _FIRST_PAUSE: Final = 0.1
 _MAX_PAUSE: Final = 2.0
@@ -33,13 +33,15 @@ def call_with_retry[T](
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     jitter: Callable[[], float] = random.random,
+    on_retry: Callable[[], None] | None = None,
 ) -> T:
     """Return ``call()``, retrying it while it raises ``DatabaseUnavailableError``.
 
     Pauses grow 0.1, 0.2, 0.4 ... up to 2 s, each drawn between half and all of that
     (jitter, so that many clients do not retry in step). No pause ends after
     ``deadline`` seconds from the first attempt; then the last error is raised, with
-    ``attempts`` set on it. ``deadline`` 0 disables retrying.
+    ``attempts`` set on it. ``deadline`` 0 disables retrying. ``on_retry()`` is
+    called before each retry (to count them).
     """
     started = clock()
     attempt = 0
@@ -62,5 +64,7 @@ def call_with_retry[T](
             logger.debug(
                 "%s failed (attempt %d), retrying in %.2f s: %s", operation, attempt, wait, exc
             )
+            if on_retry is not None:
+                on_retry()
             sleep(wait)
             pause = min(pause * 2, _MAX_PAUSE)

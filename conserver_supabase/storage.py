@@ -16,23 +16,33 @@ The database and Redis are reached through small seams (:mod:`.database`,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, NoReturn
 from uuid import UUID
 
 from ._boundary import cache_errors
-from .cache import CONSERVER_KEY_PREFIX, RedisCache, WriteMode, journal_document_key
+from .cache import (
+    CONSERVER_KEY_PREFIX,
+    CacheUsage,
+    RedisCache,
+    WriteMode,
+    journal_document_key,
+)
 from .config import StorageConfig, as_name_list
 from .database import Database, open_database
 from .errors import (
     CacheError,
     ChainPushError,
+    ConfigurationError,
     DatabaseError,
     DatabaseRejectedError,
     InvalidVconError,
@@ -40,11 +50,56 @@ from .errors import (
 )
 from .retry import call_with_retry
 from .search import DEFAULT_LIMIT, SearchPage, build_query, merge_filters, read_page
+from .telemetry import Operation, Telemetry
 from .validation import canonical_uuid, validate_vcon
 
 __all__ = ["SupabaseStorage"]
 
-logger = logging.getLogger("conserver_supabase")
+logger = logging.getLogger(__name__)
+
+#: The operation running in this thread (for the cache outcome of its span and log line).
+_current: ContextVar[Operation | None] = ContextVar("conserver_supabase_operation", default=None)
+
+
+def _note_uuid(vcon_uuid: str) -> None:
+    """Tell the running operation which vCon it is about (a save learns it late)."""
+    op = _current.get()
+    if op is not None:
+        op.vcon_uuid = vcon_uuid
+
+
+def _note_cache(outcome: str) -> None:
+    """Tell the running operation what the cache did (hit, miss, written, error ...)."""
+    op = _current.get()
+    if op is not None:
+        op.cache = outcome
+
+
+def _observed[**P, R](name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Time and record a public storage method as operation ``name`` (see telemetry)."""
+
+    def decorate(method: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(method)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            self = args[0]
+            subject = args[1] if len(args) > 1 and isinstance(args[1], str | UUID) else None
+            vcon_uuid = str(subject) if subject is not None else None
+            with self._telemetry.operation(name, vcon_uuid) as op:  # type: ignore[attr-defined]
+                token = _current.set(op)
+                try:
+                    return method(*args, **kwargs)
+                finally:
+                    _current.reset(token)
+
+        return wrapper
+
+    return decorate
+
+
+#: uuids per search page when warming the cache (one database read per page).
+_WARM_PAGE: Final = 500
+#: uuids per database call (and per RPUSH) when requeueing.
+_REQUEUE_PAGE: Final = 1000
 
 _shared: dict[tuple[int, StorageConfig], SupabaseStorage] = {}
 _shared_lock = threading.Lock()
@@ -75,8 +130,7 @@ class SupabaseStorage:
         self._health = _CacheHealth(config.redis_cooldown)
         self._shared = False
         self._replaying = False
-        self._stats = dict.fromkeys(("hits", "misses", "fills", "errors"), 0)
-        self._stats_lock = threading.Lock()
+        self._telemetry = Telemetry(self._health.state)
 
     @classmethod
     def for_options(cls, options: Mapping[str, Any] | None = None) -> SupabaseStorage:
@@ -107,6 +161,7 @@ class SupabaseStorage:
 
     # --- writes -----------------------------------------------------------------
 
+    @_observed("save")
     def save_vcon(self, vcon: Any, chain_lists: Sequence[str] | None = None) -> int:
         """Save a vCon; return its version (1 for a new vCon, +1 per save).
 
@@ -119,6 +174,7 @@ class SupabaseStorage:
         """
         document = _as_document(vcon)
         vcon_uuid = validate_vcon(document, max_body_bytes=self.config.max_body_bytes)
+        _note_uuid(vcon_uuid)
         lists = (
             self.config.chain_lists
             if chain_lists is None
@@ -132,19 +188,38 @@ class SupabaseStorage:
         self._after_save(vcon_uuid, text, "overwrite", version, lists)
         return version
 
-    def save_many(self, vcons: Iterable[Any]) -> dict[str, int]:
+    @_observed("save_many")
+    def save_many(
+        self,
+        vcons: Iterable[Any],
+        *,
+        chain_lists: Sequence[str] | None = None,
+        fill_cache: bool = True,
+        journal: bool = True,
+    ) -> dict[str, int]:
         """Save several vCons in one database transaction; return ``{uuid: version}``.
 
         Every vCon is validated first: one invalid vCon means none is written.
+        ``chain_lists`` replaces the configured lists (``[]``: push nowhere).
+        ``fill_cache=False`` (bulk imports) updates only vCons already cached and does
+        not add the others. ``journal=False`` raises a database failure without
+        journaling the vCons (for callers that still hold them, like ``backfill``).
         """
         documents = [_as_document(vcon) for vcon in vcons]
         uuids = [
             validate_vcon(document, max_body_bytes=self.config.max_body_bytes)
             for document in documents
         ]
+        lists = (
+            self.config.chain_lists
+            if chain_lists is None
+            else as_name_list("chain_lists", chain_lists)
+        )
         try:
             versions = self._retrying("save_many", lambda: self._database.save_many(documents))
         except DatabaseError as exc:
+            if not journal:
+                raise
             entries = [(u, None, _dumps(d)) for u, d in zip(uuids, documents, strict=True)]
             self._journal_and_raise(exc, entries)
         # Every vCon is committed now: refresh every cache entry and push every uuid
@@ -156,20 +231,20 @@ class SupabaseStorage:
                 self._after_save(
                     vcon_uuid,
                     _dumps(document),
-                    "overwrite",
+                    "overwrite" if fill_cache else "refresh",
                     versions[vcon_uuid],
-                    self.config.chain_lists,
+                    lists,
                 )
             except ChainPushError as exc:
                 unpushed.append(exc)
             except CacheError as exc:  # cache_errors: raise
                 cache_failure = cache_failure or exc
         if unpushed:
-            lists = list(dict.fromkeys(name for exc in unpushed for name in exc.lists))
+            missed = list(dict.fromkeys(name for exc in unpushed for name in exc.lists))
             reasons = "; ".join(dict.fromkeys(exc.reason for exc in unpushed))
             raise ChainPushError(
                 unpushed[0].vcon_uuid,
-                lists,
+                missed,
                 reasons,
                 vcon_uuids=[exc.vcon_uuid for exc in unpushed],
             ) from unpushed[0]
@@ -177,6 +252,7 @@ class SupabaseStorage:
             raise cache_failure
         return versions
 
+    @_observed("save")
     def save_working_copy(self, vcon_uuid: str | UUID) -> int:
         """Save the vCon the conserver holds in Redis at ``vcon:{uuid}``; return its version.
 
@@ -214,6 +290,7 @@ class SupabaseStorage:
         self._after_save(canonical, _dumps(document), mode, version, self.config.chain_lists)
         return version
 
+    @_observed("delete")
     def delete_vcon(self, vcon_uuid: str | UUID) -> bool:
         """Delete a vCon from the database, then from the cache; return whether it existed."""
         canonical = canonical_uuid(vcon_uuid)
@@ -229,6 +306,7 @@ class SupabaseStorage:
 
     # --- reads ------------------------------------------------------------------
 
+    @_observed("exists")
     def exists(self, vcon_uuid: str | UUID) -> bool:
         """Whether the vCon exists in the database.
 
@@ -240,13 +318,16 @@ class SupabaseStorage:
             self._guard("cache exists", canonical)
             if self._cache.holds_saved(canonical):
                 self._health.succeeded()
+                _note_cache("hit")
                 return True
+            _note_cache("miss")
         except CacheError as exc:
             self._cache_failed(exc, "asking the database instead")
         else:
             self._health.succeeded()
         return self._retrying("exists", lambda: self._database.exists(canonical))
 
+    @_observed("search")
     def search(
         self,
         filters: Mapping[str, Any] | None = None,
@@ -274,22 +355,43 @@ class SupabaseStorage:
     def cache_stats(self) -> dict[str, int]:
         """Counts since this instance was created: cache ``hits``, ``misses``,
         ``fills`` (misses written back) and Redis ``errors``."""
-        with self._stats_lock:
-            return dict(self._stats)
+        events = self._telemetry.events()
+        return {name: events[name] for name in ("hits", "misses", "fills", "errors")}
 
-    def get_vcon(self, vcon_uuid: str | UUID) -> dict[str, Any] | None:
-        """Return the vCon (from the cache, else the database), or ``None``."""
+    def stats(self) -> dict[str, Any]:
+        """What this instance did since it was created, for dashboards and ``-v`` output.
+
+        ``operations``: per operation (save, save_many, get, get_many, exists, delete,
+        search) the number of calls, failures, mean and max milliseconds, the latency
+        histogram (bucket upper bounds in ms) and the p50/p95 bucket bounds; ``cache``:
+        hits, misses, fills, errors, hit ratio; ``retries`` (database retry attempts);
+        ``journaled`` (vCons put on the failed-save journal); ``circuit`` (the Redis
+        circuit breaker: closed, open or probing).
+        """
+        return self._telemetry.stats()
+
+    @_observed("get")
+    def get_vcon(self, vcon_uuid: str | UUID, *, use_cache: bool = True) -> dict[str, Any] | None:
+        """Return the vCon (from the cache, else the database), or ``None``.
+
+        ``use_cache=False`` reads the database and leaves the cache alone.
+        """
         canonical = canonical_uuid(vcon_uuid)
-        cached = self._cached(canonical)
-        if cached is not None:
-            return cached
+        if use_cache:
+            cached = self._cached(canonical)
+            if cached is not None:
+                return cached
+        else:
+            _note_cache("bypassed")
         found = self._retrying("load", lambda: self._database.fetch(canonical))
         if found is None:
             return None
         document, version = found
-        self._fill(canonical, document, version)
+        if use_cache:
+            self._fill(canonical, document, version)
         return document
 
+    @_observed("get_many")
     def get_many(self, vcon_uuids: Sequence[str | UUID]) -> dict[str, dict[str, Any]]:
         """Return ``{uuid: vCon}`` for those that exist; misses take one database call."""
         found: dict[str, dict[str, Any]] = {}
@@ -301,12 +403,88 @@ class SupabaseStorage:
             else:
                 found[vcon_uuid] = cached
         if missing:
-            for vcon_uuid, (document, version) in self._retrying(
-                "load_many", lambda: self._database.fetch_many(missing)
-            ).items():
-                self._fill(vcon_uuid, document, version)
-                found[vcon_uuid] = document
+            found.update(self._load_and_fill(missing)[0])
         return found
+
+    def warm_cache(
+        self,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        **more_filters: Any,
+    ) -> tuple[int, int]:
+        """Cache the vCons a search finds; return ``(matched, filled)``.
+
+        Pages through the search (uuids only, newest first); each page's vCons that are
+        not cached are read in one database call and filled (never over what is
+        cached). ``progress(matched, filled)`` is called after each page.
+        """
+        matched = filled = 0
+        cursor: str | None = None
+        while True:
+            page = self.search(filters, limit=_WARM_PAGE, cursor=cursor, **more_filters)
+            missing = [u for u in page.items if self._cached(u) is None]
+            if missing:
+                filled += self._load_and_fill(missing)[1]
+            matched += len(page.items)
+            if progress is not None:
+                progress(matched, filled)
+            cursor = page.next_cursor
+            if cursor is None:
+                return matched, filled
+
+    @_observed("requeue")
+    def requeue(
+        self,
+        list_name: str,
+        since: datetime,
+        until: datetime | None = None,
+        *,
+        page_size: int = _REQUEUE_PAGE,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Push onto ``list_name`` the uuids of the vCons saved through this storage at
+        or after ``since`` and before ``until`` (None: up to now), oldest first; return
+        how many. For recovery after a chain push failure. Datetimes need a timezone.
+        """
+        name = list_name.strip() if isinstance(list_name, str) else ""
+        if not name:
+            raise ConfigurationError("the chain list name is empty", option="list")
+        for label, moment in (("since", since), ("until", until)):
+            if moment is not None and moment.tzinfo is None:
+                raise ConfigurationError(f"{label} needs a timezone (Z or +hh:mm)", option=label)
+        query: dict[str, Any] = {
+            "since": since.isoformat(),
+            "until": until.isoformat() if until is not None else None,
+            "limit": page_size,
+            "after": None,
+        }
+        pushed = 0
+        while True:
+            page = self._retrying("requeue", lambda: self._database.saved_between(query))
+            uuids = [str(u) for u in page.get("uuids") or []]
+            if uuids:
+                with cache_errors("requeue", None, self._cache.location):
+                    self._cache.client.rpush(name, *uuids)
+                pushed += len(uuids)
+                if progress is not None:
+                    progress(pushed)
+            if len(uuids) < page_size or not page.get("last"):
+                return pushed
+            query["after"] = page["last"]
+
+    def cache_usage(self) -> CacheUsage:
+        """Count the keys under the cache prefix (SCAN), their memory, and the server's
+        hit ratio (INFO). Raises :class:`CacheError` when Redis fails."""
+        return self._cache.usage()
+
+    def flush_cache(self) -> tuple[int, int]:
+        """Remove the cached vCons the database holds; return ``(removed, kept)``.
+
+        Only keys under the prefix, by SCAN in batches. Keys without a saved version
+        (a conserver's working copy not saved yet) are kept and counted.
+        """
+        return self._cache.flush()
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -375,6 +553,7 @@ class SupabaseStorage:
                 self._cache_failed(failure, saved)
         else:
             self._health.succeeded()
+            _note_cache("written")
 
     def _cached(self, vcon_uuid: str) -> dict[str, Any] | None:
         try:
@@ -401,16 +580,29 @@ class SupabaseStorage:
         document: dict[str, Any] = cached
         return document
 
-    def _fill(self, vcon_uuid: str, document: Mapping[str, Any], version: int) -> None:
+    def _load_and_fill(self, missing: list[str]) -> tuple[dict[str, dict[str, Any]], int]:
+        """Read ``missing`` in one database call and fill the cache; return them and how
+        many were written to the cache."""
+        found: dict[str, dict[str, Any]] = {}
+        filled = 0
+        for vcon_uuid, (document, version) in self._retrying(
+            "load_many", lambda: self._database.fetch_many(missing)
+        ).items():
+            filled += self._fill(vcon_uuid, document, version)
+            found[vcon_uuid] = document
+        return found, filled
+
+    def _fill(self, vcon_uuid: str, document: Mapping[str, Any], version: int) -> bool:
         try:
             self._guard("cache fill", vcon_uuid)
             written = self._cache.write(vcon_uuid, _dumps(document), mode="fill", version=version)
         except CacheError as exc:
             self._cache_failed(exc, "the vCon was read from the database")
-        else:
-            self._health.succeeded()
-            if written:
-                self._count("fills")
+            return False
+        self._health.succeeded()
+        if written:
+            self._count("fills")
+        return written
 
     def _journal_and_raise(
         self, exc: DatabaseError, entries: Sequence[tuple[str, str | None, str | None]]
@@ -435,6 +627,7 @@ class SupabaseStorage:
                 f"(Redis list {name}): run `conserver-supabase replay` when the database is back"
             )
             journaled = True
+            self._telemetry.event("journaled", len(entries))
         logger.error("%s", text)
         error = type(exc)(text, operation=exc.operation, vcon_uuid=exc.vcon_uuid, code=exc.code)
         error.attempts, error.journaled = exc.attempts, journaled
@@ -503,11 +696,17 @@ class SupabaseStorage:
 
     def _retrying[R](self, operation: str, call: Callable[[], R]) -> R:
         """Run one database call, retrying transient failures within retry_deadline."""
-        return call_with_retry(call, deadline=self.config.retry_deadline, operation=operation)
+        return call_with_retry(
+            call,
+            deadline=self.config.retry_deadline,
+            operation=operation,
+            on_retry=lambda: self._telemetry.event("retries"),
+        )
 
     def _count(self, name: str) -> None:
-        with self._stats_lock:
-            self._stats[name] += 1
+        self._telemetry.event(name)
+        if name in ("hits", "misses"):
+            _note_cache("hit" if name == "hits" else "miss")
 
     def _cache_failed(self, exc: CacheError, context: str) -> None:
         """Apply ``cache_errors``: log the incident once, or raise.
@@ -516,6 +715,7 @@ class SupabaseStorage:
         is already committed.
         """
         self._count("errors")
+        _note_cache("skipped" if exc.skipped else "error")
         if self.config.cache_errors == "raise":
             raise CacheError(
                 f"{str(exc).rstrip('.')}; {context}",
@@ -566,6 +766,12 @@ class _CacheHealth:
         self._probing = False
         self.cooldown = cooldown
         self.clock: Callable[[], float] = time.monotonic
+
+    def state(self) -> str:
+        """``closed`` (Redis is called), ``open`` (skipped) or ``probing``."""
+        if not self._open_until:
+            return "closed"
+        return "probing" if self._probing else "open"
 
     def skip_for(self) -> float | None:
         """Seconds Redis is still skipped, or ``None`` when a call may go to Redis."""

@@ -50,3 +50,21 @@ def test_every_error_and_command_is_documented() -> None:
     commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     for command in commands:
         assert f"conserver-supabase {command}" in readme or f"make {command}" in readme, command
+
+
+def test_operations_doc_shows_every_command_run() -> None:
+    """docs/operations.md (captured by scripts/capture_operations.py) shows each command
+    and cache subcommand run, with its exit code, and no template slot left empty."""
+    from conserver_supabase.cli import _parser
+
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    assert "{{" not in doc
+    blocks = re.findall(
+        r"```console\n\$ (conserver-supabase [^\n]*)\n.*?\(exit code \d\)\n```", doc, re.S
+    )
+    ran = {line.split()[1] for line in blocks if len(line.split()) > 1}
+    ran |= {" ".join(line.split()[1:3]) for line in blocks if line.split()[1:2] == ["cache"]}
+    commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    cache = commands["cache"]._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    wanted = set(commands) | {f"cache {name}" for name in cache}
+    assert wanted <= ran | {"cache"}, wanted - ran

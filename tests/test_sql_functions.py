@@ -441,7 +441,7 @@ class TestPrivileges:
             "SELECT proname, prosecdef, proconfig FROM pg_proc "
             "WHERE proname LIKE 'conserver\\_%' ORDER BY proname"
         ).fetchall()
-        assert len(found) == 27
+        assert len(found) == 28
         for name, definer, config in found:
             assert definer is False, name
             assert any(c.startswith("search_path=") for c in config), name

@@ -379,7 +379,7 @@ class TestRedisDown:
                 assert store.save_vcon(document) == 1
                 assert store.get_vcon(document["uuid"]) == document
                 assert store.delete_vcon(document["uuid"]) is True
-        ours = [rec for rec in caplog.records if rec.name == "conserver_supabase"]
+        ours = [rec for rec in caplog.records if rec.name == "conserver_supabase.storage"]
         warnings = [rec for rec in ours if rec.levelno == logging.WARNING]
         assert len(warnings) == 1
         assert "is unavailable" in warnings[0].getMessage()

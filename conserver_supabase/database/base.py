@@ -49,6 +49,11 @@ class Database(Protocol):
         """Run ``conserver_vcon_search(query)``; return its JSON result."""
         ...
 
+    def saved_between(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        """Run ``conserver_vcon_saved_between(query)`` (a page of uuids saved in a time
+        window, oldest first); return its JSON result."""
+        ...
+
     def exists(self, vcon_uuid: str) -> bool:
         """Return whether the vCon exists, without reading it."""
         ...

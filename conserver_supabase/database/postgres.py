@@ -60,6 +60,7 @@ class PostgresDatabase:
                 "delete": "conserver_vcon_remove",
                 "exists": "conserver_vcon_exists",
                 "search": "conserver_vcon_search",
+                "saved_between": "conserver_vcon_saved_between",
                 "fetch": "conserver_vcon_fetch",
                 "fetch_many": "conserver_vcon_fetch_many",
             }.items()
@@ -129,6 +130,10 @@ class PostgresDatabase:
 
     def search(self, query: Mapping[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self._call("search", dict(query), "search", None)
+        return result
+
+    def saved_between(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("saved_between", dict(query), "requeue", None)
         return result
 
     def exists(self, vcon_uuid: str) -> bool:

@@ -83,6 +83,12 @@ class PostgrestDatabase:
         )
         return {uuid: versioned(entry) for uuid, entry in entries.items()}
 
+    def saved_between(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._rpc(
+            "conserver_vcon_saved_between", {"p_query": dict(query)}, "requeue", None
+        )
+        return result
+
     def search(self, query: Mapping[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self._rpc(
             "conserver_vcon_search", {"p_query": dict(query)}, "search", None
