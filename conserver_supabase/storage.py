@@ -224,9 +224,12 @@ class SupabaseStorage:
             self._journal_and_raise(exc, entries)
         # Every vCon is committed now: refresh every cache entry and push every uuid
         # before reporting what failed, so one broken list does not hold back the rest.
+        # A uuid given twice was saved twice, in order: its version belongs to the last
+        # document, which alone goes to the cache (and its uuid once to each list).
+        last = dict(zip(uuids, documents, strict=True))
         unpushed: list[ChainPushError] = []
         cache_failure: CacheError | None = None
-        for vcon_uuid, document in zip(uuids, documents, strict=True):
+        for vcon_uuid, document in last.items():
             try:
                 self._after_save(
                     vcon_uuid,
@@ -294,10 +297,12 @@ class SupabaseStorage:
     def delete_vcon(self, vcon_uuid: str | UUID) -> bool:
         """Delete a vCon from the database, then from the cache; return whether it existed."""
         canonical = canonical_uuid(vcon_uuid)
+        # > 0: deleted now, at that version; < 0: already gone, deleted at -version (a
+        # retried delete whose first answer was lost); 0: never saved through us.
         version = self._retrying("delete", lambda: self._database.delete(canonical))
         try:
             self._guard("cache delete", canonical)
-            self._cache.delete(canonical, version)
+            self._cache.delete(canonical, abs(version))
         except CacheError as exc:
             self._cache_failed(exc, "the vCon is deleted from the database")
         else:

@@ -94,7 +94,7 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", "utf-8")
     bad = (
-        any(f["lost"] or f["unexpected"] for f in faults)
+        any(f["lost"] or f["unexpected"] or f["reads_wrong"] for f in faults)
         or kill.lost
         or kill.half_written
         or coherency.violations
@@ -114,7 +114,7 @@ def render(results: dict[str, object]) -> str:
         "fault from 30 % to 70 % of it.",
         "",
         "| scenario | saves | succeeded | journaled | refused | unpushed | lost "
-        "| in DB after replay | reads (failed) | slowest call |",
+        "| in DB after replay | reads (failed, wrong) | slowest call |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for f in faults:
@@ -122,7 +122,7 @@ def render(results: dict[str, object]) -> str:
         lines.append(
             f"| {f['scenario']} | {f['attempted']} | {f['succeeded']} | {f['journaled']} "
             f"| {f['refused']} | {f['unpushed']} | {f['lost']} | {f['after_replay']}/{kept} "
-            f"| {f['reads']} ({f['reads_failed']}) | {f['slowest']:.2f} s |"
+            f"| {f['reads']} ({f['reads_failed']}, {f['reads_wrong']}) | {f['slowest']:.2f} s |"
         )
     lines += [
         "",

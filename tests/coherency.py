@@ -7,14 +7,14 @@ returns and before the cache is touched: between a save's commit and its cache w
 between a read's database fetch and its cache fill, between a delete's commit and its
 cache delete. A sampler thread also reads the cache keys directly all along.
 
-The checks need no knowledge of the commit order. Every save writes a unique write id
-(in ``subject``), every operation records when it started and returned. A value is
-stale when some operation on the same vCon started after the value's save had
-returned, and returned before the read began: that operation certainly committed after
-the value's save, so the value was overwritten (by a save) or removed (by a delete)
-before the read began. ``None`` from a get is stale when every save and delete it
-could reflect is certainly superseded that way by a save (the vCon existed). This is
-the issue's "no get returns a version older than the newest save that completed
+The checks use the database versions. Every save writes a unique write id (in
+``subject``) and records the version it got; every delete records the version it
+deleted; every operation records when it started and returned. Versions of one vCon
+grow in commit order, deletes included (migration 0005), so a value written by the
+save of version v is stale when a save or delete of a version above v had returned
+before the read began. ``None`` from a get is stale when the newest save returned
+before the get began outranks every delete that started before the get ended. This
+is the issue's "no get returns a version older than the newest save that completed
 before that get began", and for the cache samples "no deleted vCon reappears".
 
 Used by ``tests/test_coherency.py`` (asserts the counts are zero) and by
@@ -35,8 +35,6 @@ from conserver_supabase.config import StorageConfig
 from conserver_supabase.database import open_database
 from conserver_supabase.testing import make_vcon
 
-_NEVER = float("-inf")
-
 
 @dataclasses.dataclass(frozen=True)
 class Op:
@@ -45,6 +43,7 @@ class Op:
     start: float
     end: float
     write: str | None  # save: the write id it wrote; get: the write id it returned
+    version: int = 0  # save: its version; delete: the version it deleted (0: none)
 
 
 @dataclasses.dataclass
@@ -56,6 +55,7 @@ class CoherencyReport:
     cache_misses: int
     cache_fills: int
     cache_samples: int  # direct reads of the cache keys by the sampler (non-empty ones)
+    cache_errors: int = 0  # Redis errors the storage logged (none expected)
     stale_gets: int = 0  # a get older than a save/delete completed before it began
     stale_cache: int = 0  # a cached vCon superseded by a save completed before it was seen
     reappeared: int = 0  # a cached vCon removed by a delete completed before it was seen
@@ -72,6 +72,7 @@ class CoherencyReport:
             + self.reappeared
             + self.final_mismatches
             + self.final_get_mismatches
+            + self.cache_errors
             + len(self.errors)
         )
 
@@ -85,6 +86,7 @@ class DelayedDatabase:
         self._max_delay = max_delay
         self._rng = random.Random(seed)  # noqa: S311 - a schedule, not cryptography
         self._lock = threading.Lock()
+        self.deleted = threading.local()
 
     def _pause(self) -> None:
         with self._lock:
@@ -101,10 +103,11 @@ class DelayedDatabase:
         self._pause()  # between the database read and the cache fill
         return found
 
-    def delete(self, vcon_uuid: str) -> bool:
-        existed: bool = self._inner.delete(vcon_uuid)
+    def delete(self, vcon_uuid: str) -> int:
+        version: int = self._inner.delete(vcon_uuid)
+        self.deleted.version = abs(version)  # for the history of this thread
         self._pause()  # between the delete and the cache delete
-        return existed
+        return version
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -143,8 +146,8 @@ def run_coherency(
                     document = make_vcon(seed=rng.randrange(1000), vcon_uuid=vcon_uuid)
                     document["subject"] = write
                     start = time.monotonic()
-                    store.save_vcon(document)
-                    op = Op("save", vcon_uuid, start, time.monotonic(), write)
+                    version = store.save_vcon(document)
+                    op = Op("save", vcon_uuid, start, time.monotonic(), write, version)
                 elif roll < 0.90:
                     start = time.monotonic()
                     got = store.get_vcon(vcon_uuid)
@@ -152,7 +155,8 @@ def run_coherency(
                 else:
                     start = time.monotonic()
                     store.delete_vcon(vcon_uuid)
-                    op = Op("delete", vcon_uuid, start, time.monotonic(), None)
+                    deleted = database.deleted.version
+                    op = Op("delete", vcon_uuid, start, time.monotonic(), None, deleted)
             except Exception as exc:  # every failure is counted, none is expected
                 with lock:
                     errors.append(f"{type(exc).__name__}: {exc}")
@@ -192,6 +196,7 @@ def run_coherency(
         cache_misses=stats["misses"],
         cache_fills=stats["fills"],
         cache_samples=len(samples),
+        cache_errors=stats["errors"],
         errors=errors,
     )
     _check_history(history, samples, report)
@@ -207,10 +212,14 @@ def _write_of(document: Any) -> str | None:
     return subject if isinstance(subject, str) and subject.startswith("w") else "(unknown)"
 
 
-def _superseded(op: Op, completed: list[Op], before: float) -> Op | None:
-    """An operation that certainly committed after ``op`` and returned before ``before``."""
-    for other in completed:
-        if other.end < before and other.start > op.end:
+def _newer(version: int, ops: list[Op], before: float) -> Op | None:
+    """A save or delete of a higher version that returned before ``before``.
+
+    Versions of one vCon grow in commit order, deletes included (migration 0005), so such
+    an operation certainly committed after the one that wrote ``version``.
+    """
+    for other in ops:
+        if other.end < before and other.version > version:
             return other
     return None
 
@@ -230,12 +239,13 @@ def _check_history(
             continue
         writes = by_uuid.get(op.vcon_uuid, [])
         if op.write is None:
-            # Fine if the vCon may not exist: never saved, or a delete (or the start)
-            # is not certainly superseded by a save completed before the get began.
-            starts = [Op("delete", op.vcon_uuid, _NEVER, _NEVER, None)]
-            starts += [w for w in writes if w.kind == "delete"]
-            later_saves = [w for w in writes if w.kind == "save"]
-            if all(_superseded(d, later_saves, op.start) for d in starts):
+            # Nothing is fine unless the newest completed save outranks every delete
+            # that may have happened before the get ended.
+            newest = max((w.version for w in writes if w.kind == "save" and w.end < op.start),
+                         default=0)  # fmt: skip
+            deleted = max((w.version for w in writes if w.kind == "delete" and w.start < op.end),
+                          default=0)  # fmt: skip
+            if newest > deleted:
                 report.stale_gets += 1
                 _example(report, f"get of {op.vcon_uuid} returned nothing after a save")
             continue
@@ -244,7 +254,7 @@ def _check_history(
             report.stale_gets += 1
             _example(report, f"get of {op.vcon_uuid} returned an unknown write {op.write}")
             continue
-        newer = _superseded(source, writes, op.start)
+        newer = _newer(source.version, writes, op.start)
         if newer is not None:
             report.stale_gets += 1
             _example(report, f"get of {op.vcon_uuid} returned {op.write} after a {newer.kind}")
@@ -253,7 +263,7 @@ def _check_history(
         if source is None:
             # A save that raised is not in the history; errors are counted apart.
             continue
-        newer = _superseded(source, by_uuid.get(vcon_uuid, []), start)
+        newer = _newer(source.version, by_uuid.get(vcon_uuid, []), start)
         if newer is None:
             continue
         if newer.kind == "delete":

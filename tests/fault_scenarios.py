@@ -75,6 +75,7 @@ class FaultReport:
     after_replay: int = 0  # in the database after the replay
     reads: int = 0
     reads_failed: int = 0
+    reads_wrong: int = 0  # a read of a saved vCon that returned nothing or another document
     slowest: float = 0.0  # seconds, the longest single call
     examples: list[str] = dataclasses.field(default_factory=list)
 
@@ -215,8 +216,9 @@ def run_scenario(
 
     def _read(store: SupabaseStorage, vcon_uuid: str) -> None:
         began = time.monotonic()
+        wrong = 0
         try:
-            store.get_vcon(vcon_uuid)
+            wrong = int(store.get_vcon(vcon_uuid) != documents[vcon_uuid])
             failed = 0
         except DatabaseError:
             failed = 1
@@ -224,6 +226,7 @@ def run_scenario(
         with lock:
             report.reads += 1
             report.reads_failed += failed
+            report.reads_wrong += wrong
             report.slowest = max(report.slowest, took)
 
     def _save(rng: random.Random) -> None:

@@ -56,6 +56,7 @@ def test_no_vcon_is_lost(scenario: Scenario, services: Services) -> None:
     print(report)  # the counts, with -s
     assert report.unexpected == 0, report.examples
     assert report.lost == 0, report.examples
+    assert report.reads_wrong == 0  # a read that answers gives the saved vCon
     assert report.attempted > 20
     assert report.attempted == (
         report.succeeded + report.journaled + report.refused + report.unpushed

@@ -3,6 +3,7 @@ from the PostgREST stand-in in front of a real PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,7 @@ from conserver_supabase import (
 )
 from conserver_supabase.retry import call_with_retry
 
+from .conftest import redis_client
 from .postgrest_standin import PostgrestStandIn
 from .vcons import sample
 
@@ -160,6 +162,28 @@ class TestRealFaults:
                 0
             ]
         assert stored == document
+
+    def test_a_delete_whose_answer_was_lost_still_fences_off_older_writes(
+        self, server: PostgrestStandIn, redis_json_url: str, database_url: str
+    ) -> None:
+        """Cached at version 1; a save commits version 2 whose cache write is late; the
+        delete commits version 3 and its answer is lost. The retry finds nothing to
+        delete but names version 3, so the late write of version 2 cannot bring the
+        deleted vCon back."""
+        document = sample()
+        late = {**document, "subject": "late"}
+        with storage(server, redis_json_url) as store:
+            store.save_vcon(document)
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute("SELECT conserver_vcon_save(%s::jsonb)", [json.dumps(late)])
+            server.faults = ["commit-then-reset"]
+            store.delete_vcon(document["uuid"])
+            r = redis_client(redis_json_url)
+            assert r.get(f"conserver_supabase:version:vcon:{document['uuid']}") == b"-3"
+            assert store._cache.write(document["uuid"], json.dumps(late), mode="overwrite",
+                                      version=2) is False  # fmt: skip
+            assert store.get_vcon(document["uuid"]) is None
+            assert store.exists(document["uuid"]) is False
 
     def test_a_rejection_is_not_retried(
         self, server: PostgrestStandIn, redis_json_url: str

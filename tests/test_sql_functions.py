@@ -228,7 +228,8 @@ class TestDelete:
             ("attachments", "attachment_index"),
         ]:
             assert rows(sql, table, document["uuid"], index) == []
-        assert db.delete(document["uuid"]) == 0  # nothing to delete, nothing written
+        assert db.delete(document["uuid"]) == -2  # already gone: minus its delete's version
+        assert db.delete(new_uuid()) == 0  # never saved: nothing to tell, nothing written
         assert db.load(other["uuid"]) == other
 
     def test_versions_continue_after_a_delete(self, db: Database, sql: Any) -> None:
@@ -253,10 +254,42 @@ class TestDelete:
     ) -> None:
         document = sample()
         db.save(document, document["uuid"])
+        # Rows without a document, as vcon-mcp writes them (triggers off for the setup).
+        sql.execute("SET session_replication_role = replica")
         sql.execute("DELETE FROM conserver_vcon_documents WHERE uuid = %s", [document["uuid"]])
+        sql.execute("SET session_replication_role = origin")
         assert db.fetch(document["uuid"])[1] == 0  # another writer's vCon
         assert db.delete(document["uuid"]) == 1
         assert db.save(document, document["uuid"]) == 2
+
+    def test_every_way_of_deleting_leaves_the_tombstone(self, db: Database, sql: Any) -> None:
+        """vcon-mcp deleting the vcons row, the older conserver_vcon_delete, or a role
+        without any privilege on our tables (the cascade runs our trigger as the owner):
+        a vCon saved again continues after the version it reached."""
+        document = sample()
+        u = document["uuid"]
+        for _ in range(3):
+            db.save(document, u)
+        sql.execute("DELETE FROM vcons WHERE uuid = %s", [u])  # vcon-mcp's delete
+        assert db.save(document, u) == 5
+        assert sql.execute("SELECT conserver_vcon_delete(%s)", [u]).fetchone() == (True,)
+        assert db.save(document, u) == 7
+        sql.execute("CREATE ROLE csb_test_deleter NOLOGIN")
+        try:
+            sql.execute("GRANT SELECT, DELETE ON vcons TO csb_test_deleter")
+            sql.execute("CREATE POLICY csb_test_all ON vcons TO csb_test_deleter USING (true)")
+            sql.execute("SET ROLE csb_test_deleter")
+            try:
+                sql.execute("DELETE FROM vcons WHERE uuid = %s", [u])
+            finally:
+                sql.execute("RESET ROLE")
+            assert db.save(document, u) == 9
+        finally:
+            sql.execute("DROP POLICY IF EXISTS csb_test_all ON vcons")
+            sql.execute("DROP OWNED BY csb_test_deleter")
+            sql.execute("DROP ROLE csb_test_deleter")
+        assert db.delete(u) == 10
+        assert db.delete(u) == -10  # a retried delete still names the version it removed
 
     def test_old_tombstones_are_pruned_by_deletes(self, db: Database, sql: Any) -> None:
         old, new = sample(), sample()
@@ -441,7 +474,7 @@ class TestPrivileges:
             "SELECT proname, prosecdef, proconfig FROM pg_proc "
             "WHERE proname LIKE 'conserver\\_%' ORDER BY proname"
         ).fetchall()
-        assert len(found) == 28
+        assert len(found) == 29
         for name, definer, config in found:
             assert definer is False, name
             assert any(c.startswith("search_path=") for c in config), name

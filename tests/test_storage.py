@@ -307,6 +307,20 @@ class TestSaveMany:
             assert cached(r, document["uuid"]) == document
         assert r.lrange("egress", 0, -1) == [d["uuid"].encode() for d in documents]
 
+    def test_a_uuid_given_twice_caches_its_last_document_once(
+        self, db: CountingDatabase, redis_url: str, r: Any, database_url: str
+    ) -> None:
+        """The database keeps the last document (version 2); the cache must hold that
+        one, never the first under the second's version, and the uuid is pushed once."""
+        first = sample()
+        second = {**first, "subject": "second"}
+        with storage(db, redis_url, chain_lists=["egress"]) as store:
+            assert store.save_many([first, second]) == {first["uuid"]: 2}
+        assert stored(database_url, first["uuid"]) == second
+        assert cached(r, first["uuid"]) == second
+        assert r.get(f"conserver_supabase:version:vcon:{first['uuid']}") == b"2"
+        assert r.lrange("egress", 0, -1) == [first["uuid"].encode()]
+
     def test_one_invalid_vcon_means_none_is_written(
         self, db: CountingDatabase, redis_url: str, r: Any
     ) -> None:

@@ -60,7 +60,7 @@ class Database(Protocol):
 
     def delete(self, vcon_uuid: str) -> int:
         """Delete the vCon and its rows; return the delete's version (the vCon's last
-        version + 1), or 0 when it did not exist."""
+        version + 1). When it did not exist: minus the version of its last delete, or 0."""
         ...
 
     def close(self) -> None:

@@ -49,8 +49,32 @@ CREATE TRIGGER conserver_vcon_version_after_delete
     BEFORE INSERT ON conserver_vcon_documents
     FOR EACH ROW EXECUTE FUNCTION conserver_vcon_version_after_delete();
 
--- Delete one vCon (document and rows, by cascade). Returns the delete's version, or 0
--- when the vCon did not exist (then nothing is written).
+-- Whatever deletes a document row (conserver_vcon_remove, the older
+-- conserver_vcon_delete, vcon-mcp deleting the vcons row, a manual DELETE) leaves the
+-- tombstone, so a vCon saved again never starts below a version the cache has seen.
+CREATE OR REPLACE FUNCTION conserver_vcon_tombstone_on_delete()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY INVOKER
+SET search_path FROM CURRENT
+AS $fn$
+BEGIN
+    INSERT INTO conserver_vcon_tombstones AS t (uuid, version)
+    VALUES (OLD.uuid, OLD.version + 1)
+    ON CONFLICT (uuid) DO UPDATE
+        SET version = greatest(t.version, EXCLUDED.version), deleted_at = now();
+    RETURN OLD;
+END
+$fn$;
+
+DROP TRIGGER IF EXISTS conserver_vcon_tombstone_on_delete ON conserver_vcon_documents;
+CREATE TRIGGER conserver_vcon_tombstone_on_delete
+    AFTER DELETE ON conserver_vcon_documents
+    FOR EACH ROW EXECUTE FUNCTION conserver_vcon_tombstone_on_delete();
+
+-- Delete one vCon (document and rows, by cascade). Returns the delete's version; when
+-- the vCon did not exist, minus the version of its last delete (so a retried delete
+-- still tells the cache which version is gone), or 0 when it never had one. A vCon
+-- that did not exist is not written.
 CREATE OR REPLACE FUNCTION conserver_vcon_remove(p_uuid uuid)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
@@ -64,7 +88,8 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('conserver_vcon:' || p_uuid::text, 0));
     PERFORM FROM vcons WHERE uuid = p_uuid FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN 0;
+        RETURN -coalesce(
+            (SELECT t.version FROM conserver_vcon_tombstones t WHERE t.uuid = p_uuid), 0);
     END IF;
     SELECT greatest(
                coalesce((SELECT doc.version FROM conserver_vcon_documents doc
@@ -75,7 +100,8 @@ BEGIN
     DELETE FROM vcons WHERE uuid = p_uuid;
     INSERT INTO conserver_vcon_tombstones AS t (uuid, version)
     VALUES (p_uuid, v_version)
-    ON CONFLICT (uuid) DO UPDATE SET version = EXCLUDED.version, deleted_at = now();
+    ON CONFLICT (uuid) DO UPDATE
+        SET version = greatest(t.version, EXCLUDED.version), deleted_at = now();
     DELETE FROM conserver_vcon_tombstones WHERE deleted_at < now() - interval '30 days';
     RETURN v_version;
 END
@@ -90,20 +116,24 @@ DECLARE
 BEGIN
     REVOKE ALL ON FUNCTION conserver_vcon_remove(uuid) FROM PUBLIC;
     REVOKE ALL ON FUNCTION conserver_vcon_version_after_delete() FROM PUBLIC;
+    REVOKE ALL ON FUNCTION conserver_vcon_tombstone_on_delete() FROM PUBLIC;
     REVOKE ALL ON TABLE conserver_vcon_tombstones FROM PUBLIC;
     IF has_anon THEN
         REVOKE ALL ON FUNCTION conserver_vcon_remove(uuid) FROM anon;
         REVOKE ALL ON FUNCTION conserver_vcon_version_after_delete() FROM anon;
+        REVOKE ALL ON FUNCTION conserver_vcon_tombstone_on_delete() FROM anon;
         REVOKE ALL ON TABLE conserver_vcon_tombstones FROM anon;
     END IF;
     IF has_authenticated THEN
         REVOKE ALL ON FUNCTION conserver_vcon_remove(uuid) FROM authenticated;
         REVOKE ALL ON FUNCTION conserver_vcon_version_after_delete() FROM authenticated;
+        REVOKE ALL ON FUNCTION conserver_vcon_tombstone_on_delete() FROM authenticated;
         REVOKE ALL ON TABLE conserver_vcon_tombstones FROM authenticated;
     END IF;
     IF has_service THEN
         GRANT EXECUTE ON FUNCTION conserver_vcon_remove(uuid) TO service_role;
         GRANT EXECUTE ON FUNCTION conserver_vcon_version_after_delete() TO service_role;
+        GRANT EXECUTE ON FUNCTION conserver_vcon_tombstone_on_delete() TO service_role;
         GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE conserver_vcon_tombstones TO service_role;
     END IF;
 END
