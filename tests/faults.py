@@ -122,10 +122,11 @@ class CuttableProxy:
             with self._lock:
                 self._pairs += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+                threading.Thread(target=pump, args=(source, sink), daemon=True).start()
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def pump(source: socket.socket, sink: socket.socket) -> None:
+    """Copy ``source`` to ``sink`` until either side closes, then shut both down."""
     try:
         while data := source.recv(65536):
             sink.sendall(data)

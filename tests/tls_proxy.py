@@ -4,11 +4,12 @@ It proves our clients do real TLS with the options users give them."""
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import ssl
 import threading
 from typing import Any
+
+from .faults import pump
 
 
 class TlsProxy:
@@ -58,16 +59,5 @@ class TlsProxy:
                 continue
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             self._sockets += [client, upstream]
-            self._spawn(self._pump, client, upstream)
-            self._spawn(self._pump, upstream, client)
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            self._spawn(pump, client, upstream)
+            self._spawn(pump, upstream, client)
