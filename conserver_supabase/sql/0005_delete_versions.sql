@@ -52,9 +52,14 @@ CREATE TRIGGER conserver_vcon_version_after_delete
 -- Whatever deletes a document row (conserver_vcon_remove, the older
 -- conserver_vcon_delete, vcon-mcp deleting the vcons row, a manual DELETE) leaves the
 -- tombstone, so a vCon saved again never starts below a version the cache has seen.
+-- SECURITY DEFINER, the one exception: vcon-mcp deletes as `authenticated`, which has no
+-- privilege on the tombstone table, and up to PostgreSQL 16 the cascade runs this
+-- trigger as that role (measured on 15: "permission denied"), which would make
+-- vcon-mcp's deletes fail. It only records OLD.uuid's version; a trigger function
+-- cannot be called directly.
 CREATE OR REPLACE FUNCTION conserver_vcon_tombstone_on_delete()
 RETURNS trigger
-LANGUAGE plpgsql SECURITY INVOKER
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $fn$
 BEGIN
