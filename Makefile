@@ -6,7 +6,7 @@ PYTHON  ?= $(shell scripts/find-python)
 BIN     := $(VENV)/bin
 PIP     := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint clean bench-search reliability operations-doc
+.PHONY: demo test lint clean bench bench-search reliability operations-doc
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "no Python >= 3.12 found" >&2; exit 1; }
@@ -24,12 +24,18 @@ demo: $(VENV)/.demo-deps
 	$(BIN)/conserver-supabase demo
 
 lint: $(VENV)/.test-deps
-	$(BIN)/ruff check conserver_supabase tests scripts
-	$(BIN)/ruff format --check conserver_supabase tests scripts
+	$(BIN)/ruff check conserver_supabase tests scripts benchmarks
+	$(BIN)/ruff format --check conserver_supabase tests scripts benchmarks
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Benchmarks side by side (docs/performance.md): round trips and latency against the
+# example design's access pattern, and the cache hit against the bare Redis call.
+bench: $(VENV)/.test-deps
+	$(BIN)/python benchmarks/round_trips.py --json docs/bench-round-trips.json
+	$(BIN)/python benchmarks/cache_hit.py --json docs/bench-cache-hit.json
 
 # Search benchmark: 100,000 generated vCons on an embedded PostgreSQL (a few minutes).
 bench-search: $(VENV)/.demo-deps

@@ -57,8 +57,13 @@ class CuttableProxy:
     open connection and refuses new ones (the server is unreachable), and :meth:`restore`
     accepts again on the same port. ``upstream`` opens a connection to the server."""
 
-    def __init__(self, upstream: Callable[[], socket.socket]) -> None:
+    def __init__(self, upstream: Callable[[], socket.socket], latency: float = 0.0) -> None:
         self._upstream = upstream
+        #: Seconds added before each chunk the client sends is forwarded (a request's
+        #: network delay; psycopg sends one statement per chunk).
+        self.latency = latency
+        #: Chunks forwarded from clients to the server: round trips, for benchmarks.
+        self.requests = 0
         self._listener: socket.socket | None = None
         self._lock = threading.Lock()
         self._pairs: list[socket.socket] = []
@@ -121,14 +126,27 @@ class CuttableProxy:
                 continue
             with self._lock:
                 self._pairs += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=pump, args=(source, sink), daemon=True).start()
+            threading.Thread(
+                target=pump, args=(client, upstream, self._request), daemon=True
+            ).start()
+            threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+
+    def _request(self) -> None:
+        with self._lock:
+            self.requests += 1
+        if self.latency:
+            time.sleep(self.latency)
 
 
-def pump(source: socket.socket, sink: socket.socket) -> None:
-    """Copy ``source`` to ``sink`` until either side closes, then shut both down."""
+def pump(
+    source: socket.socket, sink: socket.socket, on_chunk: Callable[[], None] | None = None
+) -> None:
+    """Copy ``source`` to ``sink`` until either side closes, then shut both down;
+    ``on_chunk()`` runs before each chunk is forwarded."""
     try:
         while data := source.recv(65536):
+            if on_chunk is not None:
+                on_chunk()
             sink.sendall(data)
     except OSError:
         pass

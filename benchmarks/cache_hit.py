@@ -1,0 +1,129 @@
+"""Cache-hit ``get_vcon`` against the floor: the bare redis-py call that fetches the
+same document on the same connection.
+
+    python benchmarks/cache_hit.py [--iterations 5000] [--json FILE]
+
+Starts an embedded Redis with RedisJSON and an embedded PostgreSQL (a hit never
+touches it), saves one standard vCon (2 parties, 3 dialogs, 3 analyses, 2
+attachments), then times, interleaved call by call on the storage's own connection:
+
+* RedisJSON key: ``get_vcon`` vs ``JSON.GET`` + ``json.loads``;
+* string key (``cache_format: string``): ``get_vcon`` vs ``GET`` + ``json.loads``;
+* the RedisJSON case again without the OpenTelemetry instruments (their cost when the
+  ``opentelemetry`` API is installed without an SDK).
+
+Prints p50/p95/mean in microseconds and the ratios to the floor (the target is at most
+1.3x). Quote the ratios, not the absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from conserver_supabase import SupabaseStorage, migrations  # noqa: E402
+from conserver_supabase.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
+from conserver_supabase.testing import make_vcon  # noqa: E402
+
+
+def standard_vcon(seed: int = 1) -> dict[str, Any]:
+    """2 parties, 3 dialogs, 3 analyses, 2 attachments."""
+    document = make_vcon(seed=seed, dialogs=3)
+    document["attachments"].append(
+        {"type": "transcript-meta", "encoding": "json", "body": {"words": 812, "lang": "en"}}
+    )
+    return document
+
+
+def timed(call: Callable[[], Any]) -> float:
+    started = time.perf_counter_ns()
+    call()
+    return (time.perf_counter_ns() - started) / 1000
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_us": round(ordered[len(ordered) // 2], 1),
+        "p95_us": round(ordered[int(len(ordered) * 0.95)], 1),
+        "mean_us": round(statistics.fmean(ordered), 1),
+    }
+
+
+def compare(ours: Callable[[], Any], floor: Callable[[], Any], iterations: int) -> dict[str, Any]:
+    for _ in range(200):  # warm up both paths (scripts loaded, connection open)
+        ours()
+        floor()
+    mine: list[float] = []
+    bare: list[float] = []
+    for _ in range(iterations):
+        mine.append(timed(ours))
+        bare.append(timed(floor))
+    a, b = summary(mine), summary(bare)
+    return {
+        "ours": a,
+        "floor": b,
+        "ratio_p50": round(a["p50_us"] / b["p50_us"], 2),
+        "ratio_mean": round(a["mean_us"] / b["mean_us"], 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--iterations", type=int, default=5000)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results: dict[str, Any] = {}
+    with EmbeddedPostgres() as postgres, EmbeddedRedis(json=True) as redis_server:
+        migrations.apply(postgres.url)
+        document = standard_vcon()
+        vcon_uuid = document["uuid"]
+        cases = {
+            "RedisJSON key": ({}, "JSON.GET", True),
+            "string key": ({"cache_format": "string", "cache_key_prefix": "bench:"}, "GET", True),
+            # The same as the first, with the OpenTelemetry instruments switched off (as
+            # when the package is not installed): what the no-op spans cost.
+            "RedisJSON, no otel": ({}, "JSON.GET", False),
+        }
+        for name, (extra, command, otel) in cases.items():
+            options = {"database_url": postgres.url, "redis_url": redis_server.url, **extra}
+            with SupabaseStorage(options) as store:
+                if not otel:
+                    store._telemetry._otel = None
+                store.save_vcon(document)
+                client = store._cache.client
+                key = store._cache.key(vcon_uuid)
+                assert store.get_vcon(vcon_uuid) == document
+                assert json.loads(client.execute_command(command, key)) == document
+
+                def floor(client: Any = client, key: str = key, command: str = command) -> Any:
+                    return json.loads(client.execute_command(command, key))
+
+                def ours(store: SupabaseStorage = store) -> Any:
+                    return store.get_vcon(vcon_uuid)
+
+                results[name] = compare(ours, floor, args.iterations)
+    print(f"cache-hit get_vcon vs the floor, {args.iterations} interleaved calls each")
+    print(f"{'case':<20}{'ours p50/p95 us':>18}{'floor p50/p95 us':>19}{'x p50':>8}{'x mean':>8}")
+    for name, r in results.items():
+        print(
+            f"{name:<20}{r['ours']['p50_us']:>9}/{r['ours']['p95_us']:<8}"
+            f"{r['floor']['p50_us']:>10}/{r['floor']['p95_us']:<8}"
+            f"{r['ratio_p50']:>8}{r['ratio_mean']:>8}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n", "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
