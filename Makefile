@@ -32,10 +32,14 @@ test: lint
 	$(BIN)/python -m pytest
 
 # Benchmarks side by side (docs/performance.md): round trips and latency against the
-# example design's access pattern, and the cache hit against the bare Redis call.
+# example design's access pattern, the cache hit against the bare Redis call, bulk
+# ingest against the database floor, backfill memory as the input grows (~10 minutes).
 bench: $(VENV)/.test-deps
 	$(BIN)/python benchmarks/round_trips.py --json docs/bench-round-trips.json
 	$(BIN)/python benchmarks/cache_hit.py --json docs/bench-cache-hit.json
+	$(BIN)/python benchmarks/bulk_ingest.py --json docs/bench-bulk-ingest.json
+	$(BIN)/python benchmarks/bulk_ingest.py --redis-latency 0.001 --json docs/bench-bulk-ingest-redis-1ms.json
+	$(BIN)/python benchmarks/backfill_memory.py --json docs/bench-backfill-memory.json
 
 # Search benchmark: 100,000 generated vCons on an embedded PostgreSQL (a few minutes).
 bench-search: $(VENV)/.demo-deps

@@ -332,6 +332,27 @@ class RedisCache:
             )
         return bool(written)
 
+    def write_many(
+        self, entries: Sequence[tuple[str, str, WriteMode, int]], lists: Sequence[str] = ()
+    ) -> list[bool | None]:
+        """:meth:`write` for each ``(uuid, document, mode, version)`` in one round trip
+        (a pipeline, not a transaction; each script is atomic on its own).
+
+        Returns per entry whether it was written, or ``None`` when Redis answered that
+        entry with an error (redo it with :meth:`write` to see which part failed).
+        Raises :class:`CacheError` when Redis could not be reached.
+        """
+        with cache_errors("cache write", None, self.location):
+            pipe = self.client.pipeline(transaction=False)
+            for vcon_uuid, document, mode, version in entries:
+                self._write(
+                    keys=[self.key(vcon_uuid), self.version_key(vcon_uuid), *lists],
+                    args=[document, self.ttl, self.new_key_format, mode, vcon_uuid, version],
+                    client=pipe,
+                )
+            replies = pipe.execute(raise_on_error=False)
+        return [None if isinstance(r, Exception) else bool(r) for r in replies]
+
     def push(self, vcon_uuid: str, lists: Sequence[str]) -> dict[str, str]:
         """RPUSH the uuid onto each list separately; return ``{list: reason}`` for failures."""
         failed: dict[str, str] = {}

@@ -227,17 +227,29 @@ class SupabaseStorage:
         # A uuid given twice was saved twice, in order: its version belongs to the last
         # document, which alone goes to the cache (and its uuid once to each list).
         last = dict(zip(uuids, documents, strict=True))
+        mode: WriteMode = "overwrite" if fill_cache else "refresh"
+        texts = {vcon_uuid: _dumps(document) for vcon_uuid, document in last.items()}
+        # One Redis round trip for the whole batch; an entry Redis answered with an
+        # error (or all of them, when Redis cannot be reached) goes the one-by-one way
+        # below, which tells the cache's failure from a chain list's.
+        redo = list(last)
+        try:
+            self._guard("cache write", None)
+            replies = self._cache.write_many(
+                [(u, texts[u], mode, versions[u]) for u in last], lists
+            )
+        except CacheError as exc:
+            if exc.unavailable and not exc.skipped:
+                self._health.failed(exc, "the vCons are saved in the database")
+        else:
+            redo = [u for u, reply in zip(last, replies, strict=True) if reply is None]
+            if len(redo) < len(last):
+                self._health.succeeded()
         unpushed: list[ChainPushError] = []
         cache_failure: CacheError | None = None
-        for vcon_uuid, document in last.items():
+        for vcon_uuid in redo:
             try:
-                self._after_save(
-                    vcon_uuid,
-                    _dumps(document),
-                    "overwrite" if fill_cache else "refresh",
-                    versions[vcon_uuid],
-                    lists,
-                )
+                self._after_save(vcon_uuid, texts[vcon_uuid], mode, versions[vcon_uuid], lists)
             except ChainPushError as exc:
                 unpushed.append(exc)
             except CacheError as exc:  # cache_errors: raise

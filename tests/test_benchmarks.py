@@ -57,3 +57,26 @@ def test_cache_hit_benchmark_runs() -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "RedisJSON key" in result.stdout
     assert "string key" in result.stdout
+
+
+def test_bulk_ingest_and_backfill_memory_benchmarks_run(
+    pg_admin_url: str, redis_json_url: str
+) -> None:
+    sys.path.insert(0, str(TESTS.parent))
+    from benchmarks.bulk_ingest import run
+
+    cases = run(pg_admin_url, redis_json_url, count=60, batch=25)["cases"]
+    assert set(cases) == {
+        "save_many, psycopg",
+        "save_many, PostgREST",
+        "save_vcon one by one, psycopg",
+        "floor: INSERT ... SELECT",
+    }
+    assert all(c["vcons_per_second"] > 0 for c in cases.values())
+    result = subprocess.run(
+        [sys.executable, str(TESTS.parent / "benchmarks" / "backfill_memory.py"),
+         "--counts", "50", "100"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "peak RSS MiB" in result.stdout

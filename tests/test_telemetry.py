@@ -180,3 +180,36 @@ def test_without_opentelemetry_everything_still_works(
         env={**os.environ, "DB": database_url, "RURL": redis_json_url}, check=False,
     )  # fmt: skip
     assert (result.returncode, result.stdout.strip()) == (0, "1"), result.stderr
+
+
+LATE_PROBE = """
+import json, os
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from conserver_supabase import SupabaseStorage
+from conserver_supabase.testing import make_vcon
+
+s = SupabaseStorage({"database_url": os.environ["DB"], "redis_url": os.environ["RURL"]})
+s.get_vcon("00000000-0000-4000-8000-000000000000")  # no provider yet: no span made
+spans = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(spans))
+trace.set_tracer_provider(provider)
+s.save_vcon(make_vcon(seed=8))
+print(json.dumps([span.name for span in spans.get_finished_spans()]))
+s.close()
+"""
+
+
+def test_a_tracer_provider_set_later_is_picked_up(database_url: str, redis_json_url: str) -> None:
+    """Spans are skipped while no SDK is configured (they would be no-ops) and made as
+    soon as the host sets a provider, without recreating the storage."""
+    result = subprocess.run(
+        [sys.executable, "-c", LATE_PROBE],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
+        env={**os.environ, "DB": database_url, "RURL": redis_json_url},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == ["conserver_supabase.save"]
