@@ -307,6 +307,34 @@ class TestSaveMany:
             assert cached(r, document["uuid"]) == document
         assert r.lrange("egress", 0, -1) == [d["uuid"].encode() for d in documents]
 
+    def test_the_cache_is_refreshed_in_one_batch(
+        self,
+        db: CountingDatabase,
+        redis_url: str,
+        r: Any,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """20 vCons: the client sends Redis one batch of commands (a pipeline), not 20,
+        after the SCRIPT EXISTS that redis-py sends before a pipeline with scripts."""
+        import redis
+
+        sent: list[int] = []
+        original = redis.connection.Connection.send_packed_command
+
+        def counting(self: Any, command: Any, check_health: bool = True) -> None:
+            sent.append(1)
+            original(self, command, check_health)
+
+        documents = [sample() for _ in range(21)]
+        with storage(db, redis_url, chain_lists=["egress"]) as store:
+            store.save_vcon(documents[0])  # connection open, scripts loaded
+            monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
+            store.save_many(documents[1:])
+            monkeypatch.undo()
+        assert len(sent) == 2
+        assert all(cached(r, d["uuid"]) == d for d in documents)
+        assert r.llen("egress") == 21
+
     def test_a_uuid_given_twice_caches_its_last_document_once(
         self, db: CountingDatabase, redis_url: str, r: Any, database_url: str
     ) -> None:
