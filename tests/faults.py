@@ -124,6 +124,9 @@ class CuttableProxy:
             except OSError:
                 client.close()
                 continue
+            for sock in (client, upstream):  # no Nagle stalls: forward each chunk at once
+                if sock.family != socket.AF_UNIX:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._pairs += [client, upstream]
             threading.Thread(
