@@ -204,6 +204,12 @@ def unreachable_redis_url() -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
+def environment_without_services() -> dict[str, str]:
+    """This process's environment minus SUPABASE_* and REDIS_*, for a child process
+    that must see only the services a test gives it."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "REDIS_"))}
+
+
 _opened: list[Any] = []
 
 

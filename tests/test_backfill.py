@@ -21,15 +21,12 @@ from conserver_supabase import SupabaseStorage
 from conserver_supabase.backfill import JsonLinesSource, run_backfill
 from conserver_supabase.testing import make_vcon
 
-from .conftest import redis_client
+from .conftest import environment_without_services, redis_client
 from .faults import CuttableProxy, postgres_upstream
 from .test_cli import run
+from .test_cli_ops import env
 
 pytestmark = pytest.mark.integration
-
-
-def env(database_url: str, redis_url: str) -> dict[str, str]:
-    return {"SUPABASE_DB_URL": database_url, "REDIS_URL": redis_url}
 
 
 def versions(database_url: str) -> dict[str, int]:
@@ -103,8 +100,8 @@ def test_standard_input_and_a_checkpoint_of_another_source(
     result = subprocess.run(
         [sys.executable, "-m", "conserver_supabase", "backfill", "-", "--checkpoint", str(ck),
          "--report", str(tmp_path / "rep"), "--json"],
-        input=text, capture_output=True, text=True, env={**_base_env(), **where}, check=False,
-        timeout=120,
+        input=text, capture_output=True, text=True, check=False, timeout=120,
+        env={**environment_without_services(), **where},
     )  # fmt: skip
     assert result.returncode == 4, result.stderr
     summary = json.loads(result.stdout)
@@ -208,7 +205,7 @@ def test_a_killed_backfill_resumes(database_url: str, redis_json_url: str, tmp_p
     command = [sys.executable, "-m", "conserver_supabase", "backfill", str(source), "--batch",
                "25", "--checkpoint", str(ck), "--report", str(tmp_path / "rep")]  # fmt: skip
     process = subprocess.Popen(
-        command, env={**_base_env(), **env(database_url, redis_json_url)},
+        command, env={**environment_without_services(), **env(database_url, redis_json_url)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 60
@@ -252,9 +249,3 @@ def test_memory_stays_flat_as_the_input_grows(
             tracemalloc.stop()
         assert summary.saved == count
     assert peaks[1] < peaks[0] * 1.5, peaks
-
-
-def _base_env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "REDIS_"))}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +12,12 @@ import pytest
 
 from conserver_supabase import migrations
 
-from .conftest import redis_client, unavailable
+from .conftest import environment_without_services, redis_client, unavailable
 from .postgrest_standin import PostgrestStandIn
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "REDIS_"))}
+    environ = environment_without_services()
     environ.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "conserver_supabase", *args],

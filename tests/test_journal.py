@@ -4,7 +4,6 @@ in Redis for `replay`, or says that it could not."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from conserver_supabase import (
     SupabaseStorage,
 )
 
-from .conftest import redis_client
+from .conftest import environment_without_services, redis_client
 from .postgrest_standin import PostgrestStandIn
 from .vcons import sample
 
@@ -156,7 +155,7 @@ def test_the_replay_command(
     with storage(server, redis_json_url) as store, pytest.raises(DatabaseUnavailableError):
         store.save_vcon(document)
     server.faults = []
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "REDIS_"))}
+    environ = environment_without_services()
     environ.update(SUPABASE_URL=server.url, SUPABASE_SERVICE_ROLE_KEY=KEY, REDIS_URL=redis_json_url)
     result = subprocess.run(
         [sys.executable, "-m", "conserver_supabase", "replay"],

@@ -4,7 +4,6 @@ appears in logs, reprs, error messages or command output."""
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from conserver_supabase import (
 )
 from conserver_supabase.embedded import EmbeddedRedis
 
-from .conftest import redis_client, unavailable
+from .conftest import environment_without_services, redis_client, unavailable
 from .postgrest_standin import PostgrestStandIn
 from .vcons import sample
 
@@ -111,7 +110,7 @@ def test_a_whole_session_at_debug_leaks_nothing(
 
 
 def test_commands_print_no_secret(database_url: str, redis_with_password: str) -> None:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "REDIS_"))}
+    environ = environment_without_services()
     environ.update(
         SUPABASE_DB_URL=with_password(database_url),
         REDIS_URL=redis_with_password,
