@@ -389,6 +389,8 @@ def run_kill(database_url: str, redis_url: str, *, rounds: int = 10, seed: int =
         report.rounds += 1
         pending: dict[int, str] = {}
         for line in lines:
+            if not line.endswith("\n"):
+                continue  # cut by the kill while printed: that save had not begun
             parts = line.split()
             if parts[:1] == ["start"]:
                 index, vcon_uuid = int(parts[1]), parts[2]
