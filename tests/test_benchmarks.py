@@ -1,9 +1,11 @@
-"""The benchmarks keep running (on a few hundred vCons; the real run is make bench-search)."""
+"""The benchmarks keep running (on small inputs; the real runs are make bench)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,11 +14,15 @@ from .conftest import TESTS
 pytestmark = pytest.mark.integration
 
 
-def test_search_benchmark_runs_and_reports_every_kind() -> None:
-    """It loads, times every filter kind against the unfiltered baseline, and explains."""
-    script = TESTS.parent / "scripts" / "bench_search.py"
+def test_search_benchmark_runs_and_reports_every_kind(tmp_path: Path) -> None:
+    """It loads, times every filter kind against the unfiltered baseline, explains, and
+    writes the same figures as JSON (a timing and a plan summary per kind)."""
+    script = TESTS.parent / "benchmarks" / "search.py"
+    out = tmp_path / "bench-search.json"
+    # Pages of 2 so that the few vCons of one agent still have a second page to time.
+    args = ["--count", "1000", "--limit", "2", "--repeat", "2", "--json", str(out)]
     result = subprocess.run(
-        [sys.executable, str(script), "--count", "300", "--repeat", "2"],
+        [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -27,6 +33,26 @@ def test_search_benchmark_runs_and_reports_every_kind() -> None:
         assert f"\n{kind} " in result.stdout, kind
     assert "x base" in result.stdout
     assert "indexes in the plan" in result.stdout
+
+    document = json.loads(out.read_text("utf-8"))
+    assert document["run"]["count"] == 1000
+    assert document["run"]["repeat"] == 2
+    assert document["run"]["postgres_version"]
+    sys.path.insert(0, str(TESTS.parent))
+    from benchmarks.search import kinds as benchmark_kinds
+
+    kinds = {entry["name"]: entry for entry in document["kinds"]}
+    assert list(kinds) == [kind.name for kind in benchmark_kinds("", "")]
+    assert kinds["no filter"]["x_base"] == 1.0
+    assert kinds["tel"]["filters"]["tel"]  # the value picked from the loaded data
+    for entry in document["kinds"]:
+        assert entry["skipped"] is None, entry["name"]
+        assert entry["p50_ms"] > 0, entry["name"]
+        assert entry["p95_ms"] >= entry["p50_ms"], entry["name"]
+        plan = entry["plan"]
+        assert plan["index_only"] == (not plan["seq_scans"]), entry["name"]
+        assert isinstance(plan["indexes"], list), entry["name"]
+    assert kinds["no filter"]["plan"]["indexes"]
 
 
 def test_round_trips_per_operation_against_the_example_design(

@@ -2,8 +2,8 @@
 
 Run (from the repository root, with the ``postgres`` and ``embedded`` extras)::
 
-    python scripts/bench_search.py [--count 100000] [--repeat 30] [--database-url URL]
-                                   [--check] [--show-plans]
+    python benchmarks/search.py [--count 100000] [--repeat 30] [--database-url URL]
+                                [--check] [--show-plans] [--json FILE]
 
 Without ``--database-url`` it starts an embedded PostgreSQL, applies the migrations,
 loads ``--count`` generated vCons (varied subjects, parties, dialog types, analysis,
@@ -29,6 +29,20 @@ same parameters: captured with ``auto_explain`` (log_nested_statements) when the
 server can load it, otherwise from a temporary copy of the function that runs
 ``EXPLAIN (ANALYZE, FORMAT JSON)`` on the statement it built. ``--check`` exits 1 when
 a kind not marked ``*`` Seq Scans a big table.
+
+``--json FILE`` writes the same figures (``make bench`` writes ``docs/bench-search.json``)::
+
+    {"run": {"count", "repeat", "limit", "seed", "batch", "threads", "cpus",
+             "postgres_version", "plans_from", "tables": {table: rows}, "load_seconds"},
+     "kinds": [{"name", "filters" (as sent, with the customer picked from the data),
+                "include_vcons", "second_page", "common", "skipped" (null, or why),
+                "rows", "matches", "matches_capped" (counting stopped at --count-cap),
+                "p50_ms", "p95_ms", "x_base",
+                "plan": {"index_only", "seq_scans": [{"table", "rows"}], "indexes"}}],
+     "check": {"failing": [kind names]}}
+
+A skipped kind has no keys after ``skipped``. ``index_only`` is the ``plan`` column's
+``index``: no Seq Scan on a big table (other tables may still be scanned).
 """
 
 from __future__ import annotations
@@ -49,12 +63,16 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
-from conserver_supabase import SupabaseStorage, validate_vcon
-from conserver_supabase.config import StorageConfig
-from conserver_supabase.database.postgres import PostgresDatabase
-from conserver_supabase.search import build_query
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from conserver_supabase import SupabaseStorage, validate_vcon  # noqa: E402
+from conserver_supabase.config import StorageConfig  # noqa: E402
+from conserver_supabase.database.postgres import PostgresDatabase  # noqa: E402
+from conserver_supabase.search import build_query  # noqa: E402
 
 BIG_TABLES: Final = frozenset({"vcons", "parties", "dialog", "analysis", "attachments"})
 SEARCH_STATEMENT_MARK: Final = "WITH page AS"
@@ -361,8 +379,9 @@ def make_batch(seed: int, batch: int, size: int) -> list[dict[str, Any]]:
     return documents
 
 
-def load(url: str, count: int, batch_size: int, threads: int, seed: int) -> None:
-    """Insert ``count`` generated vCons with ``save_many``, ``threads`` batches at a time."""
+def load(url: str, count: int, batch_size: int, threads: int, seed: int) -> float:
+    """Seconds to insert ``count`` generated vCons with ``save_many``, ``threads`` batches
+    at a time."""
     database = PostgresDatabase(
         StorageConfig.from_options(
             {"database_url": url, "timeout": 600, "pool_size": max(2, threads)}
@@ -401,6 +420,7 @@ def load(url: str, count: int, batch_size: int, threads: int, seed: int) -> None
         f"({len(sizes)} save_many batches of <= {batch_size}, {threads} threads)",
         flush=True,
     )
+    return elapsed
 
 
 # --- the kinds measured -------------------------------------------------------------
@@ -472,9 +492,14 @@ def kinds(tel: str, name: str) -> list[Kind]:
 @dataclasses.dataclass(slots=True)
 class Timing:
     rows: int
-    matches: str
+    matches: int
+    matches_capped: bool  # counting stopped at --count-cap: at least ``matches``
     p50_ms: float
     p95_ms: float
+
+    @property
+    def matches_text(self) -> str:
+        return f"{'>=' if self.matches_capped else ''}{self.matches:,}"
 
 
 def _percentile(samples: Sequence[float], fraction: float) -> float:
@@ -482,16 +507,19 @@ def _percentile(samples: Sequence[float], fraction: float) -> float:
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
-def count_matches(storage: SupabaseStorage, filters: Mapping[str, Any], cap: int) -> str:
-    """Every vCon the filters match, by paging 1000 uuids at a time (up to ``cap``)."""
+def count_matches(
+    storage: SupabaseStorage, filters: Mapping[str, Any], cap: int
+) -> tuple[int, bool]:
+    """How many vCons the filters match, by paging 1000 uuids at a time, and whether
+    counting stopped at ``cap`` (then there are at least that many)."""
     total, cursor = 0, None
     while total < cap:
         page = storage.search(filters, limit=1000, cursor=cursor)
         total += len(page)
         cursor = page.next_cursor
         if cursor is None:
-            return f"{total:,}"
-    return f">={total:,}"
+            return total, False
+    return total, True
 
 
 def cursor_for(storage: SupabaseStorage, kind: Kind, limit: int) -> str | None:
@@ -521,9 +549,11 @@ def time_kind(
         started = time.perf_counter()
         rows = call()
         samples.append((time.perf_counter() - started) * 1000)
+    matches, capped = count_matches(storage, kind.filters, cap)
     return Timing(
         rows=rows,
-        matches=count_matches(storage, kind.filters, cap),
+        matches=matches,
+        matches_capped=capped,
         p50_ms=statistics.median(samples),
         p95_ms=_percentile(samples, 0.95),
     )
@@ -536,7 +566,22 @@ def time_kind(
 class PlanInfo:
     plan: dict[str, Any]
     indexes: list[str]
-    seq_scans: list[str]  # "table (rows)" for Seq Scans on BIG_TABLES
+    seq_scans: list[tuple[str, float]]  # (table, actual or else estimated rows), BIG_TABLES
+
+    @property
+    def seq_scan_labels(self) -> list[str]:
+        return [f"{table} ({rows:g} rows)" for table, rows in self.seq_scans]
+
+    def summary(self) -> dict[str, Any]:
+        """The plan as ``--json`` records it: the verdict and the indexes, not the tree."""
+        return {
+            "index_only": not self.seq_scans,
+            "seq_scans": [
+                {"table": table, "rows": int(rows) if float(rows).is_integer() else rows}
+                for table, rows in self.seq_scans
+            ],
+            "indexes": list(self.indexes),
+        }
 
 
 def _nodes(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
@@ -549,13 +594,13 @@ def _nodes(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
 
 def summarize(plan: dict[str, Any]) -> PlanInfo:
     indexes: dict[str, None] = {}
-    seq: list[str] = []
+    seq: list[tuple[str, float]] = []
     for node in _nodes(plan):
         if "Index Name" in node:
             indexes[str(node["Index Name"])] = None
         if node.get("Node Type") == "Seq Scan" and node.get("Relation Name") in BIG_TABLES:
             rows = node.get("Actual Rows", node.get("Plan Rows"))
-            seq.append(f"{node['Relation Name']} ({rows:g} rows)")
+            seq.append((str(node["Relation Name"]), rows))
     return PlanInfo(plan=plan, indexes=list(indexes), seq_scans=seq)
 
 
@@ -641,7 +686,7 @@ class PlanSource:
         if renames != 1 or source.count(marker) != 1:
             raise RuntimeError(
                 "conserver_vcon_search no longer has exactly one 'EXECUTE format($q$': "
-                "update PlanSource in scripts/bench_search.py"
+                "update PlanSource in benchmarks/search.py"
             )
         # EXPLAIN is not allowed in a STABLE function: the copy is VOLATILE (the statement
         # it plans is the same; volatility only changes the snapshot it runs under).
@@ -684,15 +729,15 @@ class PlanSource:
 # --- main -----------------------------------------------------------------------------
 
 
-def prepare(url: str, args: argparse.Namespace) -> None:
+def prepare(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Migrates, loads and analyzes; returns the run metadata ``--json`` records."""
     import psycopg
 
     from conserver_supabase import migrations
 
     applied = migrations.apply(url)
     print(f"migrations applied: {[f'{m.version:04d}_{m.name}' for m in applied] or 'none'}")
-    if args.count > 0:
-        load(url, args.count, args.batch, args.threads, args.seed)
+    load_seconds = load(url, args.count, args.batch, args.threads, args.seed) if args.count else 0.0
     started = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
@@ -710,6 +755,13 @@ def prepare(url: str, args: argparse.Namespace) -> None:
         f"rows: vcons {row[0]:,}, parties {row[1]:,}, dialog {row[2]:,}, "
         f"analysis {row[3]:,}, attachments {row[4]:,} (PostgreSQL {row[5]})"
     )
+    return {
+        "postgres_version": str(row[5]),
+        "tables": dict(
+            zip(("vcons", "parties", "dialog", "analysis", "attachments"), row[:5], strict=True)
+        ),
+        "load_seconds": round(load_seconds, 1),
+    }
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
@@ -724,8 +776,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]
     return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
+Result = tuple[Kind, Timing | None, PlanInfo | None]
+
+
 def run(url: str, args: argparse.Namespace) -> int:
-    prepare(url, args)
+    meta = prepare(url, args)
     storage = SupabaseStorage(
         # search never touches Redis (one database call); the URL is only configuration
         {"database_url": url, "redis_url": "redis://127.0.0.1:6379/0", "timeout": 60}
@@ -734,7 +789,7 @@ def run(url: str, args: argparse.Namespace) -> int:
     tel, name = pick_customer(url)
     print(f"plans: {plans.method}")
     print(f"timing: {args.repeat} calls per kind after 2 warm-ups, limit {args.limit}\n")
-    results: list[tuple[Kind, Timing | None, PlanInfo | None]] = []
+    results: list[Result] = []
     try:
         for kind in kinds(tel, name):
             timing = time_kind(storage, kind, args.limit, args.repeat, cap=args.count_cap)
@@ -752,28 +807,82 @@ def run(url: str, args: argparse.Namespace) -> int:
     finally:
         plans.close()
         storage.close()
+    if args.json:
+        meta["plans_from"] = plans.method
+        document = to_json(results, args, meta)
+        args.json.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
     return report(results, args)
 
 
-def report(
-    results: Sequence[tuple[Kind, Timing | None, PlanInfo | None]], args: argparse.Namespace
-) -> int:
-    base = next((t.p50_ms for k, t, _ in results if k.name == "no filter" and t), None)
+def base_p50(results: Sequence[Result]) -> float | None:
+    """The p50 of ``no filter`` (the newest page), which ``x base`` divides by."""
+    return next((t.p50_ms for k, t, _ in results if k.name == "no filter" and t), None)
+
+
+def failing_kinds(results: Sequence[Result]) -> list[str]:
+    """Kinds ``--check`` fails on: a Seq Scan of a big table where no common value allows it."""
+    return [k.name for k, _, info in results if info and info.seq_scans and not k.common]
+
+
+def to_json(
+    results: Sequence[Result], args: argparse.Namespace, meta: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The document ``--json`` writes (its shape is in the module docstring)."""
+    base = base_p50(results)
+    entries: list[dict[str, Any]] = []
+    for kind, timing, info in results:
+        entry: dict[str, Any] = {
+            "name": kind.name,
+            "filters": dict(kind.filters),
+            "include_vcons": kind.include_vcons,
+            "second_page": kind.second_page,
+            "common": kind.common,
+            "skipped": None,
+        }
+        if timing is None or info is None:
+            entry["skipped"] = "no second page"
+        else:
+            entry |= {
+                "rows": timing.rows,
+                "matches": timing.matches,
+                "matches_capped": timing.matches_capped,
+                "p50_ms": round(timing.p50_ms, 3),
+                "p95_ms": round(timing.p95_ms, 3),
+                "x_base": round(timing.p50_ms / base, 2) if base else None,
+                "plan": info.summary(),
+            }
+        entries.append(entry)
+    run_meta = {
+        "count": args.count,
+        "repeat": args.repeat,
+        "limit": args.limit,
+        "seed": args.seed,
+        "batch": args.batch,
+        "threads": args.threads,
+        "cpus": os.cpu_count(),
+        **meta,
+    }
+    return {"run": run_meta, "kinds": entries, "check": {"failing": failing_kinds(results)}}
+
+
+def report(results: Sequence[Result], args: argparse.Namespace) -> int:
+    """Prints the tables and warnings; 1 when ``--check`` fails, else 0."""
+    base = base_p50(results)
     rows: list[list[str]] = []
     index_rows: list[list[str]] = []
-    failing: list[str] = []
+    failing = failing_kinds(results)
     warnings: list[str] = []
     for kind, timing, info in results:
         if timing is None or info is None:
             rows.append([kind.name, "-", "-", "-", "-", "-", "skipped: no second page"])
             continue
         ratio = f"{timing.p50_ms / base:.2f}" if base else "-"
-        verdict = "index" if not info.seq_scans else "SEQ " + ", ".join(info.seq_scans)
+        verdict = "index" if not info.seq_scans else "SEQ " + ", ".join(info.seq_scan_labels)
         rows.append(
             [
                 kind.name,
                 str(timing.rows),
-                timing.matches,
+                timing.matches_text,
                 f"{timing.p50_ms:.2f}",
                 f"{timing.p95_ms:.2f}",
                 ratio,
@@ -786,10 +895,8 @@ def report(
         if info.seq_scans:
             allowed = " (allowed: common value)" if kind.common else ""
             warnings.append(
-                f"WARNING: {kind.name}: Seq Scan on {', '.join(info.seq_scans)}{allowed}"
+                f"WARNING: {kind.name}: Seq Scan on {', '.join(info.seq_scan_labels)}{allowed}"
             )
-            if not kind.common:
-                failing.append(kind.name)
         if (info.seq_scans or not info.indexes or args.show_plans) and info.plan:
             warnings.extend(f"    {line}" for line in render_plan(info.plan))
     headers = ["kind", "rows", "matches", "p50 ms", "p95 ms", "x base", "plan"]
@@ -823,6 +930,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--count-cap", type=int, default=200_000, help="stop counting matches here")
     parser.add_argument("--check", action="store_true", help="exit 1 on a Seq Scan (see above)")
     parser.add_argument("--show-plans", action="store_true", help="print every kind's plan")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.count < 0 or args.batch < 1 or args.threads < 1:
         parser.error("--repeat, --batch and --threads must be >= 1, --count >= 0")
