@@ -48,6 +48,7 @@ _RFC3339: Final = re.compile(
 _MAX_REAL: Final = 3.4e38
 _INT4_MAX: Final = 2**31 - 1
 _LONE_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
+_UNSTORABLE_CHAR: Final = re.compile(r"[\x00\ud800-\udfff]")
 _LOOKS_LIKE_ARRAY: Final = re.compile(r"^\s*\[.*\]\s*$", re.DOTALL)
 
 _PARTY_TEXT: Final = (
@@ -347,6 +348,8 @@ class _Checker:
 
     def walk(self, document: Mapping[str, Any]) -> None:
         """Reject what jsonb cannot store anywhere in the document, without recursion."""
+        if _plainly_storable(document):
+            return  # the common case, without building a path per value
         stack: list[tuple[Any, str, int]] = [(document, "", 0)]
         while stack:
             value, path, depth = stack.pop()
@@ -374,6 +377,42 @@ class _Checker:
             self.fail(path, "contains a NUL character (\\u0000), which PostgreSQL cannot store")
         if _LONE_SURROGATE.search(value):
             self.fail(path, "contains a lone UTF-16 surrogate, which is not valid Unicode")
+
+
+def _plainly_storable(document: Mapping[str, Any]) -> bool:
+    """True when ``document`` is plain JSON (dicts with string keys, lists, strings
+    without NUL or lone surrogates, finite numbers, booleans, null) within MAX_DEPTH.
+
+    A fast pass that keeps no paths: False sends the document to ``walk``'s full pass,
+    which names the offending field (and accepts the mappings and tuples this one
+    does not look into).
+    """
+    search = _UNSTORABLE_CHAR.search
+    stack: list[tuple[Any, int]] = [(document, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth >= MAX_DEPTH:
+            return False
+        if type(value) is dict:
+            for key in value:
+                if type(key) is not str or search(key):
+                    return False
+            items: Any = value.values()
+        else:
+            items = value
+        for item in items:
+            kind = type(item)
+            if kind is str:
+                if search(item):
+                    return False
+            elif kind is dict or kind is list:
+                stack.append((item, depth + 1))
+            elif kind is float:
+                if not math.isfinite(item):
+                    return False
+            elif not (kind is int or kind is bool or item is None):
+                return False
+    return True
 
 
 def _printable(text: str) -> str:

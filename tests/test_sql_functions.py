@@ -314,6 +314,91 @@ class TestSaveMany:
         assert db.save_many([first, second]) == {first["uuid"]: 1, second["uuid"]: 1}
         assert db.save_many([first]) == {first["uuid"]: 2}
 
+    def test_a_batch_stores_what_saves_one_by_one_store(self, db: Database, sql: Any) -> None:
+        """The set-based batch (0007) and the single save write the same rows, for new
+        vCons and for re-saves that shrink, grow and change them."""
+        documents = [*all_samples(), rich_vcon()]
+        alone = [{**d, "uuid": new_uuid()} for d in documents]
+        batch = [{**d, "uuid": new_uuid()} for d in documents]
+
+        def child_rows(vcon_uuid: str) -> dict[str, list[dict[str, Any]]]:
+            found = {}
+            for table, index in (("parties", "party_index"), ("dialog", "dialog_index"),
+                                 ("analysis", "analysis_index"),
+                                 ("attachments", "attachment_index")):  # fmt: skip
+                found[table] = [
+                    {k: v for k, v in row.items() if k not in ("id", "vcon_id", "created_at",
+                                                               "updated_at", "uuid")}
+                    for row in rows(sql, table, vcon_uuid, index)
+                ]  # fmt: skip
+            vcon = sql.execute(
+                "SELECT vcon_version, subject, created_at, extensions, critical, redacted, "
+                "amended FROM vcons WHERE uuid = %s",
+                [vcon_uuid],
+            ).fetchone()
+            return {"vcons": [dict(enumerate(vcon))], **found}
+
+        def change(documents: list[dict[str, Any]]) -> None:
+            for number, document in enumerate(documents):
+                if number % 2:  # shrink: fewer dialogs and parties, no attachments
+                    document["dialog"] = document.get("dialog", [])[:1]
+                    document["parties"] = document.get("parties", [])[:1]
+                    document.pop("attachments", None)
+                else:  # grow and change
+                    document["parties"] = [*document.get("parties", []), {"tel": "+15550001"}]
+                    document["subject"] = f"changed {number}"
+
+        for round_ in range(2):
+            for document in alone:
+                db.save(document, document["uuid"])
+            versions = db.save_many(batch)
+            assert versions == {d["uuid"]: round_ + 1 for d in batch}
+            for one, many in zip(alone, batch, strict=True):
+                assert child_rows(many["uuid"]) == child_rows(one["uuid"]), one.get("subject")
+                assert db.load(many["uuid"]) == many
+            for side in (alone, batch):
+                side[:] = [json.loads(json.dumps(d)) for d in side]
+                change(side)
+        assert not sql.execute(
+            "SELECT 1 FROM dialog WHERE vcon_id = ANY(%s::uuid[]) AND dialog_index > 0",
+            [[d["uuid"] for d in batch[1::2]]],
+        ).fetchall()  # the shrunk ones lost their stale rows
+
+    def test_a_resave_without_created_at_keeps_it(self, sql: Any) -> None:
+        document = sample()
+        sql.execute("SELECT conserver_vcon_save_many(%s::jsonb)", [json.dumps([document])])
+        del document["created_at"]
+        sql.execute("SELECT conserver_vcon_save_many(%s::jsonb)", [json.dumps([document])])
+        sql.execute("SELECT conserver_vcon_save(%s::jsonb)", [json.dumps(document)])
+        row = sql.execute("SELECT created_at FROM vcons WHERE uuid = %s", [document["uuid"]])
+        assert row.fetchone()[0].isoformat() == sample()["created_at"].replace("Z", "+00:00")
+
+    def test_a_uuid_given_twice_is_saved_twice_in_order(self, db: Database) -> None:
+        first = sample()
+        second = {**first, "subject": "the second"}
+        assert db.save_many([first, second]) == {first["uuid"]: 2}
+        assert db.load(first["uuid"]) == second
+
+    def test_batches_sharing_uuids_in_opposite_orders_do_not_deadlock(self, db: Database) -> None:
+        documents = [sample(vcon_uuid=new_uuid()) for _ in range(12)]
+        errors: list[BaseException] = []
+
+        def worker(order: list[dict[str, Any]]) -> None:
+            try:
+                for _ in range(8):
+                    db.save_many(order)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(documents,)),
+                   threading.Thread(target=worker, args=(documents[::-1],))]  # fmt: skip
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert errors == []
+        assert db.save_many(documents[:1]) == {documents[0]["uuid"]: 17}
+
     def test_one_bad_vcon_writes_none_of_the_batch(self, db: Database, sql: Any) -> None:
         good, bad = sample(), sample()
         bad["dialog"][0]["start"] = "not a date"
@@ -474,7 +559,7 @@ class TestPrivileges:
             "SELECT proname, prosecdef, proconfig FROM pg_proc "
             "WHERE proname LIKE 'conserver\\_%' ORDER BY proname"
         ).fetchall()
-        assert len(found) == 29
+        assert len(found) == 30
         for name, definer, config in found:
             # The one definer: the delete trigger, so vcon-mcp's deletes as authenticated
             # can record the tombstone (test_every_way_of_deleting_leaves_the_tombstone).
