@@ -20,6 +20,10 @@ $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[test]'
 	@touch $@ $(VENV)/.demo-deps
 
+$(VENV)/.bench-deps: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[bench]'
+	@touch $@ $(VENV)/.test-deps $(VENV)/.demo-deps
+
 demo: $(VENV)/.demo-deps
 	$(BIN)/conserver-supabase demo
 
@@ -37,13 +41,14 @@ test: lint
 # filter kind on 100,000 generated vCons (docs/search.md; --check fails on a Seq Scan
 # where an index should serve). About 12 minutes on 2 CPUs, of which search 1.5.
 SEARCH_BENCH := benchmarks/search.py --count 100000 --repeat 30 --check --json docs/bench-search.json
-bench: $(VENV)/.test-deps
+bench: $(VENV)/.bench-deps
 	$(BIN)/python benchmarks/round_trips.py --json docs/bench-round-trips.json
 	$(BIN)/python benchmarks/cache_hit.py --json docs/bench-cache-hit.json
 	$(BIN)/python benchmarks/bulk_ingest.py --json docs/bench-bulk-ingest.json
 	$(BIN)/python benchmarks/bulk_ingest.py --redis-latency 0.001 --json docs/bench-bulk-ingest-redis-1ms.json
 	$(BIN)/python benchmarks/backfill_memory.py --json docs/bench-backfill-memory.json
 	$(BIN)/python $(SEARCH_BENCH)
+	$(BIN)/python benchmarks/chart.py --docs docs --out docs/performance.png
 
 # Just the search benchmark of make bench (same arguments; load and run 1.5 minutes).
 bench-search: $(VENV)/.demo-deps
