@@ -39,7 +39,7 @@ test: lint
 # example design's access pattern, the cache hit against the bare Redis call, bulk
 # ingest against the database floor, backfill memory as the input grows, and search per
 # filter kind on 100,000 generated vCons (docs/search.md; --check fails on a Seq Scan
-# where an index should serve). About 12 minutes on 2 CPUs, of which search 1.5.
+# where an index should serve); then the chart, docs/performance.png. About 5 minutes on 2 CPUs.
 SEARCH_BENCH := benchmarks/search.py --count 100000 --repeat 30 --check --json docs/bench-search.json
 bench: $(VENV)/.bench-deps
 	$(BIN)/python benchmarks/round_trips.py --json docs/bench-round-trips.json
