@@ -39,7 +39,8 @@ test: lint
 # example design's access pattern, the cache hit against the bare Redis call, bulk
 # ingest against the database floor, backfill memory as the input grows, and search per
 # filter kind on 100,000 generated vCons (docs/search.md; --check fails on a Seq Scan
-# where an index should serve); then the chart, docs/performance.png. About 5 minutes on 2 CPUs.
+# where an index should serve), a Redis Sentinel failover under load (docs/scaling.md);
+# then the chart, docs/performance.png. About 6 minutes on 2 CPUs.
 SEARCH_BENCH := benchmarks/search.py --count 100000 --repeat 30 --check --json docs/bench-search.json
 bench: $(VENV)/.bench-deps
 	$(BIN)/python benchmarks/round_trips.py --json docs/bench-round-trips.json
@@ -48,6 +49,7 @@ bench: $(VENV)/.bench-deps
 	$(BIN)/python benchmarks/bulk_ingest.py --redis-latency 0.001 --json docs/bench-bulk-ingest-redis-1ms.json
 	$(BIN)/python benchmarks/backfill_memory.py --json docs/bench-backfill-memory.json
 	$(BIN)/python $(SEARCH_BENCH)
+	$(BIN)/python benchmarks/failover.py --json docs/bench-failover.json
 	$(BIN)/python benchmarks/chart.py --docs docs --out docs/performance.png
 
 # Just the search benchmark of make bench (same arguments; load and run 1.5 minutes).

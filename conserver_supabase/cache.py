@@ -20,10 +20,13 @@ the caller (log it, raise it) is decided in :mod:`conserver_supabase.storage`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Final, Literal
 
+from . import sentinel
 from ._boundary import cache_errors
 from .config import StorageConfig, redact_url
 from .errors import CacheError, ConfigurationError
@@ -217,26 +220,143 @@ def connect(config: StorageConfig) -> Any:
     (the write script pushes onto lists: it must not run twice because it was slow).
     No health-check interval: on redis-py 4.6 a failing health check during the
     connection handshake recurses until ``RecursionError``.
+
+    Through Sentinel (``redis+sentinel://``) the client asks the sentinels for the
+    master on every new connection, and a broken connection is retried with backoff
+    for up to ``redis_failover_timeout``: the time a failover takes (the sentinels
+    noticing the master is down, electing, promoting a replica) is waited out instead
+    of failing every call in it.
     """
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
     broken = (redis.exceptions.ConnectionError,)
+    options: dict[str, Any] = {
+        "socket_timeout": config.redis_timeout,
+        "socket_connect_timeout": config.redis_timeout,
+        "retry_on_timeout": False,
+        "retry_on_error": list(broken),
+        "client_name": "conserver-supabase",
+    }
+    url = config.redis_url.reveal()
+    if sentinel.is_sentinel_url(url):
+        return _connect_sentinel(sentinel.parse(url), options, config.redis_failover_timeout)
     try:
         return redis.Redis.from_url(
-            config.redis_url.reveal(),
-            socket_timeout=config.redis_timeout,
-            socket_connect_timeout=config.redis_timeout,
-            retry_on_timeout=False,
-            retry=Retry(NoBackoff(), 1, supported_errors=broken),
-            retry_on_error=list(broken),
-            client_name="conserver-supabase",
+            url, retry=Retry(NoBackoff(), 1, supported_errors=broken), **options
         )
     except ValueError as exc:  # redis-py's URL parser: bad db number, bad query value
         raise ConfigurationError(
             f"option 'redis_url' cannot be used: {exc}", option="redis_url"
         ) from None
+
+
+def _connect_sentinel(
+    target: sentinel.SentinelTarget, options: dict[str, Any], failover_timeout: float
+) -> Any:
+    from redis.sentinel import Sentinel
+
+    make: Any = Sentinel  # untyped in redis-py
+    sentinels = make(
+        list(target.sentinels),
+        sentinel_kwargs={
+            "socket_timeout": options["socket_timeout"],
+            "socket_connect_timeout": options["socket_connect_timeout"],
+            "username": target.sentinel_username,
+            "password": target.sentinel_password,
+            "ssl": target.ssl,
+        },
+    )
+    return sentinels.master_for(
+        target.service,
+        connection_class=_master_following_connection(target.ssl),
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        ssl=target.ssl,
+        retry=_failover_retry(failover_timeout, options["retry_on_error"]),
+        **options,
+    )
+
+
+@functools.cache
+def _master_following_connection(ssl: bool) -> Any:
+    """redis-py's Sentinel connection, asking the sentinels for the master on every
+    socket connect: redis-py retries a refused connect on the address it already had,
+    which in a failover is the dead master's, until the retry gives up."""
+    from redis.sentinel import SentinelManagedConnection, SentinelManagedSSLConnection
+
+    base: Any = SentinelManagedSSLConnection if ssl else SentinelManagedConnection
+
+    class MasterFollowingConnection(base):  # type: ignore[misc]
+        def _connect(self) -> Any:
+            pool = self.connection_pool
+            if pool.is_master:
+                self.host, self.port = pool.get_master_address()
+            return super()._connect()
+
+    return MasterFollowingConnection
+
+
+@functools.cache
+def _failover_retry_class() -> Any:
+    """The class is made on first use: redis is imported lazily in this module."""
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    class FailoverRetry(Retry):
+        """Retry a broken connection with backoff until ``seconds`` have passed.
+
+        redis-py's ``Retry`` counts attempts; a failover is a span of time, and each
+        attempt can take from nothing (connection refused) to ``redis_timeout``. The
+        signature follows redis-py's ``call_with_retry`` in 4.6 and 8.x.
+        """
+
+        def __init__(self, seconds: float, errors: list[type[Exception]]) -> None:
+            super().__init__(ExponentialBackoff(cap=0.5, base=0.05), -1, tuple(errors))
+            self.seconds = seconds
+
+        def call_with_retry(
+            self,
+            do: Any,
+            fail: Any,
+            is_retryable: Any = None,
+            with_failure_count: bool = False,
+        ) -> Any:
+            deadline = time.monotonic() + self.seconds
+            backoff: Any = self._backoff
+            backoff.reset()
+            failures = 0
+            while True:
+                try:
+                    return do()
+                except self._supported_errors as error:
+                    if is_retryable is not None and not is_retryable(error):
+                        raise
+                    failures += 1
+                    if with_failure_count:
+                        fail(error, failures)
+                    else:
+                        fail(error)
+                    delay = backoff.compute(failures)
+                    if time.monotonic() + delay >= deadline:
+                        raise
+                    time.sleep(delay)
+
+    return FailoverRetry
+
+
+def _failover_retry(seconds: float, errors: list[type[Exception]]) -> Any:
+    return _failover_retry_class()(seconds, errors)
+
+
+def redis_location(config: StorageConfig) -> str:
+    """Where ``config``'s Redis is, for messages (no password)."""
+    url = config.redis_url.reveal()
+    if sentinel.is_sentinel_url(url):
+        return sentinel.parse(url).describe()
+    return f"Redis at {redact_url(url)}"
 
 
 class RedisCache:
@@ -272,7 +392,7 @@ class RedisCache:
             prefix=config.cache_key_prefix,
             ttl=config.cache_ttl,
             new_key_format=config.cache_format,
-            location=f"Redis at {redact_url(config.redis_url.reveal())}",
+            location=redis_location(config),
         )
 
     def key(self, vcon_uuid: str) -> str:

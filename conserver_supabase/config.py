@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
+from . import sentinel
 from .errors import ConfigurationError
 
 __all__ = ["DEFAULT_OPTIONS", "Secret", "StorageConfig", "expand_env"]
@@ -32,6 +33,8 @@ DEFAULT_OPTIONS: Final[Mapping[str, Any]] = {
     "url": None,
     "key": None,
     "database_url": None,
+    "read_url": None,
+    "read_database_url": None,
     "schema": "public",
     "timeout": 10.0,
     "redis_url": None,
@@ -41,6 +44,7 @@ DEFAULT_OPTIONS: Final[Mapping[str, Any]] = {
     "cache_errors": "log",
     "redis_timeout": 2.0,
     "redis_cooldown": 10.0,
+    "redis_failover_timeout": 5.0,
     "retry_deadline": 10.0,
     "max_body_bytes": 10 * 1024 * 1024,
     "journal_list": "conserver_supabase:journal",
@@ -67,6 +71,8 @@ _ENV_FALLBACKS: Final[Mapping[str, tuple[str, ...]]] = {
     "url": ("SUPABASE_URL",),
     "key": ("SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_KEY", "SUPABASE_ANON_KEY"),
     "database_url": ("SUPABASE_DB_URL",),
+    "read_url": ("SUPABASE_READ_URL",),
+    "read_database_url": ("SUPABASE_READ_DB_URL",),
     "redis_url": ("REDIS_URL",),
     "cache_ttl": ("VCON_REDIS_EXPIRY",),
 }
@@ -122,6 +128,9 @@ def redact_url(url: str) -> str:
             return urlunsplit(parts)
     if not parts.password:
         return url
+    if "," in parts.netloc:  # several hosts (Sentinel): keep them as written
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@"
+                                         + parts.netloc.rpartition("@")[2]))  # fmt: skip
     host = parts.hostname or ""
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
@@ -288,6 +297,8 @@ class StorageConfig:
     url: str | None = None
     key: Secret | None = None
     database_url: Secret | None = None
+    read_url: str | None = None
+    read_database_url: Secret | None = None
     schema: str = "public"
     timeout: float = 10.0
     redis_url: Secret = Secret(_DEFAULT_REDIS_URL)  # noqa: RUF009 - Secret is immutable
@@ -297,6 +308,7 @@ class StorageConfig:
     cache_errors: str = "log"
     redis_timeout: float = 2.0
     redis_cooldown: float = 10.0
+    redis_failover_timeout: float = 5.0
     retry_deadline: float = 10.0
     max_body_bytes: int = 10 * 1024 * 1024
     journal_list: str = "conserver_supabase:journal"
@@ -358,15 +370,19 @@ class StorageConfig:
                 ("postgresql", "postgres"),
                 "use the connection string from Supabase's database settings",
             )
-        redis_url = _check_url(
-            "redis_url",
-            _as_str(
-                "redis_url",
-                _DEFAULT_REDIS_URL if values["redis_url"] is None else values["redis_url"],
-            ),
-            ("redis", "rediss", "unix"),
-            "Sentinel and Cluster URLs are not supported yet",
+        read_url, read_database_url = _read_replica(values, url, database_url)
+        redis_url = _as_str(
+            "redis_url", _DEFAULT_REDIS_URL if values["redis_url"] is None else values["redis_url"]
         )
+        if sentinel.is_sentinel_url(redis_url):
+            sentinel.parse(redis_url)  # raises ConfigurationError naming what is wrong
+        else:
+            _check_url(
+                "redis_url",
+                redis_url,
+                ("redis", "rediss", "unix", *sentinel.SCHEMES),
+                "Redis Cluster URLs are not supported yet",
+            )
         schema = _as_str("schema", values["schema"])
         if not _IDENTIFIER.match(schema):
             raise ConfigurationError(
@@ -390,6 +406,10 @@ class StorageConfig:
             url=url,
             key=Secret(_as_str("key", key)) if key is not None else None,
             database_url=Secret(database_url) if database_url is not None else None,
+            read_url=read_url,
+            read_database_url=(
+                Secret(read_database_url) if read_database_url is not None else None
+            ),
             schema=schema,
             timeout=_as_float("timeout", values["timeout"], minimum=0.0),
             redis_url=Secret(redis_url),
@@ -404,6 +424,9 @@ class StorageConfig:
             redis_timeout=_as_float("redis_timeout", values["redis_timeout"], minimum=0.0),
             retry_deadline=_as_seconds("retry_deadline", values["retry_deadline"]),
             redis_cooldown=_as_seconds("redis_cooldown", values["redis_cooldown"]),
+            redis_failover_timeout=_as_seconds(
+                "redis_failover_timeout", values["redis_failover_timeout"]
+            ),
             journal_list=_as_str("journal_list", values["journal_list"]),
             max_body_bytes=_as_int("max_body_bytes", values["max_body_bytes"], minimum=0),
             chain_lists=as_name_list("chain_lists", values["chain_lists"]),
@@ -416,6 +439,13 @@ class StorageConfig:
     def transport(self) -> str:
         """``"postgres"`` when ``database_url`` is set, else ``"postgrest"``."""
         return "postgres" if self.database_url is not None else "postgrest"
+
+    @property
+    def replica(self) -> bool:
+        """Whether a read replica is configured for the transport in use
+        (``read_database_url`` with ``database_url``, else ``read_url``)."""
+        wanted = self.read_database_url if self.transport == "postgres" else self.read_url
+        return wanted is not None
 
     def require_database(self) -> None:
         """Raise :class:`ConfigurationError` unless a database is configured."""
@@ -453,6 +483,55 @@ class StorageConfig:
         return f"StorageConfig({inner})"
 
     __str__ = __repr__
+
+
+def _read_replica(
+    values: Mapping[str, Any], url: str | None, database_url: str | None
+) -> tuple[str | None, str | None]:
+    """Validate ``read_url`` and ``read_database_url`` against the write options.
+
+    A replica is read through the same transport as the primary, so each read option
+    needs its write option, and the replica of the transport in use must be given.
+    """
+    read_url = values["read_url"]
+    if read_url is not None:
+        read_url = _check_url(
+            "read_url",
+            _as_str("read_url", read_url).rstrip("/"),
+            ("https", "http"),
+            "use the read replica's API URL from Supabase's settings "
+            "(e.g. https://xyz-rr-eu-west-1-abcde.supabase.co)",
+        )
+    read_database_url = values["read_database_url"]
+    if read_database_url is not None:
+        read_database_url = _check_url(
+            "read_database_url",
+            _as_str("read_database_url", read_database_url),
+            ("postgresql", "postgres"),
+            "use the read replica's connection string from Supabase's database settings",
+        )
+    if read_database_url is not None and database_url is None:
+        raise ConfigurationError(
+            "option 'read_database_url' (a read replica) is set but 'database_url' is not: "
+            "writes go to the primary, so set 'database_url' (or SUPABASE_DB_URL) to the "
+            "primary's connection string; for the PostgREST transport use 'read_url' "
+            "with 'url'",
+            option="read_database_url",
+        )
+    if read_url is not None and database_url is not None and read_database_url is None:
+        raise ConfigurationError(
+            "option 'read_url' (a read replica's API URL) is set but 'database_url' is "
+            "too, so the PostgreSQL transport is used and would never read the replica: "
+            "set 'read_database_url' to the replica's connection string instead",
+            option="read_url",
+        )
+    if read_url is not None and url is None and database_url is None:
+        raise ConfigurationError(
+            "option 'read_url' (a read replica) is set but 'url' is not: writes go to the "
+            "primary, so set 'url' (or SUPABASE_URL) to the project URL",
+            option="read_url",
+        )
+    return read_url, read_database_url
 
 
 def _canonical_keys(opts: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,10 @@
 * get: cache first; on a miss the database, then fill the cache without
   overwriting what a concurrent save wrote meanwhile;
 * delete: the database first, then the cache;
+* a read replica (``read_database_url`` / ``read_url``) answers the reads that may
+  lag: searches and the database reads behind cache misses. Saves, deletes,
+  ``exists``, ``requeue`` and ``get(use_cache=False)`` use the primary (see
+  :meth:`SupabaseStorage._load_and_fill` for how a lagging replica is caught);
 * Redis failing: the database result stands; the incident is logged once (WARNING)
   and its end once (INFO), or raised when ``cache_errors: raise``. A uuid that
   did not reach its chain lists is always an error (:class:`ChainPushError`).
@@ -39,6 +43,7 @@ from .cache import (
 )
 from .config import StorageConfig, as_name_list
 from .database import Database, open_database
+from .database.base import Versioned
 from .errors import (
     CacheError,
     ChainPushError,
@@ -112,6 +117,9 @@ class SupabaseStorage:
     close it (or use it as a context manager). :meth:`for_options` returns one
     shared, thread-safe instance per effective configuration instead; the
     module-level ``save``/``get``/``delete`` use that.
+
+    ``database`` and ``read_database`` replace the clients it would open for the
+    primary and the read replica; a ``database`` given alone also serves the reads.
     """
 
     def __init__(
@@ -119,6 +127,7 @@ class SupabaseStorage:
         options: Mapping[str, Any] | StorageConfig | None = None,
         *,
         database: Database | None = None,
+        read_database: Database | None = None,
         redis_client: Any = None,
     ) -> None:
         config = (
@@ -126,6 +135,12 @@ class SupabaseStorage:
         )
         self.config = config
         self._database = open_database(config) if database is None else database
+        # Reads that may lag; the primary itself when no replica is configured (or a
+        # primary was handed in without a replica).
+        if read_database is None:
+            replica = database is None and config.replica
+            read_database = open_database(config, replica=True) if replica else self._database
+        self._read_database = read_database
         self._cache = RedisCache.from_config(config, client=redis_client)
         self._health = _CacheHealth(config.redis_cooldown)
         self._shared = False
@@ -367,7 +382,8 @@ class SupabaseStorage:
             cursor=cursor,
             include_vcons=include_vcons,
         )
-        return read_page(query, self._retrying("search", lambda: self._database.search(query)))
+        # The replica: a vCon saved a moment ago may be missing until it replays.
+        return read_page(query, self._retrying("search", lambda: self._read_database.search(query)))
 
     def cache_stats(self) -> dict[str, int]:
         """Counts since this instance was created: cache ``hits``, ``misses``,
@@ -391,22 +407,18 @@ class SupabaseStorage:
     def get_vcon(self, vcon_uuid: str | UUID, *, use_cache: bool = True) -> dict[str, Any] | None:
         """Return the vCon (from the cache, else the database), or ``None``.
 
-        ``use_cache=False`` reads the database and leaves the cache alone.
+        ``use_cache=False`` reads the primary database and leaves the cache alone.
         """
         canonical = canonical_uuid(vcon_uuid)
         if use_cache:
             cached = self._cached(canonical)
             if cached is not None:
                 return cached
-        else:
-            _note_cache("bypassed")
-        found = self._retrying("load", lambda: self._database.fetch(canonical))
-        if found is None:
-            return None
-        document, version = found
-        if use_cache:
-            self._fill(canonical, document, version)
-        return document
+            found, _ = self._load_and_fill([canonical], fetch=_fetch_one, operation="load")
+            return found.get(canonical)
+        _note_cache("bypassed")
+        versioned = self._retrying("load", lambda: self._database.fetch(canonical))
+        return None if versioned is None else versioned[0]
 
     @_observed("get_many")
     def get_many(self, vcon_uuids: Sequence[str | UUID]) -> dict[str, dict[str, Any]]:
@@ -441,8 +453,8 @@ class SupabaseStorage:
         while True:
             page = self.search(filters, limit=_WARM_PAGE, cursor=cursor, **more_filters)
             missing = [u for u in page.items if self._cached(u) is None]
-            if missing:
-                filled += self._load_and_fill(missing)[1]
+            if missing:  # from the primary: a replica read fills only what the cache knows
+                filled += self._load_and_fill(missing, replica=False)[1]
             matched += len(page.items)
             if progress is not None:
                 progress(matched, filled)
@@ -478,6 +490,8 @@ class SupabaseStorage:
         }
         pushed = 0
         while True:
+            # The primary, never the replica: the vCons to recover are the latest saves,
+            # exactly those a lagging replica would leave out without telling anyone.
             page = self._retrying("requeue", lambda: self._database.saved_between(query))
             uuids = [str(u) for u in page.get("uuids") or []]
             if uuids:
@@ -511,8 +525,12 @@ class SupabaseStorage:
             for slot, storage in list(_shared.items()):
                 if storage is self:
                     del _shared[slot]
-        self._database.close()
-        self._cache.close()
+        try:
+            self._database.close()
+            if self._read_database is not self._database:
+                self._read_database.close()
+        finally:
+            self._cache.close()
 
     def __enter__(self) -> SupabaseStorage:
         return self
@@ -597,17 +615,80 @@ class SupabaseStorage:
         document: dict[str, Any] = cached
         return document
 
-    def _load_and_fill(self, missing: list[str]) -> tuple[dict[str, dict[str, Any]], int]:
-        """Read ``missing`` in one database call and fill the cache; return them and how
-        many were written to the cache."""
+    def _load_and_fill(
+        self,
+        missing: list[str],
+        *,
+        fetch: Callable[[Database, list[str]], Mapping[str, Versioned]] | None = None,
+        operation: str = "load_many",
+        replica: bool = True,
+    ) -> tuple[dict[str, dict[str, Any]], int]:
+        """Read ``missing`` (cache misses) from the database and fill the cache; return
+        them and how many were written to the cache.
+
+        Without a replica (or ``replica=False``): one call to the primary, every vCon
+        found is filled. With one, a lagging replica must neither answer "not found"
+        for a vCon just saved nor put an older version in the cache, where the
+        conserver would process it and save it back over the newer one. So:
+
+        * the cache's version records for ``missing`` are read first (one round trip);
+        * the replica answers for a vCon at least as new as its record (any version
+          when there is no record); it fills the cache only where there is a record
+          (then it is provably not older: after ``flush_cache``, or an evicted key);
+        * the primary answers, and fills, for the rest: not found on the replica,
+          older than the record (the replica lags), or Redis unable to say.
+        """
+        fetch = fetch or _fetch_many
         found: dict[str, dict[str, Any]] = {}
         filled = 0
-        for vcon_uuid, (document, version) in self._retrying(
-            "load_many", lambda: self._database.fetch_many(missing)
-        ).items():
-            filled += self._fill(vcon_uuid, document, version)
-            found[vcon_uuid] = document
+        pending = missing
+        if replica and self._read_database is not self._database:
+            records = self._recorded_versions(missing)
+            if records is not None:
+                read = self._retrying(operation, lambda: fetch(self._read_database, missing))
+                for vcon_uuid, (document, version) in read.items():
+                    recorded = records.get(vcon_uuid, 0)
+                    if not _not_older(version, recorded):
+                        logger.debug(
+                            "vCon %s: the read replica has version %d, the cache knows %d: "
+                            "reading the primary",
+                            vcon_uuid,
+                            version,
+                            recorded,
+                        )
+                        continue
+                    if recorded:
+                        filled += self._fill(vcon_uuid, document, version)
+                    found[vcon_uuid] = document
+                pending = [vcon_uuid for vcon_uuid in missing if vcon_uuid not in found]
+        if pending:
+            read = self._retrying(operation, lambda: fetch(self._database, pending))
+            for vcon_uuid, (document, version) in read.items():
+                filled += self._fill(vcon_uuid, document, version)
+                found[vcon_uuid] = document
         return found, filled
+
+    def _recorded_versions(self, vcon_uuids: Sequence[str]) -> dict[str, int] | None:
+        """The version the cache has on record for each of ``vcon_uuids`` (absent: no
+        record; < 0: deleted at that version), or ``None`` when Redis cannot tell."""
+        subject = vcon_uuids[0] if len(vcon_uuids) == 1 else None
+        try:
+            self._guard("cache version read", subject)
+            with cache_errors("cache version read", subject, self._cache.location):
+                # One GET per key, pipelined: no command spans two keys (Redis Cluster).
+                pipe = self._cache.client.pipeline(transaction=False)
+                for vcon_uuid in vcon_uuids:
+                    pipe.get(self._cache.version_key(vcon_uuid))
+                replies = pipe.execute()
+        except CacheError as exc:
+            self._cache_failed(exc, "reading the primary database instead of the replica")
+            return None
+        self._health.succeeded()
+        return {
+            vcon_uuid: int(reply)
+            for vcon_uuid, reply in zip(vcon_uuids, replies, strict=True)
+            if reply is not None
+        }
 
     def _fill(self, vcon_uuid: str, document: Mapping[str, Any], version: int) -> bool:
         try:
@@ -877,6 +958,26 @@ def _as_document(vcon: Any) -> dict[str, Any]:
         "must be a dict, JSON text or an object with to_dict(), "
         f"got {type(vcon).__module__}.{type(vcon).__qualname__}",
     )
+
+
+def _fetch_one(database: Database, vcon_uuids: list[str]) -> dict[str, Versioned]:
+    found = database.fetch(vcon_uuids[0])
+    return {} if found is None else {vcon_uuids[0]: found}
+
+
+def _fetch_many(database: Database, vcon_uuids: list[str]) -> Mapping[str, Versioned]:
+    return database.fetch_many(vcon_uuids)
+
+
+def _not_older(version: int, recorded: int) -> bool:
+    """Whether a replica's ``version`` of a vCon is at least as new as the version the
+    cache has on ``recorded`` (> 0 saved, < 0 deleted at -recorded, 0 none): the order
+    the cache's own writes follow."""
+    if recorded > 0:
+        return version >= recorded
+    if recorded < 0:
+        return version > -recorded
+    return True
 
 
 def _dumps(document: Mapping[str, Any]) -> str:

@@ -75,18 +75,45 @@ def pg_admin_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     server: str = request.param
     url = start_embedded(tmp_path_factory.mktemp("pg") / "data") if server == "embedded" else server
     try:
-        import psycopg
-        from psycopg import sql
-
-        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-            existing = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
-            for role in SUPABASE_ROLES:
-                if role not in existing:
-                    conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
-            conn.execute("ALTER ROLE service_role BYPASSRLS")
+        create_supabase_roles(url)
     except Exception as exc:
         unavailable(f"PostgreSQL at {_label(server)} is not reachable: {exc}")
     return url
+
+
+def create_supabase_roles(url: str) -> None:
+    """Create Supabase's API roles (what the migrations grant to) where missing."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        existing = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
+        for role in SUPABASE_ROLES:
+            if role not in existing:
+                conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+        conn.execute("ALTER ROLE service_role BYPASSRLS")
+
+
+@pytest.fixture(scope="session")
+def replicated_postgres(pg_admin_url: str) -> Iterator[Any]:
+    """A migrated primary with a streaming standby (tests/replica.py), run by the
+    binaries of ``pg_admin_url``'s server; stopped at the end of the session."""
+    from .replica import ReplicatedPostgres, binaries_for
+
+    bin_dir = binaries_for(pg_admin_url)
+    if bin_dir is None:
+        unavailable(f"no PostgreSQL binaries for a streaming standby of {_label(pg_admin_url)}")
+    try:
+        pair = ReplicatedPostgres(bin_dir).__enter__()
+    except Exception as exc:  # any start failure: report, do not hide
+        unavailable(f"PostgreSQL primary and standby did not start: {exc}")
+    try:
+        create_supabase_roles(pair.primary_url)
+        migrations.apply(pair.primary_url)
+        pair.catch_up()
+        yield pair
+    finally:
+        pair.stop()
 
 
 def _create_database(admin_url: str, template: str | None = None) -> str:

@@ -207,7 +207,7 @@ class TestCoercionAndValidation:
             ({"url": "proj.supabase.co"}, "url"),
             ({"url": 42}, "url"),
             ({"database_url": "mysql://x"}, "database_url"),
-            ({"redis_url": "redis+sentinel://h:26379/m"}, "redis_url"),
+            ({"redis_url": "redis+cluster://h:6379"}, "redis_url"),
             ({"schema": "public; drop table vcons"}, "schema"),
             ({"cache_key_prefix": 5}, "cache_key_prefix"),
             ({"chain_lists": [""]}, "chain_lists"),
@@ -270,3 +270,106 @@ class TestSecrets:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             build(None, **ENV)
+
+
+class TestReadReplica:
+    """``read_database_url`` / ``read_url``: the replica of the transport in use."""
+
+    PRIMARY = "postgresql://postgres:pw@db:5432/postgres"
+    REPLICA = f"postgresql://postgres:{KEY}@replica:5432/postgres"
+
+    def test_psycopg_replica(self) -> None:
+        config = build({"database_url": self.PRIMARY, "read_database_url": self.REPLICA})
+        assert config.replica
+        assert config.read_database_url is not None
+        assert config.read_database_url.reveal() == self.REPLICA
+        assert config.read_url is None
+
+    def test_postgrest_replica_uses_the_same_key(self) -> None:
+        config = build({"read_url": "https://proj-rr-eu-west-1-abcde.supabase.co/"}, **ENV)
+        assert config.replica
+        assert config.read_url == "https://proj-rr-eu-west-1-abcde.supabase.co"
+        assert config.transport == "postgrest"
+
+    def test_no_replica_by_default(self) -> None:
+        assert not build(None, **ENV).replica
+        assert not build({"database_url": self.PRIMARY}).replica
+
+    def test_environment(self) -> None:
+        config = build(
+            None,
+            SUPABASE_DB_URL=self.PRIMARY,
+            SUPABASE_READ_DB_URL=self.REPLICA,
+            SUPABASE_READ_URL="https://r.supabase.co",
+        )
+        assert config.read_database_url is not None
+        assert config.read_database_url.reveal() == self.REPLICA
+        assert build(None, SUPABASE_READ_URL="https://r.supabase.co", **ENV).read_url == (
+            "https://r.supabase.co"
+        )
+
+    def test_the_postgrest_replica_is_ignored_with_both_replicas(self) -> None:
+        """As ``url`` is when ``database_url`` is set: the psycopg transport is used."""
+        config = build(
+            {
+                "database_url": self.PRIMARY,
+                "read_database_url": self.REPLICA,
+                "read_url": "https://r.supabase.co",
+            },
+            **ENV,
+        )
+        assert config.transport == "postgres"
+        assert config.replica
+
+    @pytest.mark.parametrize(
+        ("opts", "option", "says"),
+        [
+            ({"read_database_url": REPLICA}, "read_database_url", "'database_url' is not"),
+            (
+                {"read_database_url": REPLICA, "url": "https://x.supabase.co", "key": "k"},
+                "read_database_url",
+                "'database_url' is not",
+            ),
+            ({"read_url": "https://r.supabase.co"}, "read_url", "'url' is not"),
+            (
+                {"read_url": "https://r.supabase.co", "database_url": PRIMARY},
+                "read_url",
+                "set 'read_database_url'",
+            ),
+            ({"read_url": "r.supabase.co", "url": "https://x.co"}, "read_url", "https://"),
+            ({"read_url": 5, "url": "https://x.co"}, "read_url", "string"),
+            (
+                {"read_database_url": "mysql://replica/x", "database_url": PRIMARY},
+                "read_database_url",
+                "postgresql://",
+            ),
+            (
+                {"read_database_url": "postgresql://replica:99999/x", "database_url": PRIMARY},
+                "read_database_url",
+                "invalid port",
+            ),
+        ],
+    )
+    def test_bad_replica_options_name_the_option(
+        self, opts: dict[str, Any], option: str, says: str
+    ) -> None:
+        with pytest.raises(ConfigurationError) as caught:
+            build(opts)
+        assert caught.value.option == option
+        assert says in str(caught.value)
+
+    def test_replica_password_never_shown(self) -> None:
+        config = build({"database_url": self.PRIMARY, "read_database_url": self.REPLICA})
+        for text in (repr(config), str(config), str(config.describe())):
+            assert KEY not in text
+        assert "replica:5432" in repr(config)
+        with pytest.raises(ConfigurationError) as caught:
+            build({"database_url": self.PRIMARY, "read_database_url": f"mysql://u:{KEY}@r/x"})
+        assert KEY not in str(caught.value)
+
+    def test_opening_a_replica_that_is_not_configured(self) -> None:
+        from conserver_supabase.database import open_database
+
+        with pytest.raises(ConfigurationError) as caught:
+            open_database(build({"database_url": self.PRIMARY}), replica=True)
+        assert caught.value.option == "read_database_url"

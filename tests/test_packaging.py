@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import IN_CI
+from .sentinel_deployment import SentinelDeployment
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -99,6 +100,19 @@ for url in (unreachable, closing, silent):
 # it once): what matters is that it is bounded, not ~110 reconnects then RecursionError.
 assert closing_count[0] == 1, closing_count
 assert silent_count[0] == 1, silent_count  # never after a timeout
+# Through Sentinel: the master shuts down; the next write waits for the promoted replica.
+options = {"redis_url": sys.argv[3], "redis_timeout": 0.5, "redis_failover_timeout": 15.0}
+ha = RedisCache.from_config(StorageConfig.from_options(options))
+first, second = str(uuid.uuid4()), str(uuid.uuid4())
+assert ha.write(first, json.dumps({"uuid": first}), mode="overwrite", lists=["ha"])
+old = ha.client.connection_pool.get_master_address()
+try:
+    redis.Redis(*old).shutdown(nosave=True)  # waits for the replica to catch up
+except redis.exceptions.ConnectionError:
+    pass
+assert ha.write(second, json.dumps({"uuid": second}), mode="overwrite", lists=["ha"])
+assert ha.client.connection_pool.get_master_address() != old
+assert [u.decode() for u in ha.client.lrange("ha", 0, -1)] == [first, second]
 print("ok")
 """
 
@@ -139,7 +153,9 @@ def test_wheel_installs_beside_redis_4_6_pin(
     assert sh(str(venv / "bin" / "conserver-supabase"), "migrate", "--print").startswith(
         "-- conserver-supabase database migrations"
     )
-    probe_result = sh(
-        str(venv / "bin" / "python"), "-c", REDIS_46_PROBE, redis_json_url, unreachable_redis_url
-    )
+    with SentinelDeployment() as sentinels:
+        probe_result = sh(
+            str(venv / "bin" / "python"), "-c", REDIS_46_PROBE,
+            redis_json_url, unreachable_redis_url, sentinels.url,
+        )  # fmt: skip
     assert probe_result.strip() == "ok"

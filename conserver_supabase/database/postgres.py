@@ -36,15 +36,16 @@ class PostgresDatabase:
     """Calls the ``conserver_vcon_*`` SQL functions over a psycopg connection pool.
 
     The pool opens lazily on first use and is safe to share between threads.
+    ``replica=True`` connects to ``read_database_url`` instead, read-only.
     Prepared statements are off, so the transport also works through PgBouncer or
     Supavisor in transaction mode.
     """
 
-    def __init__(self, config: StorageConfig) -> None:
-        if config.database_url is None:
-            raise ConfigurationError(
-                "the PostgreSQL transport needs 'database_url'", option="database_url"
-            )
+    def __init__(self, config: StorageConfig, *, replica: bool = False) -> None:
+        option = "read_database_url" if replica else "database_url"
+        url = config.read_database_url if replica else config.database_url
+        if url is None:
+            raise ConfigurationError(f"the PostgreSQL transport needs {option!r}", option=option)
         import_psycopg()
         from psycopg import sql
         from psycopg_pool import ConnectionPool
@@ -65,19 +66,23 @@ class PostgresDatabase:
                 "fetch_many": "conserver_vcon_fetch_many",
             }.items()
         }
-        timeout_ms = int(config.timeout * 1000)
+        settings = f"-c statement_timeout={int(config.timeout * 1000)}"
+        if replica:
+            # A replica only ever reads: a misconfigured writable "replica" refuses
+            # writes too, instead of silently diverging from the primary.
+            settings += " -c default_transaction_read_only=on"
         self._pool = ConnectionPool(
-            config.database_url.reveal(),
+            url.reveal(),
             min_size=1,
             max_size=config.pool_size,
             timeout=config.timeout,
             open=False,
-            name="conserver-supabase",
+            name="conserver-supabase-replica" if replica else "conserver-supabase",
             kwargs={
                 "autocommit": True,
                 "prepare_threshold": None,
                 "connect_timeout": max(1, int(config.timeout)),
-                "options": f"-c statement_timeout={timeout_ms}",
+                "options": settings,
                 "application_name": "conserver-supabase",
             },
         )

@@ -21,14 +21,18 @@ __all__ = ["PostgrestDatabase"]
 
 
 class PostgrestDatabase:
-    """Calls the ``conserver_vcon_*`` SQL functions through PostgREST's RPC endpoint."""
+    """Calls the ``conserver_vcon_*`` SQL functions through PostgREST's RPC endpoint.
 
-    def __init__(self, config: StorageConfig) -> None:
+    ``replica=True`` calls the read replica's API (``read_url``) with the same key.
+    """
+
+    def __init__(self, config: StorageConfig, *, replica: bool = False) -> None:
         config.require_database()
-        if config.url is None or config.key is None:
+        url = config.read_url if replica else config.url
+        if url is None or config.key is None:
             raise ConfigurationError(
-                "the PostgREST transport needs 'url' and 'key'",
-                option="url" if config.url is None else "key",
+                f"the PostgREST transport needs {'read_url' if replica else 'url'!r} and 'key'",
+                option=("read_url" if replica else "url") if url is None else "key",
             )
         import httpx
         from supabase import ClientOptions, create_client
@@ -41,7 +45,7 @@ class PostgrestDatabase:
             auto_refresh_token=False,
             persist_session=False,
         )
-        self._client = create_client(config.url, config.key.reveal(), options=options)
+        self._client = create_client(url, config.key.reveal(), options=options)
         self._client.postgrest  # noqa: B018 - build it now, not lazily in a worker thread
 
     def _rpc(
