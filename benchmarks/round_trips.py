@@ -35,7 +35,7 @@ returns 20 hits. Quote the ratios: absolute times depend on the machine.
 The JSON (``--json``): ``latency_ms``; ``operations`` (the psycopg transport, when
 run); ``postgrest`` = ``{"operations": ...}`` (when run). Each ``operations`` maps an
 operation to ``{"ours", "baseline"}`` (each ``round_trips``, ``p50_ms``, ``p95_ms``)
-and ``latency_ratio_p50``.
+and ``latency_ratio_p50`` / ``latency_ratio_p95``.
 """
 
 from __future__ import annotations
@@ -319,6 +319,11 @@ def compare(
             "latency_ratio_p50": (
                 round(ours[name]["p50_ms"] / base[name]["p50_ms"], 3)
                 if base[name]["p50_ms"]
+                else None
+            ),
+            "latency_ratio_p95": (
+                round(ours[name]["p95_ms"] / base[name]["p95_ms"], 3)
+                if base[name]["p95_ms"]
                 else None
             ),
         }
