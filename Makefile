@@ -39,8 +39,8 @@ test: lint
 # example design's access pattern, the cache hit against the bare Redis call, bulk
 # ingest against the database floor, backfill memory as the input grows, and search per
 # filter kind on 100,000 generated vCons (docs/search.md; --check fails on a Seq Scan
-# where an index should serve), a Redis Sentinel failover under load (docs/scaling.md);
-# then the chart, docs/performance.png. About 6 minutes on 2 CPUs.
+# where an index should serve), a Redis Sentinel and a Redis Cluster failover under
+# load (docs/scaling.md); then the chart, docs/performance.png. About 7 minutes on 2 CPUs.
 SEARCH_BENCH := benchmarks/search.py --count 100000 --repeat 30 --check --json docs/bench-search.json
 bench: $(VENV)/.bench-deps
 	$(BIN)/python benchmarks/round_trips.py --json docs/bench-round-trips.json
@@ -50,6 +50,7 @@ bench: $(VENV)/.bench-deps
 	$(BIN)/python benchmarks/backfill_memory.py --json docs/bench-backfill-memory.json
 	$(BIN)/python $(SEARCH_BENCH)
 	$(BIN)/python benchmarks/failover.py --json docs/bench-failover.json
+	$(BIN)/python benchmarks/failover.py --cluster --json docs/bench-cluster-failover.json
 	$(BIN)/python benchmarks/chart.py --docs docs --out docs/performance.png
 
 # Just the search benchmark of make bench (same arguments; load and run 1.5 minutes).

@@ -1,6 +1,6 @@
-"""Redis Sentinel failover under load: how long saves wait, and what they lose.
+"""Redis Sentinel (or Cluster) failover under load: how long saves wait, and what they lose.
 
-    python benchmarks/failover.py [--rounds 3] [--json FILE]
+    python benchmarks/failover.py [--cluster] [--rounds 3] [--json FILE]
 
 Each round starts a real deployment on 127.0.0.1 (a master and a replica with
 RedisJSON, three sentinels with ``down-after-milliseconds 1000``, quorum 2), saves new
@@ -17,6 +17,13 @@ Reported per case: the promotion time (SIGKILL until the sentinels name the repl
 the slowest save, saves that raised, and saved uuids missing from the new master's
 chain list or cache. The promotion time is the sentinels' (``down-after-milliseconds``
 plus the election), not ours: a stock sentinel.conf says 30 s, not 1.
+
+With ``--cluster`` the deployment is a Redis Cluster instead (three masters with a
+replica each, RedisJSON, ``cluster-node-timeout 1000``; ``redis+cluster://``), and the
+master killed is the one serving the chain list's slot (and a third of the cache
+keys). The promotion time is then the cluster's: the replica noticing its master is
+gone (``cluster-node-timeout``), its election, and the slots moving to it (a stock
+redis.conf says 15000 ms).
 """
 
 from __future__ import annotations
@@ -33,13 +40,14 @@ sys.path.insert(0, str(ROOT))
 
 from conserver_supabase import migrations  # noqa: E402
 from conserver_supabase.embedded import EmbeddedPostgres  # noqa: E402
+from tests.cluster_deployment import ClusterDeployment  # noqa: E402
 from tests.sentinel_deployment import SentinelDeployment, save_through_failover  # noqa: E402
 
 TIMEOUTS = (8.0, 0.0)
 
 
-def one(database_url: str, failover_timeout: float) -> dict[str, Any]:
-    with SentinelDeployment() as deployment:
+def one(database_url: str, failover_timeout: float, cluster: bool = False) -> dict[str, Any]:
+    with ClusterDeployment() if cluster else SentinelDeployment() as deployment:
         options = {
             "database_url": database_url,
             "redis_url": deployment.url,
@@ -60,11 +68,11 @@ def one(database_url: str, failover_timeout: float) -> dict[str, Any]:
     }
 
 
-def run(database_url: str, rounds: int) -> dict[str, Any]:
+def run(database_url: str, rounds: int, cluster: bool = False) -> dict[str, Any]:
     cases: dict[str, list[dict[str, Any]]] = {f"redis_failover_timeout {t:g}": [] for t in TIMEOUTS}
     for _ in range(rounds):
         for timeout in TIMEOUTS:  # interleaved: both cases see the same machine
-            cases[f"redis_failover_timeout {timeout:g}"].append(one(database_url, timeout))
+            cases[f"redis_failover_timeout {timeout:g}"].append(one(database_url, timeout, cluster))
     summary = {
         name: {
             "median_promoted_after_s": statistics.median(r["promoted_after_s"] for r in runs),
@@ -76,13 +84,21 @@ def run(database_url: str, rounds: int) -> dict[str, Any]:
         }
         for name, runs in cases.items()
     }
-    return {"rounds": rounds, "down_after_ms": 1000, "cases": cases, "summary": summary}
+    deployment = "cluster" if cluster else "sentinel"
+    results = {"deployment": deployment, "rounds": rounds, "cases": cases, "summary": summary}
+    results["node_timeout_ms" if cluster else "down_after_ms"] = 1000
+    return results
 
 
 def render(results: dict[str, Any]) -> str:
+    if results.get("deployment") == "cluster":
+        title = f"cluster-node-timeout {results['node_timeout_ms']}"
+        title = f"Redis Cluster failover under load, {results['rounds']} rounds per case ({title})"
+    else:
+        title = f"down-after-milliseconds {results['down_after_ms']}"
+        title = f"Sentinel failover under load, {results['rounds']} rounds per case ({title})"
     lines = [
-        f"Sentinel failover under load, {results['rounds']} rounds per case "
-        f"(down-after-milliseconds {results['down_after_ms']})",
+        title,
         f"{'case':<28}{'promoted s':>11}{'slowest save s':>16}{'raised':>8}"
         f"{'saves':>7}{'not pushed':>12}{'not cached':>12}",
     ]
@@ -99,10 +115,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--cluster", action="store_true", help="a Redis Cluster instead of Sentinel"
+    )
     args = parser.parse_args()
     with EmbeddedPostgres() as postgres:
         migrations.apply(postgres.url)
-        results = run(postgres.url, args.rounds)
+        results = run(postgres.url, args.rounds, args.cluster)
     print(render(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", "utf-8")

@@ -172,14 +172,26 @@ def cache_errors(operation: str, vcon_uuid: str | None, location: str) -> Iterat
 
     try:
         yield
-    except (redis.exceptions.RedisError, OSError) as exc:
+    except (
+        redis.exceptions.RedisError,
+        redis.exceptions.RedisClusterException,
+        OSError,
+    ) as exc:
         subject = f" of vCon {vcon_uuid}" if vcon_uuid else ""
         message = str(exc)
         auth = isinstance(
             exc, redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError
         )
+        # Redis Cluster: CLUSTERDOWN, TRYAGAIN and redis-py's "no node answers / the
+        # slot has no node" (RedisClusterException) say the cluster cannot serve now.
         unavailable = not auth and isinstance(
-            exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError | OSError
+            exc,
+            redis.exceptions.ConnectionError
+            | redis.exceptions.TimeoutError
+            | redis.exceptions.ClusterDownError
+            | redis.exceptions.TryAgainError
+            | redis.exceptions.RedisClusterException
+            | OSError,
         )
         if unavailable:
             text = f"{operation}{subject} failed: {location} is unavailable: {message}"

@@ -12,6 +12,13 @@ happen atomically on the server:
   write; every key's type is checked before anything is written, so a failed
   script has written nothing.
 
+With Redis Cluster (``redis+cluster://``) no command may span two hash slots. A
+vCon's keys share one: its version key embeds the cache key as a hash tag
+(``conserver_supabase:version:{vcon:<uuid>}`` hashes like ``vcon:<uuid>``), so every
+script still reads and writes them together, atomically. The chain lists and the
+journal live in other slots: there the uuid is pushed after the script (see
+:attr:`RedisCache.pushes_in_write`), and journaling is a few single-key commands.
+
 Redis errors leave this module as :class:`~conserver_supabase.errors.CacheError`
 (see :func:`conserver_supabase._boundary.cache_errors`). What a failure means for
 the caller (log it, raise it) is decided in :mod:`conserver_supabase.storage`.
@@ -21,12 +28,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import time
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any, Final, Literal
 
-from . import sentinel
+from . import redis_urls, sentinel
 from ._boundary import cache_errors
 from .config import StorageConfig, redact_url
 from .errors import CacheError, ConfigurationError
@@ -55,6 +64,7 @@ WriteMode = Literal["overwrite", "fill", "touch", "refresh"]
 # save or a fill of version n, -n after a delete of version n (a tombstone). Nothing
 # older than what it knows replaces it: a save committed before a delete has a lower
 # version than the delete, one committed after it a higher one (migration 0005).
+# Every script below takes a cache key and its version key, which share a hash slot.
 
 # KEYS[1] cache key, KEYS[2] its version key, KEYS[3..] chain lists. ARGV[1] document
 # (JSON text), ARGV[2] TTL seconds, ARGV[3] format for a new key (auto|json|string),
@@ -225,7 +235,8 @@ def connect(config: StorageConfig) -> Any:
     master on every new connection, and a broken connection is retried with backoff
     for up to ``redis_failover_timeout``: the time a failover takes (the sentinels
     noticing the master is down, electing, promoting a replica) is waited out instead
-    of failing every call in it.
+    of failing every call in it. A cluster (``redis+cluster://``) is waited out the
+    same way (:func:`_connect_cluster`).
     """
     import redis
     from redis.backoff import NoBackoff
@@ -242,6 +253,10 @@ def connect(config: StorageConfig) -> Any:
     url = config.redis_url.reveal()
     if sentinel.is_sentinel_url(url):
         return _connect_sentinel(sentinel.parse(url), options, config.redis_failover_timeout)
+    if redis_urls.is_cluster_url(url):
+        return _connect_cluster(
+            redis_urls.parse_cluster(url), options, config.redis_failover_timeout
+        )
     try:
         return redis.Redis.from_url(
             url, retry=Retry(NoBackoff(), 1, supported_errors=broken), **options
@@ -278,6 +293,86 @@ def _connect_sentinel(
         retry=_failover_retry(failover_timeout, options["retry_on_error"]),
         **options,
     )
+
+
+def _connect_cluster(
+    target: redis_urls.ClusterTarget, options: dict[str, Any], failover_timeout: float
+) -> Any:
+    """redis-py's ``RedisCluster``, with the cluster-level retries replaced by ours.
+
+    redis-py retries a command a number of times (4.6: 3, on a connection error, a
+    timeout or CLUSTERDOWN; 8.x: 10 with backoff), reloading the slot layout each
+    time. A failover is a span of time (the replicas noticing the master is gone after
+    ``cluster-node-timeout``, electing, one taking over the slots), and a retried
+    timeout can run a write twice. So redis-py makes no retries here and
+    :func:`_failover_cluster_class` retries for up to ``failover_timeout`` on errors
+    that say a node is gone or the layout is changing, never on a timeout.
+    """
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.cluster import ClusterNode
+    from redis.retry import Retry
+
+    extra: dict[str, Any] = {}
+    if int(redis.__version__.split(".")[0]) < 6:
+        # Deprecated (with a warning) from 6.0, where ``retry`` sets the same count.
+        extra["cluster_error_retry_attempts"] = 0
+    make: Any = _failover_cluster_class()
+    node: Any = ClusterNode  # untyped in redis-py
+    client = make(
+        startup_nodes=[node(host, port) for host, port in target.nodes],
+        username=target.username,
+        password=target.password,
+        ssl=target.ssl,
+        socket_timeout=options["socket_timeout"],
+        socket_connect_timeout=options["socket_connect_timeout"],
+        client_name=options["client_name"],
+        retry=Retry(NoBackoff(), 0),
+        **extra,
+    )
+    client.failover_retry = _failover_retry(failover_timeout, list(_cluster_transient_errors()))
+    return client
+
+
+@functools.cache
+def _cluster_transient_errors() -> tuple[type[Exception], ...]:
+    """What a cluster client sees while a node is gone or the slots are moving: a
+    refused or broken connection, CLUSTERDOWN, TRYAGAIN, and redis-py's own "cannot
+    reach any node" / "slot not covered" (``RedisClusterException``)."""
+    from redis import exceptions
+
+    return (
+        exceptions.ConnectionError,
+        exceptions.ClusterDownError,
+        exceptions.TryAgainError,
+        exceptions.RedisClusterException,
+    )
+
+
+@functools.cache
+def _failover_cluster_class() -> Any:
+    """The class is made on first use: redis is imported lazily in this module."""
+    from redis.cluster import RedisCluster
+
+    base: Any = RedisCluster  # partly untyped in redis-py
+
+    class FailoverCluster(base):  # type: ignore[misc]
+        """``RedisCluster`` whose commands wait out a failover (``failover_retry``).
+
+        Each attempt goes through redis-py's routing, which reloads the slot layout
+        after a connection error, so the retry finds the promoted replica."""
+
+        failover_retry: Any = None
+
+        def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+            parent: Any = super().execute_command
+            if self.failover_retry is None:
+                return parent(*args, **kwargs)
+            return self.failover_retry.call_with_retry(
+                lambda: parent(*args, **kwargs), lambda _error: None
+            )
+
+    return FailoverCluster
 
 
 @functools.cache
@@ -356,11 +451,14 @@ def redis_location(config: StorageConfig) -> str:
     url = config.redis_url.reveal()
     if sentinel.is_sentinel_url(url):
         return sentinel.parse(url).describe()
+    if redis_urls.is_cluster_url(url):
+        return redis_urls.parse_cluster(url).describe()
     return f"Redis at {redact_url(url)}"
 
 
 class RedisCache:
-    """Reads and writes cached vCons and pushes chain lists; one round trip per call."""
+    """Reads and writes cached vCons and pushes chain lists; one round trip per call
+    (with Redis Cluster: one per node the call touches)."""
 
     def __init__(
         self,
@@ -371,12 +469,17 @@ class RedisCache:
         new_key_format: str = "auto",
         location: str = "Redis",
     ) -> None:
+        from redis.cluster import RedisCluster
+
         self.client = client
         self.prefix = prefix
         self.ttl = ttl
         self.new_key_format = new_key_format
         #: Where Redis is, for messages (no password).
         self.location = location
+        #: Whether ``client`` is a Redis Cluster client (no command spans two slots).
+        self.cluster = isinstance(client, RedisCluster)
+        self._failover: Any = getattr(client, "failover_retry", None) if self.cluster else None
         self._write = client.register_script(_WRITE)
         self._read = client.register_script(_READ)
         self._saved = client.register_script(_SAVED)
@@ -395,6 +498,14 @@ class RedisCache:
             location=redis_location(config),
         )
 
+    @property
+    def pushes_in_write(self) -> bool:
+        """Whether :meth:`write` and :meth:`write_many` take chain lists, pushing in the
+        same script as the cache write (all or nothing). Not with Redis Cluster, where the
+        lists live in other hash slots: the caller pushes after the write
+        (:meth:`push`, :meth:`push_many`)."""
+        return not self.cluster
+
     def key(self, vcon_uuid: str) -> str:
         """Return the cache key of a vCon."""
         return f"{self.prefix}{vcon_uuid}"
@@ -403,9 +514,10 @@ class RedisCache:
         """Return the key that remembers which saved version the cache holds.
 
         Outside the ``vcon:`` namespace on purpose: whatever scans ``vcon:*`` finds
-        only vCons.
+        only vCons. The cache key in braces is a hash tag: Redis Cluster puts both
+        keys in the same slot, so one script can use them together.
         """
-        return f"conserver_supabase:version:{self.prefix}{vcon_uuid}"
+        return f"conserver_supabase:version:{{{self.prefix}{vcon_uuid}}}"
 
     def read(self, key: str, vcon_uuid: str, operation: str = "cache read") -> Any:
         """Return the JSON value stored at ``key`` (either type), or ``None`` when absent."""
@@ -443,8 +555,10 @@ class RedisCache:
         on record. Returns whether the document was
         written (``fill`` and ``touch`` leave an existing key's value alone). Raises
         :class:`CacheError`; then nothing was written, unless the failure was a lost
-        connection or a timeout, after which the outcome is unknown.
+        connection or a timeout, after which the outcome is unknown. ``lists`` only
+        when :attr:`pushes_in_write`.
         """
+        self._check_lists(lists)
         with cache_errors(f"cache {mode}", vcon_uuid, self.location):
             written = self._write(
                 keys=[self.key(vcon_uuid), self.version_key(vcon_uuid), *lists],
@@ -456,32 +570,69 @@ class RedisCache:
         self, entries: Sequence[tuple[str, str, WriteMode, int]], lists: Sequence[str] = ()
     ) -> list[bool | None]:
         """:meth:`write` for each ``(uuid, document, mode, version)`` in one round trip
-        (a pipeline, not a transaction; each script is atomic on its own).
+        (a pipeline, not a transaction; each script is atomic on its own; with Redis
+        Cluster one pipeline per node).
 
         Returns per entry whether it was written, or ``None`` when Redis answered that
         entry with an error (redo it with :meth:`write` to see which part failed).
         Raises :class:`CacheError` when Redis could not be reached.
         """
+        self._check_lists(lists)
         with cache_errors("cache write", None, self.location):
-            pipe = self.client.pipeline(transaction=False)
-            for vcon_uuid, document, mode, version in entries:
-                self._write(
-                    keys=[self.key(vcon_uuid), self.version_key(vcon_uuid), *lists],
-                    args=[document, self.ttl, self.new_key_format, mode, vcon_uuid, version],
-                    client=pipe,
+            if self.cluster:
+                replies = self._pipelined(
+                    [
+                        (
+                            "EVALSHA",
+                            self._write.sha,
+                            2,
+                            self.key(vcon_uuid),
+                            self.version_key(vcon_uuid),
+                            document,
+                            self.ttl,
+                            self.new_key_format,
+                            mode,
+                            vcon_uuid,
+                            version,
+                        )
+                        for vcon_uuid, document, mode, version in entries
+                    ]
                 )
-            replies = pipe.execute(raise_on_error=False)
+            else:
+                pipe = self.client.pipeline(transaction=False)
+                for vcon_uuid, document, mode, version in entries:
+                    self._write(
+                        keys=[self.key(vcon_uuid), self.version_key(vcon_uuid), *lists],
+                        args=[document, self.ttl, self.new_key_format, mode, vcon_uuid, version],
+                        client=pipe,
+                    )
+                replies = pipe.execute(raise_on_error=False)
         return [None if isinstance(r, Exception) else bool(r) for r in replies]
+
+    def _check_lists(self, lists: Sequence[str]) -> None:
+        if lists and not self.pushes_in_write:
+            raise ValueError("with Redis Cluster, push the uuid after the write (push())")
 
     def push(self, vcon_uuid: str, lists: Sequence[str]) -> dict[str, str]:
         """RPUSH the uuid onto each list separately; return ``{list: reason}`` for failures."""
+        return self.push_many([vcon_uuid], lists)
+
+    def push_many(self, vcon_uuids: Sequence[str], lists: Sequence[str]) -> dict[str, str]:
+        """RPUSH the uuids (in order, one command per list) onto each list separately;
+        return ``{list: reason}`` for the lists that did not get them."""
         failed: dict[str, str] = {}
+        if not lists:
+            return failed
+        subject = vcon_uuids[0] if len(vcon_uuids) == 1 else None
         try:
-            with cache_errors("chain push", vcon_uuid, self.location):
-                pipe = self.client.pipeline(transaction=False)
-                for name in lists:
-                    pipe.rpush(name, vcon_uuid)
-                replies = pipe.execute(raise_on_error=False)
+            with cache_errors("chain push", subject, self.location):
+                if self.cluster:
+                    replies = self._pipelined([("RPUSH", name, *vcon_uuids) for name in lists])
+                else:
+                    pipe = self.client.pipeline(transaction=False)
+                    for name in lists:
+                        pipe.rpush(name, *vcon_uuids)
+                    replies = pipe.execute(raise_on_error=False)
         except CacheError as exc:
             return dict.fromkeys(lists, str(exc))
         for name, reply in zip(lists, replies, strict=True):
@@ -499,8 +650,22 @@ class RedisCache:
         Each entry is ``(uuid, working copy key or None, document JSON or None)``: a
         working copy loses its TTL (so Redis cannot expire it before the replay); a
         document handed in by a caller is kept at ``{journal_list}:vcon:{uuid}``.
+
+        With Redis Cluster these keys are in different slots, so there is no
+        transaction: per entry the document (or the working copy's PERSIST) comes
+        first, the list entry last. A failure in between leaves a document no list
+        entry points to (nothing replays it; it stays, without a TTL), never a list
+        entry without its document.
         """
         with cache_errors("journal", entries[0][0] if len(entries) == 1 else None, self.location):
+            if self.cluster:
+                for vcon_uuid, working_copy, document in entries:
+                    if document is not None:
+                        self.client.set(journal_document_key(journal_list, vcon_uuid), document)
+                    if working_copy is not None:
+                        self.client.persist(working_copy)
+                    self.client.rpush(journal_list, vcon_uuid)
+                return
             pipe = self.client.pipeline(transaction=True)
             for vcon_uuid, working_copy, document in entries:
                 if document is not None:
@@ -516,6 +681,19 @@ class RedisCache:
             keys = [self.key(vcon_uuid), self.version_key(vcon_uuid)]
             return bool(self._saved(keys=keys))
 
+    def versions(self, vcon_uuids: Sequence[str]) -> dict[str, int]:
+        """The version on record for each of ``vcon_uuids`` that has one (< 0: deleted at
+        that version), in one round trip. Raises :class:`CacheError`."""
+        subject = vcon_uuids[0] if len(vcon_uuids) == 1 else None
+        with cache_errors("cache version read", subject, self.location):
+            commands = [("GET", self.version_key(vcon_uuid)) for vcon_uuid in vcon_uuids]
+            replies = self._checked(self._pipelined(commands))
+        return {
+            vcon_uuid: int(reply)
+            for vcon_uuid, reply in zip(vcon_uuids, replies, strict=True)
+            if reply is not None
+        }
+
     def delete(self, vcon_uuid: str, version: int = 0) -> bool:
         """Remove the vCon's key after the database deleted it; return whether it was cached.
 
@@ -529,8 +707,18 @@ class RedisCache:
             return bool(self._delete(keys=keys, args=[version, self.ttl]))
 
     def scan(self, batch: int = 500) -> Iterator[list[str]]:
-        """Yield the keys under the prefix in batches (``SCAN``, never ``KEYS``)."""
+        """Yield the keys under the prefix in batches (``SCAN``, never ``KEYS``; with Redis
+        Cluster on every primary in turn)."""
         pattern = _glob_escape(self.prefix) + "*"
+        if self.cluster:
+            found = self.client.scan_iter(match=pattern, count=batch)
+            while True:
+                with cache_errors("cache scan", None, self.location):
+                    keys = list(itertools.islice(found, batch))
+                if keys:
+                    yield [k.decode() if isinstance(k, bytes) else k for k in keys]
+                if len(keys) < batch:
+                    return
         cursor = 0
         while True:
             with cache_errors("cache scan", None, self.location):
@@ -541,25 +729,31 @@ class RedisCache:
                 return
 
     def usage(self, batch: int = 500) -> CacheUsage:
-        """Count the keys under the prefix and what they hold (one SCAN pass)."""
+        """Count the keys under the prefix and what they hold (one SCAN pass). The server
+        figures are summed over a cluster's primaries."""
         usage = CacheUsage(prefix=self.prefix)
         for keys in self.scan(batch):
             uuids = [k[len(self.prefix) :] for k in keys]
             with cache_errors("cache stats", None, self.location):
-                pipe = self.client.pipeline(transaction=False)
+                commands: list[tuple[Any, ...]] = []
                 for key, vcon_uuid in zip(keys, uuids, strict=True):
-                    pipe.get(self.version_key(vcon_uuid))
-                    pipe.memory_usage(key)
-                replies = pipe.execute()
+                    commands.append(("GET", self.version_key(vcon_uuid)))
+                    commands.append(("MEMORY USAGE", key))
+                replies = self._checked(self._pipelined(commands))
             for version, size in zip(replies[::2], replies[1::2], strict=True):
                 usage.keys += 1
                 usage.saved += int(version or 0) > 0
                 usage.memory_bytes += int(size or 0)
         with cache_errors("cache stats", None, self.location):
-            info = self.client.info()
-        usage.server_hits = int(info.get("keyspace_hits", 0))
-        usage.server_misses = int(info.get("keyspace_misses", 0))
-        usage.server_memory_bytes = int(info.get("used_memory", 0))
+            if self.cluster:
+                per_node = self.client.info(target_nodes=self.client.PRIMARIES)
+                infos = list(per_node.values()) if _per_node(per_node) else [per_node]
+            else:
+                infos = [self.client.info()]
+        for info in infos:
+            usage.server_hits += int(info.get("keyspace_hits", 0))
+            usage.server_misses += int(info.get("keyspace_misses", 0))
+            usage.server_memory_bytes += int(info.get("used_memory", 0))
         return usage
 
     def flush(self, batch: int = 500) -> tuple[int, int]:
@@ -568,22 +762,114 @@ class RedisCache:
         Only keys under the prefix, found with ``SCAN``. A key without a saved version
         (a conserver's working copy that was never saved) is kept: removing it could
         lose a vCon. Version keys stay, so no late write of an older version can fill
-        the cache afterwards.
+        the cache afterwards. With Redis Cluster the script runs once per hash slot
+        of the batch (pipelined per node).
         """
         removed = kept = 0
         for keys in self.scan(batch):
-            pairs = [k for key in keys for k in (key, self.version_key(key[len(self.prefix) :]))]
+            pairs = [(key, self.version_key(key[len(self.prefix) :])) for key in keys]
             with cache_errors("cache flush", None, self.location):
-                gone = int(self._flush(keys=pairs))
+                if self.cluster:
+                    by_slot: dict[int, list[str]] = defaultdict(list)
+                    for key, version_key in pairs:
+                        by_slot[self.client.keyslot(key)] += [key, version_key]
+                    commands = [
+                        ("EVALSHA", self._flush.sha, len(group), *group)
+                        for group in by_slot.values()
+                    ]
+                    gone = sum(int(r) for r in self._checked(self._pipelined(commands)))
+                else:
+                    gone = int(self._flush(keys=[k for pair in pairs for k in pair]))
             removed += gone
             kept += len(keys) - gone
         return removed, kept
 
     def has_json_module(self) -> bool:
-        """Whether the server runs RedisJSON (what ``cache_format: auto`` writes)."""
+        """Whether the server runs RedisJSON (what ``cache_format: auto`` writes); with
+        Redis Cluster, the node owning the probe key's slot."""
         with cache_errors("probe", None, self.location):
             return bool(self._has_json(keys=[f"{self.prefix}__conserver_supabase_probe__"]))
 
     def close(self) -> None:
         """Release the connection pool."""
         self.client.close()
+
+    # --- helpers: single commands and pipelines ------------------------------------------
+
+    def _pipelined(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Run ``commands`` (each on one key, or keys of one slot) in one pipeline (with
+        Redis Cluster one per node); return the replies in order, an error as its
+        exception.
+
+        With Redis Cluster, the commands that failed because a node was gone or the
+        slots were moving are sent again (only those) for up to
+        ``redis_failover_timeout``, and a script a node does not know (NOSCRIPT: a
+        promoted replica, a restarted node; scripts are not replicated) is loaded on
+        every primary and sent again. When no command got through, the error is raised.
+        """
+        if not self.cluster:
+            pipe = self.client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(pipe.execute(raise_on_error=False))
+        from redis.exceptions import NoScriptError
+
+        transient = _cluster_transient_errors()
+        replies: list[Any] = [None] * len(commands)
+        pending = list(range(len(commands)))
+
+        def attempt() -> None:
+            nonlocal pending
+            for _ in range(3):  # NOSCRIPT: load, send again; a third time is a bug
+                pipe = self.client.pipeline(transaction=False)
+                for index in pending:
+                    pipe.execute_command(*commands[index])
+                try:
+                    results = pipe.execute(raise_on_error=False)
+                except transient as exc:
+                    for index in pending:
+                        replies[index] = exc
+                    raise
+                again: list[int] = []
+                error: Exception | None = None
+                for index, result in zip(pending, results, strict=True):
+                    replies[index] = result
+                    if isinstance(result, NoScriptError):
+                        again.append(index)
+                    elif isinstance(result, transient):
+                        again.append(index)
+                        error = result
+                pending = again
+                if not pending:
+                    return
+                if error is not None:
+                    raise error
+                self._load_scripts()
+
+        try:
+            if self._failover is None:
+                attempt()
+            else:
+                self._failover.call_with_retry(attempt, lambda _error: None)
+        except transient:
+            if len(pending) == len(commands):
+                raise
+        return replies
+
+    def _load_scripts(self) -> None:
+        for script in (self._write, self._flush):
+            script.sha = self.client.script_load(script.script)
+
+    @staticmethod
+    def _checked(replies: list[Any]) -> list[Any]:
+        """``replies``, raising the first error among them."""
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+
+def _per_node(info: dict[str, Any]) -> bool:
+    """Whether a cluster INFO reply is ``{node name: INFO}`` (several nodes) rather than
+    one node's INFO (redis-py returns that when one primary answered)."""
+    return bool(info) and all(isinstance(value, dict) for value in info.values())

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from . import sentinel
+from . import redis_urls, sentinel
 from .errors import ConfigurationError
 
 __all__ = ["DEFAULT_OPTIONS", "Secret", "StorageConfig", "expand_env"]
@@ -50,6 +50,10 @@ DEFAULT_OPTIONS: Final[Mapping[str, Any]] = {
     "journal_list": "conserver_supabase:journal",
     "chain_lists": [],
     "pool_size": 10,
+    "tenant_id": None,
+    "tenant_from_attachment": False,
+    "tenant_attachment_type": "tenant",
+    "tenant_json_path": "id",
 }
 
 #: ``cache_format``: how a vCon is written to a cache key that does not exist yet.
@@ -314,6 +318,10 @@ class StorageConfig:
     journal_list: str = "conserver_supabase:journal"
     chain_lists: tuple[str, ...] = ()
     pool_size: int = 10
+    tenant_id: str | None = None
+    tenant_from_attachment: bool = False
+    tenant_attachment_type: str = "tenant"
+    tenant_json_path: str = "id"
 
     # --- construction ---------------------------------------------------------
 
@@ -374,14 +382,17 @@ class StorageConfig:
         redis_url = _as_str(
             "redis_url", _DEFAULT_REDIS_URL if values["redis_url"] is None else values["redis_url"]
         )
+        cluster = redis_urls.is_cluster_url(redis_url)
         if sentinel.is_sentinel_url(redis_url):
             sentinel.parse(redis_url)  # raises ConfigurationError naming what is wrong
+        elif cluster:
+            redis_urls.parse_cluster(redis_url)  # the same
         else:
             _check_url(
                 "redis_url",
                 redis_url,
-                ("redis", "rediss", "unix", *sentinel.SCHEMES),
-                "Redis Cluster URLs are not supported yet",
+                ("redis", "rediss", "unix", *sentinel.SCHEMES, *redis_urls.CLUSTER_SCHEMES),
+                "see docs/configuration.md",
             )
         schema = _as_str("schema", values["schema"])
         if not _IDENTIFIER.match(schema):
@@ -393,6 +404,14 @@ class StorageConfig:
         if not prefix:
             raise ConfigurationError(
                 "option 'cache_key_prefix' must not be empty", option="cache_key_prefix"
+            )
+        if cluster and ("{" in prefix or "}" in prefix):
+            # A cache key's hash slot must be its version key's (see cache.py): a brace
+            # in the prefix would make it a hash tag and move the cache key elsewhere.
+            raise ConfigurationError(
+                "option 'cache_key_prefix' must not contain '{' or '}' with Redis Cluster "
+                f"(got {prefix!r})",
+                option="cache_key_prefix",
             )
         cache_format = _as_choice("cache_format", values["cache_format"], CACHE_FORMATS)
         if cache_format == "string" and prefix == "vcon:":
@@ -431,6 +450,7 @@ class StorageConfig:
             max_body_bytes=_as_int("max_body_bytes", values["max_body_bytes"], minimum=0),
             chain_lists=as_name_list("chain_lists", values["chain_lists"]),
             pool_size=_as_int("pool_size", values["pool_size"], minimum=1),
+            **_tenancy(values),
         )
 
     # --- what the rest of the package asks ------------------------------------
@@ -532,6 +552,65 @@ def _read_replica(
             option="read_url",
         )
     return read_url, read_database_url
+
+
+# How YAML or an environment variable may spell a boolean option.
+_BOOLEAN_WORDS: Final = {
+    "true": True,
+    "false": False,
+    "yes": True,
+    "no": False,
+    "1": True,
+    "0": False,
+}
+
+
+def _tenancy(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate the tenant options (see :mod:`conserver_supabase.tenants`)."""
+    tenant_id = values["tenant_id"]
+    if tenant_id is not None:
+        tenant_id = _as_str("tenant_id", tenant_id)
+        if "\x00" in tenant_id:
+            raise ConfigurationError(
+                "option 'tenant_id' contains a NUL character", option="tenant_id"
+            )
+    derive = values["tenant_from_attachment"]
+    if isinstance(derive, str) and derive.strip().lower() in _BOOLEAN_WORDS:
+        derive = _BOOLEAN_WORDS[derive.strip().lower()]
+    if not isinstance(derive, bool):
+        raise ConfigurationError(
+            f"option 'tenant_from_attachment' must be true or false, got {derive!r}",
+            option="tenant_from_attachment",
+        )
+    kind = _as_str("tenant_attachment_type", values["tenant_attachment_type"])
+    path = _as_str("tenant_json_path", values["tenant_json_path"])
+    if not kind:
+        raise ConfigurationError(
+            "option 'tenant_attachment_type' must not be empty", option="tenant_attachment_type"
+        )
+    if not path or any(not part for part in path.split(".")):
+        raise ConfigurationError(
+            f"option 'tenant_json_path' must be keys separated by dots (like vcon-mcp's "
+            f"TENANT_JSON_PATH, e.g. 'id' or 'tenant.id'), got {path!r}",
+            option="tenant_json_path",
+        )
+    if not derive:
+        for option, given, default in (
+            ("tenant_attachment_type", kind, DEFAULT_OPTIONS["tenant_attachment_type"]),
+            ("tenant_json_path", path, DEFAULT_OPTIONS["tenant_json_path"]),
+        ):
+            if given != default:
+                raise ConfigurationError(
+                    f"option {option!r} is set but 'tenant_from_attachment' is not true, "
+                    "so no tenant is read from attachments: set tenant_from_attachment: true",
+                    option=option,
+                )
+    return {
+        "tenant_id": tenant_id,
+        "tenant_from_attachment": derive,
+        "tenant_attachment_type": kind,
+        "tenant_json_path": path,
+    }
 
 
 def _canonical_keys(opts: Mapping[str, Any]) -> dict[str, Any]:

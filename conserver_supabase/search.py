@@ -78,8 +78,14 @@ def build_query(
     limit: Any = DEFAULT_LIMIT,
     cursor: str | None = None,
     include_vcons: bool = False,
+    tenant_id: str | None = None,
 ) -> dict[str, Any]:
     """Check the filters and return the JSON query for ``conserver_vcon_search``.
+
+    ``tenant_id`` (a storage's fixed tenant) scopes the search to that tenant's vCons
+    and those without tenant, the rows vcon-mcp's RLS policy shows that tenant's
+    users. It travels as the internal filter ``tenant`` (a database without migration
+    0008 rejects it rather than ignore it) and is part of the cursor's fingerprint.
 
     Raises :class:`SearchError` naming the filter (or ``limit``/``cursor``).
     """
@@ -100,6 +106,8 @@ def build_query(
         if value is None:
             continue  # "not given", as with options
         normalized[name] = _normalize(name, value)
+    if tenant_id is not None:
+        normalized["tenant"] = tenant_id
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise SearchError(
             f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}", filter="limit"

@@ -12,7 +12,8 @@ replicas'); sentinels that require a password of their own take it from the quer
 ``rediss+sentinel://`` uses TLS to the master and to the sentinels.
 
 redis-py's ``from_url`` does not read these URLs (nor does ``urllib`` take a list of
-hosts), so they are parsed here; :func:`parse` raises
+hosts), so they are parsed here (with :func:`conserver_supabase.redis_urls.split`,
+shared with Redis Cluster URLs); :func:`parse` raises
 :class:`~conserver_supabase.errors.ConfigurationError` naming what is wrong.
 """
 
@@ -21,8 +22,9 @@ from __future__ import annotations
 import dataclasses
 import re
 from typing import Final
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
 
+from . import redis_urls
 from .errors import ConfigurationError
 
 __all__ = ["SCHEMES", "SentinelTarget", "is_sentinel_url", "parse"]
@@ -48,7 +50,7 @@ class SentinelTarget:
 
     def describe(self) -> str:
         """Where the master is found, for messages (no password)."""
-        hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.sentinels)
+        hosts = redis_urls.describe_hosts(self.sentinels)
         return f"Redis master {self.service!r} (db {self.db}) via the sentinels at {hosts}"
 
 
@@ -64,36 +66,12 @@ def _fail(problem: str) -> ConfigurationError:
     )
 
 
-def _host(part: str) -> tuple[str, int]:
-    try:
-        parts = urlsplit(f"//{part}")
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        raise _fail(f"sentinel address {part!r} has an invalid port") from None
-    if not host or parts.username is not None or parts.path:
-        raise _fail(f"sentinel address {part!r} is not host[:port]")
-    return host, DEFAULT_PORT if port is None else port
-
-
 def parse(url: str) -> SentinelTarget:
     """Parse a ``redis+sentinel://`` or ``rediss+sentinel://`` URL."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in SCHEMES:
-        raise _fail("it must start with redis+sentinel:// or rediss+sentinel://")
-    rest, _, query = rest.partition("?")
-    netloc, _, path = rest.partition("/")
-    userinfo, at, hosts = netloc.rpartition("@")
-    if not at:
-        hosts, userinfo = netloc, ""
-    username = password = None
-    if at:
-        user, colon, secret = userinfo.partition(":")
-        username = unquote(user) or None
-        password = unquote(secret) if colon else None
-    if not hosts.strip(","):
-        raise _fail("it names no sentinel host")
-    sentinels = tuple(_host(part) for part in hosts.split(",") if part)
-    service, _, db_text = path.strip("/").partition("/")
+    parts = redis_urls.split(
+        url, schemes=SCHEMES, default_port=DEFAULT_PORT, host_kind="sentinel", fail=_fail
+    )
+    service, _, db_text = parts.path.partition("/")
     if not service:
         raise _fail("the service name (the master's name in 'sentinel monitor') is missing")
     service = unquote(service)
@@ -101,20 +79,17 @@ def parse(url: str) -> SentinelTarget:
         raise _fail(f"the service name {service!r} has characters other than A-Z a-z 0-9 . _ -")
     if db_text and not db_text.isdigit():
         raise _fail(f"the database number {db_text!r} is not a number")
-    try:
-        options = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
-    except ValueError:
-        raise _fail("the query string cannot be parsed") from None
+    options = parts.query
     unknown = sorted(set(options) - _QUERY_OPTIONS)
     if unknown:
         raise _fail(f"unknown option {unknown[0]!r} (known: {', '.join(sorted(_QUERY_OPTIONS))})")
     return SentinelTarget(
-        sentinels=sentinels,
+        sentinels=parts.hosts,
         service=service,
         db=int(db_text) if db_text else 0,
-        ssl=scheme.lower() == "rediss+sentinel",
-        username=username,
-        password=password,
+        ssl=parts.scheme == "rediss+sentinel",
+        username=parts.username,
+        password=parts.password,
         sentinel_username=options.get("sentinel_username", [None])[-1],
         sentinel_password=options.get("sentinel_password", [None])[-1],
     )

@@ -43,7 +43,7 @@ from .cache import (
 )
 from .config import StorageConfig, as_name_list
 from .database import Database, open_database
-from .database.base import Versioned
+from .database.base import Tenant, Versioned
 from .errors import (
     CacheError,
     ChainPushError,
@@ -56,6 +56,7 @@ from .errors import (
 from .retry import call_with_retry
 from .search import DEFAULT_LIMIT, SearchPage, build_query, merge_filters, read_page
 from .telemetry import Operation, Telemetry
+from .tenants import tenant_for, tenants_for
 from .validation import canonical_uuid, validate_vcon
 
 __all__ = ["SupabaseStorage"]
@@ -190,6 +191,7 @@ class SupabaseStorage:
         document = _as_document(vcon)
         vcon_uuid = validate_vcon(document, max_body_bytes=self.config.max_body_bytes)
         _note_uuid(vcon_uuid)
+        tenant = tenant_for(self.config, document, vcon_uuid)
         lists = (
             self.config.chain_lists
             if chain_lists is None
@@ -197,7 +199,7 @@ class SupabaseStorage:
         )
         text = _dumps(document)
         try:
-            version = self._retrying("save", lambda: self._database.save(document, vcon_uuid))
+            version = self._retrying("save", lambda: self._save(document, vcon_uuid, tenant))
         except DatabaseError as exc:
             self._journal_and_raise(exc, [(vcon_uuid, None, text)])
         self._after_save(vcon_uuid, text, "overwrite", version, lists)
@@ -225,13 +227,14 @@ class SupabaseStorage:
             validate_vcon(document, max_body_bytes=self.config.max_body_bytes)
             for document in documents
         ]
+        tenants = tenants_for(self.config, documents, uuids)
         lists = (
             self.config.chain_lists
             if chain_lists is None
             else as_name_list("chain_lists", chain_lists)
         )
         try:
-            versions = self._retrying("save_many", lambda: self._database.save_many(documents))
+            versions = self._retrying("save_many", lambda: self._save_many(documents, tenants))
         except DatabaseError as exc:
             if not journal:
                 raise
@@ -248,10 +251,13 @@ class SupabaseStorage:
         # error (or all of them, when Redis cannot be reached) goes the one-by-one way
         # below, which tells the cache's failure from a chain list's.
         redo = list(last)
+        # Redis Cluster: the lists are in other hash slots than the cache keys, so the
+        # uuids the batch cached are pushed after it, one RPUSH per list.
+        together = lists if self._cache.pushes_in_write else ()
         try:
             self._guard("cache write", None)
             replies = self._cache.write_many(
-                [(u, texts[u], mode, versions[u]) for u in last], lists
+                [(u, texts[u], mode, versions[u]) for u in last], together
             )
         except CacheError as exc:
             if exc.unavailable and not exc.skipped:
@@ -262,6 +268,12 @@ class SupabaseStorage:
                 self._health.succeeded()
         unpushed: list[ChainPushError] = []
         cache_failure: CacheError | None = None
+        apart = [u for u in last if u not in set(redo)] if lists and not together else []
+        failed = self._cache.push_many(apart, lists) if apart else {}
+        if failed:
+            self._count("errors")
+            reason = "; ".join(sorted(set(failed.values())))
+            unpushed += [ChainPushError(u, list(failed), reason) for u in apart]
         for vcon_uuid in redo:
             try:
                 self._after_save(vcon_uuid, texts[vcon_uuid], mode, versions[vcon_uuid], lists)
@@ -310,8 +322,9 @@ class SupabaseStorage:
         canonical = validate_vcon(
             document, expected_uuid=given, max_body_bytes=self.config.max_body_bytes
         )
+        tenant = tenant_for(self.config, document, canonical)
         try:
-            version = self._retrying("save", lambda: self._database.save(document, canonical))
+            version = self._retrying("save", lambda: self._save(document, canonical, tenant))
         except DatabaseError as exc:
             self._journal_and_raise(exc, [(canonical, key, None)])
         # When the working copy is our cache key it already holds this document (or a
@@ -381,6 +394,7 @@ class SupabaseStorage:
             limit=limit,
             cursor=cursor,
             include_vcons=include_vcons,
+            tenant_id=self.config.tenant_id,
         )
         # The replica: a vCon saved a moment ago may be missing until it replays.
         return read_page(query, self._retrying("search", lambda: self._read_database.search(query)))
@@ -551,6 +565,20 @@ class SupabaseStorage:
 
     # --- policy helpers -----------------------------------------------------------
 
+    def _save(self, document: Mapping[str, Any], vcon_uuid: str, tenant: Tenant | None) -> int:
+        """One database save; the tenant only when one is configured (older databases
+        and other ``Database`` implementations keep their two-argument call)."""
+        if tenant is None:
+            return self._database.save(document, vcon_uuid)
+        return self._database.save(document, vcon_uuid, tenant)
+
+    def _save_many(
+        self, documents: Sequence[Mapping[str, Any]], tenants: Sequence[Tenant] | None
+    ) -> dict[str, int]:
+        if tenants is None:
+            return self._database.save_many(documents)
+        return self._database.save_many(documents, tenants)
+
     def _after_save(
         self,
         vcon_uuid: str,
@@ -559,22 +587,26 @@ class SupabaseStorage:
         version: int,
         lists: Sequence[str],
     ) -> None:
+        # Redis Cluster: the lists are in other hash slots than the cache key, so the
+        # uuid is pushed after the cache write rather than in the same script.
+        together = lists if self._cache.pushes_in_write else ()
         try:
             self._guard(f"cache {mode}", vcon_uuid)
-            self._cache.write(vcon_uuid, document, mode=mode, version=version, lists=lists)
+            self._cache.write(vcon_uuid, document, mode=mode, version=version, lists=together)
         except CacheError as exc:
             failure: CacheError | None = exc
             unpushed: dict[str, str] = {}
             if lists and exc.unavailable:
                 unpushed = dict.fromkeys(lists, str(exc))
             elif lists:
-                # Redis answered with an error: the script checked every key before it
-                # wrote anything, so do the two parts apart to see which one is broken.
-                try:
-                    self._cache.write(vcon_uuid, document, mode=mode, version=version)
-                    failure = None
-                except CacheError as cache_exc:
-                    failure = cache_exc
+                if together:
+                    # Redis answered with an error: the script checked every key before
+                    # it wrote anything, so do the two parts apart to see which one is broken.
+                    try:
+                        self._cache.write(vcon_uuid, document, mode=mode, version=version)
+                        failure = None
+                    except CacheError as cache_exc:
+                        failure = cache_exc
                 unpushed = self._cache.push(vcon_uuid, lists)
             saved = f"the vCon is saved in the database (version {version})"
             if unpushed:
@@ -589,6 +621,12 @@ class SupabaseStorage:
         else:
             self._health.succeeded()
             _note_cache("written")
+            unpushed = self._cache.push(vcon_uuid, lists) if lists and not together else {}
+            if unpushed:
+                self._count("errors")
+                raise ChainPushError(
+                    vcon_uuid, list(unpushed), "; ".join(sorted(set(unpushed.values())))
+                )
 
     def _cached(self, vcon_uuid: str) -> dict[str, Any] | None:
         try:
@@ -674,21 +712,12 @@ class SupabaseStorage:
         subject = vcon_uuids[0] if len(vcon_uuids) == 1 else None
         try:
             self._guard("cache version read", subject)
-            with cache_errors("cache version read", subject, self._cache.location):
-                # One GET per key, pipelined: no command spans two keys (Redis Cluster).
-                pipe = self._cache.client.pipeline(transaction=False)
-                for vcon_uuid in vcon_uuids:
-                    pipe.get(self._cache.version_key(vcon_uuid))
-                replies = pipe.execute()
+            records = self._cache.versions(vcon_uuids)
         except CacheError as exc:
             self._cache_failed(exc, "reading the primary database instead of the replica")
             return None
         self._health.succeeded()
-        return {
-            vcon_uuid: int(reply)
-            for vcon_uuid, reply in zip(vcon_uuids, replies, strict=True)
-            if reply is not None
-        }
+        return records
 
     def _fill(self, vcon_uuid: str, document: Mapping[str, Any], version: int) -> bool:
         try:

@@ -15,9 +15,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
@@ -147,10 +148,30 @@ class SentinelDeployment:
         process.send_signal(signal.SIGKILL)
         process.wait()
 
+    def kill_master(self, key: str) -> Callable[[], bool]:
+        """SIGKILL the master (the one serving ``key``: there is one); return a check
+        that tells when the sentinels have promoted the replica."""
+        del key
+        old_master = self.master_port()
+        self.kill("master")
+        return lambda: self.master_port() != old_master
+
+    def reader(self) -> Any:
+        """A client of the master now (closed by the caller)."""
+        return redis.Redis(port=self.master_port(), socket_timeout=2.0)
+
     def log(self, name: str) -> str:
         assert self._tmp is not None
         path = Path(self._tmp.name, f"{name}.log")
         return path.read_text(errors="replace")[-2000:] if path.exists() else "(no log)"
+
+
+class Failing(Protocol):
+    """A deployment :func:`save_through_failover` can fail over (Sentinel, Cluster)."""
+
+    def kill_master(self, key: str) -> Callable[[], bool]: ...
+
+    def reader(self) -> Any: ...
 
 
 @dataclasses.dataclass
@@ -160,14 +181,14 @@ class FailoverRun:
     saved: list[str]  #: uuids whose save returned, in order
     failures: list[BaseException]
     saves_before_kill: int
-    promoted_after: float  #: seconds from the SIGKILL until the sentinels named the replica
+    promoted_after: float  #: seconds from the SIGKILL until a replica took over
     slowest_save: float  #: seconds, the longest save_vcon call
-    pushed: set[str]  #: uuids on the chain list of the new master
-    cached: set[str]  #: saved uuids with a cache key on the new master
+    pushed: set[str]  #: uuids on the chain list, read after the failover
+    cached: set[str]  #: saved uuids with a cache key, read after the failover
 
 
 def save_through_failover(
-    deployment: SentinelDeployment,
+    deployment: Failing,
     options: dict[str, Any],
     *,
     threads: int = 2,
@@ -175,8 +196,9 @@ def save_through_failover(
     after: float = 1.0,
 ) -> FailoverRun:
     """Save new vCons in ``threads`` threads through a storage on ``options`` (whose
-    ``redis_url`` is the deployment's), SIGKILL the master after ``before`` seconds,
-    keep saving until ``after`` seconds past the promotion, and report."""
+    ``redis_url`` is the deployment's), SIGKILL the master (the one serving the chain
+    list) after ``before`` seconds, keep saving until ``after`` seconds past the
+    promotion, and report."""
     from conserver_supabase import SupabaseStorage
 
     from .vcons import sample
@@ -189,7 +211,6 @@ def save_through_failover(
     lock = threading.Lock()
     with SupabaseStorage(options) as storage:
         storage.save_vcon(sample())  # the pool's connection is to the first master
-        old_master = deployment.master_port()
 
         def worker() -> None:
             while not stop.is_set():
@@ -213,8 +234,8 @@ def save_through_failover(
             time.sleep(before)
             saves_before_kill = len(saved)
             killed_at = time.monotonic()
-            deployment.kill("master")
-            while deployment.master_port() == old_master:
+            promoted = deployment.kill_master(chain_list)
+            while not promoted():
                 if time.monotonic() - killed_at > 30:
                     raise RuntimeError("no failover within 30 s")
                 time.sleep(0.02)
@@ -224,13 +245,13 @@ def save_through_failover(
             stop.set()
             for thread in workers:
                 thread.join(timeout=60)
-    new_master = redis.Redis(port=deployment.master_port(), socket_timeout=2.0)
-    pushed = {u.decode() for u in new_master.lrange(chain_list, 0, -1)}
-    pipe = new_master.pipeline(transaction=False)
+    reader = deployment.reader()
+    pushed = {u.decode() for u in reader.lrange(chain_list, 0, -1)}
+    pipe = reader.pipeline(transaction=False)
     for vcon_uuid in saved:
         pipe.exists(f"vcon:{vcon_uuid}")
     cached = {u for u, there in zip(saved, pipe.execute(), strict=True) if there}
-    new_master.close()
+    reader.close()
     return FailoverRun(
         saved=saved,
         failures=failures,

@@ -334,3 +334,129 @@ def test_a_missing_permission_names_what_is_needed(redis_url: str, client: Any) 
         assert "limited-pw" not in str(caught.value)
     finally:
         client.acl_deluser("limited")
+
+
+class SlotCheckingCluster:
+    """A ``RedisCluster`` to the cache (``isinstance`` says so) that sends every command
+    to one real Redis, after checking what a real cluster would refuse: keys of two
+    hash slots in one command (a script's KEYS included) and transactions."""
+
+    def __new__(cls, url: str) -> Any:
+        import redis
+        from redis.cluster import RedisCluster, key_slot
+
+        #: commands on one key, or on none (SCAN, SCRIPT LOAD, INFO)
+        single_key = {"GET", "SET", "RPUSH", "PERSIST", "LRANGE", "LREM", "TYPE", "EXISTS",
+                      "MEMORY USAGE", "JSON.GET", "JSON.SET", "EXPIRE", "SCAN", "INFO",
+                      "SCRIPT LOAD", "DEL", "UNLINK"}  # fmt: skip
+        server = closing_later(redis.Redis.from_url(url))
+        seen: list[tuple[str, int]] = []
+
+        def check(args: tuple[Any, ...]) -> None:
+            name = str(args[0]).upper()
+            if name in ("EVAL", "EVALSHA"):
+                keys = args[3 : 3 + int(args[2])]
+            else:
+                assert name in single_key, f"{name} is not a single-key command"
+                keys = args[1:2] if name not in ("SCAN", "INFO", "SCRIPT LOAD") else ()
+            if name in ("DEL", "UNLINK", "EXISTS"):
+                keys = args[1:]
+            slots = {key_slot(k.encode() if isinstance(k, str) else k) for k in keys}
+            assert len(slots) <= 1, f"{name} spans slots {sorted(slots)}: {keys}"
+            seen.append((name, len(keys)))
+
+        class Pipeline:
+            def __init__(self) -> None:
+                self.commands: list[tuple[Any, ...]] = []
+
+            def execute_command(self, *args: Any, **kwargs: Any) -> None:
+                check(args)
+                self.commands.append(args)
+
+            def execute(self, raise_on_error: bool = True) -> list[Any]:
+                pipe = server.pipeline(transaction=False)
+                for args in self.commands:
+                    pipe.execute_command(*args)
+                return list(pipe.execute(raise_on_error=raise_on_error))
+
+        class Checking(RedisCluster):  # type: ignore[misc]
+            def __init__(self) -> None:  # no cluster to discover
+                self.seen = seen
+                self.encoder = server.get_encoder()
+
+            def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+                check(args)
+                return server.execute_command(*args, **kwargs)
+
+            def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
+                assert not transaction, "a transaction spans the slots of its keys"
+                return Pipeline()
+
+            def get_encoder(self) -> Any:
+                return server.get_encoder()
+
+            def delete(self, *keys: Any) -> Any:  # redis-py splits it by slot
+                return self.execute_command("DEL", *keys)
+
+            def keyslot(self, key: str) -> int:
+                return int(key_slot(key.encode()))
+
+            def scan_iter(self, *args: Any, **kwargs: Any) -> Any:
+                seen.append(("SCAN", 0))
+                return server.scan_iter(*args, **kwargs)
+
+            def info(self, *args: Any, **kwargs: Any) -> Any:
+                kwargs.pop("target_nodes", None)
+                return {"node:1": server.info(*args, **kwargs)}
+
+            def close(self) -> None:
+                pass
+
+            def __del__(self) -> None:
+                pass
+
+        return Checking()
+
+
+def test_in_cluster_mode_no_command_spans_two_hash_slots(
+    redis_json_url: str, database_url: str
+) -> None:
+    """Every storage operation, with the cache in cluster mode, on a client that fails
+    any command whose keys (a script's KEYS included) map to two hash slots, and any
+    transaction. A real cluster refuses them (CROSSSLOT); this catches a regression
+    without one."""
+    from datetime import UTC, datetime, timedelta
+
+    from conserver_supabase import SupabaseStorage
+
+    from .vcons import sample
+
+    client = SlotCheckingCluster(redis_json_url)
+    lists = ["slot_a", "slot_b"]
+    options = {"database_url": database_url, "redis_url": redis_json_url, "chain_lists": lists}
+    with SupabaseStorage(options, redis_client=client) as store:
+        cache = store._cache
+        assert cache.cluster
+        assert not cache.pushes_in_write
+        one, batch = sample(), [sample() for _ in range(5)]
+        store.save_vcon(one)
+        store.save_many(batch)
+        assert store.get_vcon(one["uuid"]) == one
+        client.execute_command("DEL", cache.key(one["uuid"]))
+        assert store.get_vcon(one["uuid"]) == one  # a miss, filled
+        assert store.exists(one["uuid"])
+        assert store.get_many([d["uuid"] for d in batch]) == {d["uuid"]: d for d in batch}
+        store.delete_vcon(batch[0]["uuid"])
+        cache.journal(store.config.journal_list, [(one["uuid"], cache.key(one["uuid"]), None)])
+        cache.journal(store.config.journal_list, [(batch[1]["uuid"], None, json.dumps(batch[1]))])
+        assert store.replay_journal().replayed == 2
+        assert cache.versions([d["uuid"] for d in batch])
+        assert store.cache_usage().keys == 5
+        assert store.flush_cache() == (5, 0)
+        assert store.warm_cache({}) == (5, 5)
+        assert store.requeue("slot_requeue", since=datetime.now(UTC) - timedelta(hours=1)) == 5
+        with pytest.raises(ValueError, match="push the uuid after the write"):
+            cache.write(one["uuid"], "{}", mode="overwrite", lists=lists)
+    assert ("EVALSHA", 2) in client.seen  # the scripts ran, on a vCon's two keys
+    server = redis_client(redis_json_url)
+    assert [u.decode() for u in server.lrange("slot_a", 0, 1)] == [one["uuid"], batch[0]["uuid"]]

@@ -101,7 +101,7 @@ def test_demo_on_a_given_database_and_redis_leaves_nothing_behind(
     left = client.keys("*")  # only the deletes' tombstones (-version), expiring with the TTL
     assert len(left) == 3
     for key in left:
-        assert key.startswith(b"conserver_supabase:version:vcon:")
+        assert key.startswith(b"conserver_supabase:version:{vcon:")
         assert int(client.get(key)) < 0
         assert client.ttl(key) > 0
 

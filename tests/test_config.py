@@ -207,7 +207,12 @@ class TestCoercionAndValidation:
             ({"url": "proj.supabase.co"}, "url"),
             ({"url": 42}, "url"),
             ({"database_url": "mysql://x"}, "database_url"),
-            ({"redis_url": "redis+cluster://h:6379"}, "redis_url"),
+            ({"redis_url": "redis+cluster://h:6379/1"}, "redis_url"),  # only db 0
+            (
+                {"redis_url": "redis+cluster://h:6379", "cache_key_prefix": "{a}:"},
+                "cache_key_prefix",
+            ),
+            ({"redis_url": "redis+sharded://h:6379"}, "redis_url"),
             ({"schema": "public; drop table vcons"}, "schema"),
             ({"cache_key_prefix": 5}, "cache_key_prefix"),
             ({"chain_lists": [""]}, "chain_lists"),

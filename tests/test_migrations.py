@@ -30,7 +30,7 @@ def catalog(url: str, schema: str = "public") -> dict[str, Any]:
         ).fetchall()
         functions = conn.execute(
             "SELECT p.proname, md5(p.prosrc) FROM pg_proc p JOIN pg_namespace n "
-            "ON n.oid = p.pronamespace WHERE n.nspname = %s ORDER BY 1",
+            "ON n.oid = p.pronamespace WHERE n.nspname = %s ORDER BY 1, 2",  # overloads
             [schema],
         ).fetchall()
         constraints = conn.execute(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from .cluster_deployment import ClusterDeployment
 from .conftest import IN_CI
 from .sentinel_deployment import SentinelDeployment
 
@@ -113,6 +114,25 @@ except redis.exceptions.ConnectionError:
 assert ha.write(second, json.dumps({"uuid": second}), mode="overwrite", lists=["ha"])
 assert ha.client.connection_pool.get_master_address() != old
 assert [u.decode() for u in ha.client.lrange("ha", 0, -1)] == [first, second]
+# Redis Cluster: a vCon's keys in one slot, pushes after the write; the master serving
+# the chain list shuts down; the next push waits for its replica to take over.
+options = {"redis_url": sys.argv[4], "redis_timeout": 0.5, "redis_failover_timeout": 15.0}
+cl = RedisCache.from_config(StorageConfig.from_options(options))
+assert cl.cluster and not cl.pushes_in_write
+first, second = str(uuid.uuid4()), str(uuid.uuid4())
+assert cl.write(first, json.dumps({"uuid": first}), mode="overwrite", version=1)
+assert cl.push(first, ["cl"]) == {}
+assert cl.read("vcon:" + first, first) == {"uuid": first}
+assert cl.write_many([(second, json.dumps({"uuid": second}), "overwrite", 1)]) == [True]
+node = cl.client.get_node_from_key("cl")
+try:
+    redis.Redis(node.host, node.port).shutdown(nosave=True)
+except redis.exceptions.ConnectionError:
+    pass
+assert cl.push(second, ["cl"]) == {}
+assert cl.client.get_node_from_key("cl").port != node.port
+assert [u.decode() for u in cl.client.lrange("cl", 0, -1)] == [first, second]
+assert cl.flush() == (2, 0)
 print("ok")
 """
 
@@ -153,9 +173,9 @@ def test_wheel_installs_beside_redis_4_6_pin(
     assert sh(str(venv / "bin" / "conserver-supabase"), "migrate", "--print").startswith(
         "-- conserver-supabase database migrations"
     )
-    with SentinelDeployment() as sentinels:
+    with SentinelDeployment() as sentinels, ClusterDeployment() as cluster:
         probe_result = sh(
             str(venv / "bin" / "python"), "-c", REDIS_46_PROBE,
-            redis_json_url, unreachable_redis_url, sentinels.url,
+            redis_json_url, unreachable_redis_url, sentinels.url, cluster.url,
         )  # fmt: skip
     assert probe_result.strip() == "ok"

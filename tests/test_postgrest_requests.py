@@ -86,7 +86,7 @@ class TestExactRequests:
         assert [sent(call) for call in respx_mock.calls] == [
             ("POST", f"{RPC}conserver_vcon_fetch", {"p_uuid": document["uuid"]})
         ]
-        assert r.get(f"conserver_supabase:version:vcon:{document['uuid']}") == b"3"
+        assert r.get(f"conserver_supabase:version:{{vcon:{document['uuid']}}}") == b"3"
 
     def test_delete_is_one_rpc_call(
         self, respx_mock: respx.MockRouter, store: SupabaseStorage, r: Any
@@ -99,7 +99,7 @@ class TestExactRequests:
             ("POST", f"{RPC}conserver_vcon_remove", {"p_uuid": document["uuid"]})
         ]
         assert r.exists(f"vcon:{document['uuid']}") == 0
-        assert r.get(f"conserver_supabase:version:vcon:{document['uuid']}") == b"-4"
+        assert r.get(f"conserver_supabase:version:{{vcon:{document['uuid']}}}") == b"-4"
 
 
 @pytest.mark.respx(base_url=URL)

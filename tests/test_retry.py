@@ -179,7 +179,7 @@ class TestRealFaults:
             server.faults = ["commit-then-reset"]
             store.delete_vcon(document["uuid"])
             r = redis_client(redis_json_url)
-            assert r.get(f"conserver_supabase:version:vcon:{document['uuid']}") == b"-3"
+            assert r.get(f"conserver_supabase:version:{{vcon:{document['uuid']}}}") == b"-3"
             assert store._cache.write(document["uuid"], json.dumps(late), mode="overwrite",
                                       version=2) is False  # fmt: skip
             assert store.get_vcon(document["uuid"]) is None

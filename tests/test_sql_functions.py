@@ -559,7 +559,7 @@ class TestPrivileges:
             "SELECT proname, prosecdef, proconfig FROM pg_proc "
             "WHERE proname LIKE 'conserver\\_%' ORDER BY proname"
         ).fetchall()
-        assert len(found) == 30
+        assert len(found) == 32
         for name, definer, config in found:
             # The one definer: the delete trigger, so vcon-mcp's deletes as authenticated
             # can record the tombstone (test_every_way_of_deleting_leaves_the_tombstone).

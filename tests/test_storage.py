@@ -346,7 +346,7 @@ class TestSaveMany:
             assert store.save_many([first, second]) == {first["uuid"]: 2}
         assert stored(database_url, first["uuid"]) == second
         assert cached(r, first["uuid"]) == second
-        assert r.get(f"conserver_supabase:version:vcon:{first['uuid']}") == b"2"
+        assert r.get(f"conserver_supabase:version:{{vcon:{first['uuid']}}}") == b"2"
         assert r.lrange("egress", 0, -1) == [first["uuid"].encode()]
 
     def test_one_invalid_vcon_means_none_is_written(

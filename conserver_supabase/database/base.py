@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Database", "Versioned", "versioned"]
+__all__ = ["Database", "Tenant", "Versioned", "versioned"]
 
 #: A vCon with the version the database stores for it.
 Versioned = tuple[dict[str, Any], int]
@@ -16,17 +17,43 @@ def versioned(entry: Any) -> Versioned:
     return entry["vcon"], int(entry["version"])
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Tenant:
+    """The tenant a save stamps on a vCon's rows (``tenant_id`` ``None``: NULL).
+
+    ``exclusive``: refuse the save when the vCon belongs to another (non-NULL) tenant
+    (a storage with a fixed ``tenant_id``). Travels next to the document, never in it.
+    """
+
+    tenant_id: str | None
+    exclusive: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        """The object the SQL functions take (``{"tenant_id", "exclusive"}``)."""
+        return {"tenant_id": self.tenant_id, "exclusive": self.exclusive}
+
+
 @runtime_checkable
 class Database(Protocol):
     """One round trip per method; every method raises only ``DatabaseError`` subclasses
     (or ``InvalidVconError`` when the SQL guards reject a document)."""
 
-    def save(self, document: Mapping[str, Any], vcon_uuid: str) -> int:
-        """Write one validated vCon (document + rows, one transaction); return its version."""
+    def save(
+        self, document: Mapping[str, Any], vcon_uuid: str, tenant: Tenant | None = None
+    ) -> int:
+        """Write one validated vCon (document + rows, one transaction); return its version.
+
+        ``tenant`` ``None``: the rows' ``tenant_id`` is left as it is."""
         ...
 
-    def save_many(self, documents: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-        """Write validated vCons in one transaction; return ``{uuid: version}``."""
+    def save_many(
+        self,
+        documents: Sequence[Mapping[str, Any]],
+        tenants: Sequence[Tenant] | None = None,
+    ) -> dict[str, int]:
+        """Write validated vCons in one transaction; return ``{uuid: version}``.
+
+        ``tenants``: ``None``, or one :class:`Tenant` per document."""
         ...
 
     def load(self, vcon_uuid: str) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ from typing import Any
 from .._boundary import database_errors
 from ..config import StorageConfig
 from ..errors import ConfigurationError
-from .base import Versioned, versioned
+from .base import Tenant, Versioned, versioned
 
 __all__ = ["PostgresDatabase", "import_psycopg"]
 
@@ -66,6 +66,14 @@ class PostgresDatabase:
                 "fetch_many": "conserver_vcon_fetch_many",
             }.items()
         }
+        # With the tenant as a second argument (migration 0008).
+        for name, function in {
+            "save_tenant": "conserver_vcon_save",
+            "save_many_tenants": "conserver_vcon_save_many",
+        }.items():
+            self._sql[name] = (
+                sql.SQL("SELECT {}.{}(%s, %s)").format(schema, sql.Identifier(function)).as_string()
+            )
         settings = f"-c statement_timeout={int(config.timeout * 1000)}"
         if replica:
             # A replica only ever reads: a misconfigured writable "replica" refuses
@@ -89,15 +97,16 @@ class PostgresDatabase:
         self._open_lock = threading.Lock()
         self._opened = False
 
-    def _call(self, name: str, argument: Any, operation: str, vcon_uuid: str | None) -> Any:
+    def _call(
+        self, name: str, argument: Any, operation: str, vcon_uuid: str | None, *more: Any
+    ) -> Any:
         from psycopg.types.json import Jsonb
 
-        if isinstance(argument, Mapping | list):
-            argument = Jsonb(argument)
+        arguments = [Jsonb(a) if isinstance(a, Mapping | list) else a for a in (argument, *more)]
         with database_errors(operation, vcon_uuid):
             self._ensure_open()
             with self._pool.connection() as conn:
-                row = conn.execute(self._sql[name], [argument]).fetchone()
+                row = conn.execute(self._sql[name], arguments).fetchone()
         return None if row is None else row[0]
 
     def _ensure_open(self) -> None:
@@ -108,11 +117,23 @@ class PostgresDatabase:
                 self._pool.open(wait=False)
                 self._opened = True
 
-    def save(self, document: Mapping[str, Any], vcon_uuid: str) -> int:
-        return int(self._call("save", document, "save", vcon_uuid))
+    def save(
+        self, document: Mapping[str, Any], vcon_uuid: str, tenant: Tenant | None = None
+    ) -> int:
+        if tenant is None:
+            return int(self._call("save", document, "save", vcon_uuid))
+        return int(self._call("save_tenant", document, "save", vcon_uuid, tenant.as_json()))
 
-    def save_many(self, documents: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-        result = self._call("save_many", list(documents), "save_many", None)
+    def save_many(
+        self,
+        documents: Sequence[Mapping[str, Any]],
+        tenants: Sequence[Tenant] | None = None,
+    ) -> dict[str, int]:
+        if tenants is None:
+            result = self._call("save_many", list(documents), "save_many", None)
+        else:
+            stamps = [tenant.as_json() for tenant in tenants]
+            result = self._call("save_many_tenants", list(documents), "save_many", None, stamps)
         return {uuid: int(version) for uuid, version in (result or {}).items()}
 
     def load(self, vcon_uuid: str) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from typing import Any
 from .._boundary import database_errors
 from ..config import StorageConfig
 from ..errors import ConfigurationError
-from .base import Versioned, versioned
+from .base import Tenant, Versioned, versioned
 
 __all__ = ["PostgrestDatabase"]
 
@@ -54,13 +54,23 @@ class PostgrestDatabase:
         with database_errors(operation, vcon_uuid):
             return self._client.rpc(function, params).execute().data
 
-    def save(self, document: Mapping[str, Any], vcon_uuid: str) -> int:
-        return int(self._rpc("conserver_vcon_save", {"p_document": document}, "save", vcon_uuid))
+    def save(
+        self, document: Mapping[str, Any], vcon_uuid: str, tenant: Tenant | None = None
+    ) -> int:
+        params: dict[str, Any] = {"p_document": document}
+        if tenant is not None:  # the overload of migration 0008
+            params["p_tenant"] = tenant.as_json()
+        return int(self._rpc("conserver_vcon_save", params, "save", vcon_uuid))
 
-    def save_many(self, documents: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-        result = self._rpc(
-            "conserver_vcon_save_many", {"p_documents": list(documents)}, "save_many", None
-        )
+    def save_many(
+        self,
+        documents: Sequence[Mapping[str, Any]],
+        tenants: Sequence[Tenant] | None = None,
+    ) -> dict[str, int]:
+        params: dict[str, Any] = {"p_documents": list(documents)}
+        if tenants is not None:
+            params["p_tenants"] = [tenant.as_json() for tenant in tenants]
+        result = self._rpc("conserver_vcon_save_many", params, "save_many", None)
         return {uuid: int(version) for uuid, version in (result or {}).items()}
 
     def load(self, vcon_uuid: str) -> dict[str, Any] | None:

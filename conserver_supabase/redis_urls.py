@@ -1,0 +1,158 @@
+"""Redis URLs naming several hosts, which redis-py's ``from_url`` cannot read.
+
+::
+
+    redis+sentinel://[[user]:password@]host1[:port1][,host2[:port2]...]/service[/db]
+    redis+cluster://[[user]:password@]host1[:port1][,host2[:port2]...][/0]
+
+(and ``rediss+...`` for TLS). The Sentinel form is described in
+:mod:`conserver_supabase.sentinel`. In the Cluster form the hosts are some of the
+cluster's nodes, any of them (port 6379 when left out): the client asks them for the
+whole layout and follows it as it changes. A cluster has only database 0. The user and
+password are the nodes'.
+
+The parts every such URL shares (scheme, user and password, the host list, the path
+and the query) are split here; :func:`parse_cluster` raises
+:class:`~conserver_supabase.errors.ConfigurationError` naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Final
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .errors import ConfigurationError
+
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "ClusterTarget",
+    "MultiHostUrl",
+    "is_cluster_url",
+    "parse_cluster",
+    "split",
+]
+
+CLUSTER_SCHEMES: Final = ("redis+cluster", "rediss+cluster")
+CLUSTER_DEFAULT_PORT: Final = 6379
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MultiHostUrl:
+    """The parts of a multi-host URL, not checked beyond the host syntax."""
+
+    scheme: str  #: lower case
+    hosts: tuple[tuple[str, int], ...]
+    path: str  #: without the leading and trailing ``/``
+    query: dict[str, list[str]]
+    username: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+
+
+def describe_hosts(hosts: tuple[tuple[str, int], ...]) -> str:
+    """``host:port,...`` (IPv6 hosts in brackets), for messages."""
+    return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in hosts)
+
+
+def split(
+    url: str,
+    *,
+    schemes: tuple[str, ...],
+    default_port: int,
+    host_kind: str,
+    fail: Callable[[str], ConfigurationError],
+) -> MultiHostUrl:
+    """Split ``url`` (one of ``schemes``) into its parts; ``fail(problem)`` makes the
+    error to raise, ``host_kind`` ("sentinel", "node") names a host in it."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in schemes:
+        raise fail(f"it must start with {' or '.join(s + '://' for s in schemes)}")
+    rest, _, query = rest.partition("?")
+    netloc, _, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if not at:
+        hosts, userinfo = netloc, ""
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    if not hosts.strip(","):
+        raise fail(f"it names no {host_kind} host")
+    parsed = tuple(_host(part, default_port, host_kind, fail) for part in hosts.split(",") if part)
+    try:
+        options = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise fail("the query string cannot be parsed") from None
+    return MultiHostUrl(
+        scheme=scheme.lower(),
+        hosts=parsed,
+        path=path.strip("/"),
+        query=options,
+        username=username,
+        password=password,
+    )
+
+
+def _host(
+    part: str, default_port: int, host_kind: str, fail: Callable[[str], ConfigurationError]
+) -> tuple[str, int]:
+    try:
+        parts = urlsplit(f"//{part}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise fail(f"{host_kind} address {part!r} has an invalid port") from None
+    if not host or parts.username is not None or parts.path:
+        raise fail(f"{host_kind} address {part!r} is not host[:port]")
+    return host, default_port if port is None else port
+
+
+# --- Redis Cluster ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClusterTarget:
+    """What a Cluster URL names. ``repr`` leaves the password out."""
+
+    nodes: tuple[tuple[str, int], ...]
+    ssl: bool = False
+    username: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+
+    def describe(self) -> str:
+        """Where the cluster is, for messages (no password)."""
+        return f"Redis Cluster via {describe_hosts(self.nodes)}"
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.split("://", 1)[0].lower() in CLUSTER_SCHEMES
+
+
+def _cluster_fail(problem: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"option 'redis_url' is not a valid Redis Cluster URL: {problem}; expected "
+        "redis+cluster://[[user]:password@]host1:port1[,host2:port2...][/0]",
+        option="redis_url",
+    )
+
+
+def parse_cluster(url: str) -> ClusterTarget:
+    """Parse a ``redis+cluster://`` or ``rediss+cluster://`` URL."""
+    parts = split(
+        url,
+        schemes=CLUSTER_SCHEMES,
+        default_port=CLUSTER_DEFAULT_PORT,
+        host_kind="node",
+        fail=_cluster_fail,
+    )
+    if parts.path not in ("", "0"):
+        raise _cluster_fail(f"a cluster has only database 0, not {parts.path!r}")
+    if parts.query:
+        raise _cluster_fail(f"unknown option {sorted(parts.query)[0]!r} (none are known)")
+    return ClusterTarget(
+        nodes=parts.hosts,
+        ssl=parts.scheme == "rediss+cluster",
+        username=parts.username,
+        password=parts.password,
+    )
