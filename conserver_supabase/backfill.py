@@ -140,7 +140,8 @@ class JsonLinesSource:
 
 class RedisSource:
     """Every key matching a pattern (``SCAN``), a vCon per key (RedisJSON or a JSON
-    string); resumes at the SCAN cursor after the last page done."""
+    string); resumes at the SCAN cursor after the last page done. On Redis Cluster each
+    primary is scanned in turn (by name) and the position is ``[primary, cursor]``."""
 
     def __init__(self, client: Any, pattern: str, batch: int = 200) -> None:
         self._client = client
@@ -152,6 +153,9 @@ class RedisSource:
         return None
 
     def items(self, resume: Any) -> Iterator[Item]:
+        if hasattr(self._client, "get_primaries"):  # redis-py's RedisCluster
+            yield from self._cluster_items(resume)
+            return
         cursor = int(resume or 0)
         while True:
             cursor, keys = self._client.scan(cursor, match=self.pattern, count=self._batch)
@@ -162,6 +166,36 @@ class RedisSource:
                 yield self._read(key, position)
             if not cursor:
                 return
+
+    def _cluster_items(self, resume: Any) -> Iterator[Item]:
+        """A SCAN cursor belongs to one node. A primary named in the checkpoint that is
+        gone (a failover since) makes the scan start over from the first primary:
+        saving a vCon twice is harmless, missing one is not."""
+        if resume == "end":
+            return
+        nodes = sorted(node.name for node in self._client.get_primaries())
+        index, cursor = 0, 0
+        if isinstance(resume, list) and len(resume) == 2 and resume[0] in nodes:
+            index, cursor = nodes.index(resume[0]), int(resume[1])
+        for number in range(index, len(nodes)):
+            name = nodes[number]
+            node = self._client.get_node(node_name=name)
+            while True:
+                cursors, keys = self._client.scan(
+                    cursor, match=self.pattern, count=self._batch, target_nodes=node
+                )
+                cursor = int(cursors[name])
+                names = [k.decode() if isinstance(k, bytes) else k for k in keys]
+                if cursor:
+                    after: Any = [name, cursor]
+                elif number + 1 < len(nodes):
+                    after = [nodes[number + 1], 0]
+                else:
+                    after = "end"
+                for position, key in enumerate(names):
+                    yield self._read(key, after if position == len(names) - 1 else None)
+                if not cursor:
+                    break
 
     def _read(self, key: str, position: Any) -> Item:
         kind = self._client.type(key)

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -19,6 +20,7 @@ from conserver_supabase import (
     SupabaseStorage,
     redis_urls,
 )
+from conserver_supabase.backfill import RedisSource, run_backfill
 
 from .cluster_deployment import ClusterDeployment
 from .postgrest_standin import PostgrestStandIn
@@ -278,3 +280,47 @@ def test_a_master_killed_under_load_fails_over_without_losing_a_save(database_ur
                 [run.saved],
             ).fetchone()
         assert stored == (len(run.saved),)
+
+
+@pytest.mark.integration
+def test_a_backfill_from_redis_keys_scans_every_primary_and_resumes(
+    cluster: ClusterDeployment, database_url: str, tmp_path: Path
+) -> None:
+    """`backfill --redis-pattern` on a cluster: every primary is scanned in turn, each
+    with its own cursor, and a checkpoint in the middle resumes with nothing missed
+    and nothing read twice."""
+    rc = cluster.cluster()
+    documents = {f"bfimport:{i:02d}": sample() for i in range(30)}
+    for key, document in documents.items():
+        rc.execute_command("JSON.SET", key, "$", json.dumps(document))
+    holders = {rc.get_node_from_key(key).name for key in documents}
+    assert len(holders) == 3  # the keys are spread over all three primaries
+
+    source = RedisSource(rc, "bfimport:*", batch=4)
+    items = list(source.items(None))
+    assert sorted(item.label for item in items) == sorted(documents)
+    positions = [item.position for item in items if item.position is not None]
+    assert [item.label for item in source.items(positions[-1])] == []
+    # A position inside a primary's scan if SCAN paged there, else the start of the next.
+    lists = [p for p in positions if isinstance(p, list)]
+    middle = next((p for p in lists if p[1] != 0), lists[0])
+    done = []
+    for item in items:
+        done.append(item.label)
+        if item.position == middle:
+            break
+    rest = [item.label for item in source.items(middle)]
+    assert sorted(done + rest) == sorted(documents)
+
+    with SupabaseStorage(options(cluster, database_url)) as store:
+        summary = run_backfill(
+            store,
+            RedisSource(rc, "bfimport:*", batch=4),
+            checkpoint=tmp_path / "checkpoint.json",
+            report=tmp_path / "failures.jsonl",
+            batch=7,
+        )
+    assert (summary.saved, summary.failed) == (30, 0)
+    for document in documents.values():
+        assert in_database(database_url, document["uuid"]) == document
+    rc.delete(*documents)
