@@ -15,17 +15,19 @@ per document).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Final, Protocol
 
 from .errors import (
     ChainPushError,
     ConfigurationError,
+    ConserverSupabaseError,
     DatabaseRejectedError,
     InvalidVconError,
 )
@@ -138,6 +140,11 @@ class JsonLinesSource:
                 yield Item(label, None, f"is not UTF-8: {exc}", position)
 
 
+#: How many times a Redis Cluster backfill starts its scan over because the slot layout
+#: changed under it before it gives up.
+_LAYOUT_CHANGES_TOLERATED: Final = 10
+
+
 class RedisSource:
     """Every key matching a pattern (``SCAN``), a vCon per key (RedisJSON or a JSON
     string); resumes at the SCAN cursor after the last page done. On Redis Cluster each
@@ -168,34 +175,73 @@ class RedisSource:
                 return
 
     def _cluster_items(self, resume: Any) -> Iterator[Item]:
-        """A SCAN cursor belongs to one node. A primary named in the checkpoint that is
-        gone (a failover since) makes the scan start over from the first primary:
-        saving a vCon twice is harmless, missing one is not."""
-        if resume == "end":
+        """A SCAN cursor belongs to one node, and a key is found only on the primary
+        that serves its slot when that primary is scanned. So the position records the
+        slot layout too (``[layout, primary, cursor]``), and a layout that changed, since
+        the checkpoint or during the scan (a failover, a resharding), makes the scan
+        start over from the first primary: saving a vCon twice is harmless, missing one
+        is not. The last page of the last primary has no position: a run stopped there
+        reads that page again."""
+        if resume == "end":  # written by an earlier version when it had finished
             return
-        nodes = sorted(node.name for node in self._client.get_primaries())
-        index, cursor = 0, 0
-        if isinstance(resume, list) and len(resume) == 2 and resume[0] in nodes:
-            index, cursor = nodes.index(resume[0]), int(resume[1])
-        for number in range(index, len(nodes)):
-            name = nodes[number]
-            node = self._client.get_node(node_name=name)
-            while True:
-                cursors, keys = self._client.scan(
-                    cursor, match=self.pattern, count=self._batch, target_nodes=node
-                )
-                cursor = int(cursors[name])
-                names = [k.decode() if isinstance(k, bytes) else k for k in keys]
-                if cursor:
-                    after: Any = [name, cursor]
-                elif number + 1 < len(nodes):
-                    after = [nodes[number + 1], 0]
-                else:
-                    after = "end"
-                for position, key in enumerate(names):
-                    yield self._read(key, after if position == len(names) - 1 else None)
-                if not cursor:
+        for _attempt in range(_LAYOUT_CHANGES_TOLERATED + 1):
+            layout = self._layout()
+            nodes = sorted(node.name for node in self._client.get_primaries())
+            index, cursor = 0, 0
+            if (
+                isinstance(resume, list)
+                and len(resume) == 3
+                and resume[0] == layout
+                and resume[1] in nodes
+            ):
+                index, cursor = nodes.index(resume[1]), int(resume[2])
+            stable = True
+            for number in range(index, len(nodes)):
+                yield from self._scan_primary(layout, nodes, number, cursor)
+                cursor = 0
+                if self._layout() != layout:
+                    stable = False
                     break
+            if stable:
+                return
+            resume = None
+        raise ConserverSupabaseError(
+            f"the Redis Cluster's slot layout changed {_LAYOUT_CHANGES_TOLERATED + 1} times "
+            "while the backfill scanned it; run it again once the cluster is stable "
+            "(vCons already saved are skipped by the checkpoint or saved again, harmlessly)"
+        )
+
+    def _scan_primary(
+        self, layout: str, nodes: list[str], number: int, cursor: int
+    ) -> Iterator[Item]:
+        name = nodes[number]
+        node = self._client.get_node(node_name=name)
+        while True:
+            cursors, keys = self._client.scan(
+                cursor, match=self.pattern, count=self._batch, target_nodes=node
+            )
+            cursor = int(cursors[name])
+            names = [k.decode() if isinstance(k, bytes) else k for k in keys]
+            after: Any = None
+            if cursor:
+                after = [layout, name, cursor]
+            elif number + 1 < len(nodes):
+                after = [layout, nodes[number + 1], 0]
+            for position, key in enumerate(names):
+                yield self._read(key, after if position == len(names) - 1 else None)
+            if not cursor:
+                return
+
+    def _layout(self) -> str:
+        """A digest of which primary serves which slots (``CLUSTER SLOTS``)."""
+        primary = sorted(self._client.get_primaries(), key=lambda n: n.name)[0]
+        reply = self._client.cluster_slots(target_nodes=primary)
+        if isinstance(reply, dict):  # redis-py parses it into {(start, end): {...}}
+            ranges = [[a, b, list(v["primary"][:2])] for (a, b), v in reply.items()]
+        else:  # the raw reply: [start, end, [host, port, id], replicas...]
+            ranges = [[r[0], r[1], list(r[2][:2])] for r in reply]
+        text = json.dumps(sorted(ranges), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def _read(self, key: str, position: Any) -> Item:
         kind = self._client.type(key)

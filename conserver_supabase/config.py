@@ -118,6 +118,8 @@ _SECRET_QUERY: Final = re.compile(r"pass|secret|token|key", re.IGNORECASE)
 
 def redact_url(url: str) -> str:
     """Return ``url`` with its password (in the user part or the query) replaced by ``***``."""
+    if url.partition("://")[0].lower().endswith(("+sentinel", "+cluster")):
+        return _redact_multi_host(url)
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -132,9 +134,6 @@ def redact_url(url: str) -> str:
             return urlunsplit(parts)
     if not parts.password:
         return url
-    if "," in parts.netloc:  # several hosts (Sentinel): keep them as written
-        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@"
-                                         + parts.netloc.rpartition("@")[2]))  # fmt: skip
     host = parts.hostname or ""
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
@@ -142,6 +141,24 @@ def redact_url(url: str) -> str:
     if parts.port is not None:
         netloc += f":{parts.port}"
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _redact_multi_host(url: str) -> str:
+    """A Sentinel or Cluster URL (several hosts, which ``urlsplit`` cannot read) with
+    everything between ``://`` and the last ``@`` but the user name hidden, and secret
+    query values too. Masking too much is fine here; showing a password is not."""
+    scheme, _, rest = url.partition("://")
+    userinfo, at, rest = rest.rpartition("@")
+    if at:
+        rest = f"{userinfo.partition(':')[0]}:***@{rest}"
+    base, question, query = rest.partition("?")
+    if question:
+        query = "&".join(
+            f"{name}=***" if _SECRET_QUERY.search(name) else f"{name}{sep}{value}"
+            for name, sep, value in (item.partition("=") for item in query.split("&"))
+        )
+        base = f"{base}?{query}"
+    return f"{scheme}://{base}"
 
 
 def expand_env(value: str, option: str, environ: Mapping[str, str]) -> str:

@@ -80,7 +80,11 @@ def split(
         password = unquote(secret) if colon else None
     if not hosts.strip(","):
         raise fail(f"it names no {host_kind} host")
-    parsed = tuple(_host(part, default_port, host_kind, fail) for part in hosts.split(",") if part)
+    named = [part for part in hosts.split(",") if part]
+    parsed = tuple(
+        _host(part, number, len(named), default_port, host_kind, fail, secret="@" in url)
+        for number, part in enumerate(named, 1)
+    )
     try:
         options = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError:
@@ -96,15 +100,29 @@ def split(
 
 
 def _host(
-    part: str, default_port: int, host_kind: str, fail: Callable[[str], ConfigurationError]
+    part: str,
+    number: int,
+    count: int,
+    default_port: int,
+    host_kind: str,
+    fail: Callable[[str], ConfigurationError],
+    *,
+    secret: bool,
 ) -> tuple[str, int]:
+    # With a password in the URL, a raw / ? or @ in it moves the split: the "address"
+    # may then be part of the password, so it is named by its place, never quoted.
+    label = (
+        f"{host_kind} address {number} of {count}" if secret else f"{host_kind} address {part!r}"
+    )
+    hint = " (a password with / ? # or @ must be percent-encoded: %2F %3F %23 %40)"
+    hint = hint if secret else ""
     try:
         parts = urlsplit(f"//{part}")
         host, port = parts.hostname, parts.port
     except ValueError:
-        raise fail(f"{host_kind} address {part!r} has an invalid port") from None
+        raise fail(f"{label} has an invalid port{hint}") from None
     if not host or parts.username is not None or parts.path:
-        raise fail(f"{host_kind} address {part!r} is not host[:port]")
+        raise fail(f"{label} is not host[:port]{hint}")
     return host, default_port if port is None else port
 
 

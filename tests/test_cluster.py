@@ -21,6 +21,7 @@ from conserver_supabase import (
     redis_urls,
 )
 from conserver_supabase.backfill import RedisSource, run_backfill
+from conserver_supabase.errors import ConserverSupabaseError
 
 from .cluster_deployment import ClusterDeployment
 from .postgrest_standin import PostgrestStandIn
@@ -298,19 +299,30 @@ def test_a_backfill_from_redis_keys_scans_every_primary_and_resumes(
 
     source = RedisSource(rc, "bfimport:*", batch=4)
     items = list(source.items(None))
-    assert sorted(item.label for item in items) == sorted(documents)
-    positions = [item.position for item in items if item.position is not None]
-    assert [item.label for item in source.items(positions[-1])] == []
-    # A position inside a primary's scan if SCAN paged there, else the start of the next.
-    lists = [p for p in positions if isinstance(p, list)]
-    middle = next((p for p in lists if p[1] != 0), lists[0])
-    done = []
-    for item in items:
-        done.append(item.label)
-        if item.position == middle:
-            break
-    rest = [item.label for item in source.items(middle)]
-    assert sorted(done + rest) == sorted(documents)
+    labels = [item.label for item in items]
+    assert sorted(labels) == sorted(documents)
+    # Resuming at any recorded position reads exactly what came after it.
+    marks = [(i, item.position) for i, item in enumerate(items) if item.position is not None]
+    assert marks, "no safe place to resume in the whole scan"
+    for index, position in marks:
+        assert position[1] in {n.name for n in rc.get_primaries()}
+        assert [item.label for item in source.items(position)] == labels[index + 1 :]
+    # A checkpoint taken under another slot layout (a failover or a resharding since):
+    # the scan starts over, so nothing the new layout put elsewhere is missed.
+    index, position = marks[0]
+    moved = ["0" * 16, *position[1:]]
+    assert sorted(item.label for item in source.items(moved)) == sorted(documents)
+    # The layout changing during the scan: it starts over too (what was read already
+    # is read again), and gives up, saying why, if the layout never settles.
+    real = source._layout
+    calls = iter(range(1000))
+    source._layout = lambda: real() if next(calls) != 1 else "changed"  # type: ignore[method-assign]
+    again = [item.label for item in source.items(None)]
+    assert sorted(set(again)) == sorted(documents)
+    assert len(again) > len(documents)
+    source._layout = lambda: str(next(calls))  # type: ignore[method-assign]
+    with pytest.raises(ConserverSupabaseError, match="slot layout changed 11 times"):
+        list(source.items(None))
 
     with SupabaseStorage(options(cluster, database_url)) as store:
         summary = run_backfill(

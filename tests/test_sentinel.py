@@ -50,6 +50,30 @@ class TestUrls:
         assert says in str(caught.value)
         assert "redis+sentinel://[:password@]host1:port1" in str(caught.value)
 
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "redis+sentinel://:s3cr/et@h1:26379,h2:26379/mymaster",
+            "redis+sentinel://:s3cr?et@h1:26379/mymaster",
+            "redis+sentinel://:s3cr#et@h1:26379/mymaster",
+            "redis+cluster://user:s3cr#et@h1:7000,h2:7001",
+            "redis+cluster://:s3cr/et@h1:7000,h2:7001",
+            "redis+sentinel://h1:26379/mymaster?sentinel_password=s3cret",
+        ],
+    )
+    def test_a_password_never_shows(self, url: str) -> None:
+        """Raw / ? # in a password (which must be percent-encoded) move where a parser
+        splits the URL: the error or the configuration's repr must still hide it."""
+        from conserver_supabase import StorageConfig
+
+        options = {"database_url": "postgresql://db/x", "redis_url": url}
+        try:
+            shown = repr(StorageConfig.from_options(options))
+        except ConfigurationError as exc:
+            shown = str(exc)
+            assert "percent-encoded" in shown
+        assert "s3cr" not in shown
+
     def test_the_configuration_accepts_and_checks_them(self) -> None:
         from conserver_supabase import StorageConfig
 
