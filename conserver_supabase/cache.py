@@ -626,13 +626,7 @@ class RedisCache:
         subject = vcon_uuids[0] if len(vcon_uuids) == 1 else None
         try:
             with cache_errors("chain push", subject, self.location):
-                if self.cluster:
-                    replies = self._pipelined([("RPUSH", name, *vcon_uuids) for name in lists])
-                else:
-                    pipe = self.client.pipeline(transaction=False)
-                    for name in lists:
-                        pipe.rpush(name, *vcon_uuids)
-                    replies = pipe.execute(raise_on_error=False)
+                replies = self._pipelined([("RPUSH", name, *vcon_uuids) for name in lists])
         except CacheError as exc:
             return dict.fromkeys(lists, str(exc))
         for name, reply in zip(lists, replies, strict=True):

@@ -268,7 +268,8 @@ class SupabaseStorage:
                 self._health.succeeded()
         unpushed: list[ChainPushError] = []
         cache_failure: CacheError | None = None
-        apart = [u for u in last if u not in set(redo)] if lists and not together else []
+        redone = set(redo)
+        apart = [u for u in last if u not in redone] if lists and not together else []
         failed = self._cache.push_many(apart, lists) if apart else {}
         if failed:
             self._count("errors")

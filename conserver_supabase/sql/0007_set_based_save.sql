@@ -71,10 +71,10 @@ $fn$;
 --
 -- The planner cannot know how many vCons a batch holds (it assumes 100 elements per
 -- jsonb_array_elements), so left to itself it hash-joins the stale-row deletes
--- against a Seq Scan of each child table (EXPLAIN ANALYZE of one vCon's write with
--- 4,000 stored: 3.2 ms, against 1.0 ms without), and that grows with the table. Every step here is a per-vCon index probe, so
--- hash and merge joins are off, and one generic plan is kept (replanning the
--- statement on every call cost more than a single save's work).
+-- against a Seq Scan of each child table, whose cost grows with the table. Every
+-- step here is a per-vCon index probe, so hash and merge joins are off, and one
+-- generic plan is kept (replanning the statement on every call made a single save
+-- slower than the per-statement function it replaces).
 CREATE OR REPLACE FUNCTION conserver_vcon_write(p_documents jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
