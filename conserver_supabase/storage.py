@@ -309,6 +309,9 @@ class SupabaseStorage:
         try:
             document = self._cache.read(key, given, "working copy read")
         except CacheError as exc:
+            # Whatever call comes first after the cool-down is the circuit's probe: its
+            # outcome must reach the breaker, or the circuit stays "probing" for good.
+            self._health.failed(exc, "the vCon is not saved")
             if isinstance(exc.__cause__, ValueError | RecursionError):
                 raise InvalidVconError(
                     given,
@@ -316,6 +319,7 @@ class SupabaseStorage:
                     f"the working copy at {key} is not a JSON object: {exc.__cause__}"[:300],
                 ) from exc
             raise
+        self._health.succeeded()
         if document is None:
             raise VconNotFoundError(
                 given, where=f"Redis (key {key}, where the conserver keeps the vCon)"
@@ -606,6 +610,7 @@ class SupabaseStorage:
                     try:
                         self._cache.write(vcon_uuid, document, mode=mode, version=version)
                         failure = None
+                        self._health.succeeded()
                     except CacheError as cache_exc:
                         failure = cache_exc
                 unpushed = self._cache.push(vcon_uuid, lists)
@@ -927,6 +932,9 @@ class _CacheHealth:
                     opened = not self._open_until
                     self._open_until = self.clock() + self.cooldown
                     self._probing = False
+            elif not exc.unavailable:
+                # Redis answered (with an error): it is reachable, so a probe succeeded.
+                self._consecutive, self._open_until, self._probing = 0, 0.0, False
         what = f"{str(exc).rstrip('.')}; {context}" if context else str(exc).rstrip(".")
         if first:
             logger.warning(
