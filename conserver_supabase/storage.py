@@ -74,6 +74,14 @@ def _note_uuid(vcon_uuid: str) -> None:
         op.vcon_uuid = vcon_uuid
 
 
+def _is_uuid(text: str | None) -> bool:
+    try:
+        canonical_uuid(text)
+    except InvalidVconError:
+        return False
+    return True
+
+
 def _note_cache(outcome: str) -> None:
     """Tell the running operation what the cache did (hit, miss, written, error ...)."""
     op = _current.get()
@@ -88,12 +96,16 @@ def _observed[**P, R](name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         @functools.wraps(method)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             self = args[0]
-            subject = args[1] if len(args) > 1 and isinstance(args[1], str | UUID) else None
-            vcon_uuid = str(subject) if subject is not None else None
-            with self._telemetry.operation(name, vcon_uuid) as op:  # type: ignore[attr-defined]
+            # No subject is guessed from the arguments (a string may be a whole vCon): each
+            # method names its vCon with _note_uuid once the uuid is checked.
+            with self._telemetry.operation(name) as op:  # type: ignore[attr-defined]
                 token = _current.set(op)
                 try:
                     return method(*args, **kwargs)
+                except InvalidVconError as exc:
+                    if op.vcon_uuid is None and _is_uuid(exc.vcon_uuid):
+                        op.vcon_uuid = exc.vcon_uuid
+                    raise
                 finally:
                     _current.reset(token)
 
@@ -303,7 +315,7 @@ class SupabaseStorage:
         copy raises :class:`VconNotFoundError`; an unreadable one :class:`CacheError`.
         """
         given = str(vcon_uuid) if isinstance(vcon_uuid, UUID) else vcon_uuid
-        canonical_uuid(given)  # no key is built from something that is not a uuid
+        _note_uuid(canonical_uuid(given))  # no key is built from something not a uuid
         key = f"{CONSERVER_KEY_PREFIX}{given}"
         self._guard("working copy read", given)
         try:
@@ -342,6 +354,7 @@ class SupabaseStorage:
     def delete_vcon(self, vcon_uuid: str | UUID) -> bool:
         """Delete a vCon from the database, then from the cache; return whether it existed."""
         canonical = canonical_uuid(vcon_uuid)
+        _note_uuid(canonical)
         # > 0: deleted now, at that version; < 0: already gone, deleted at -version (a
         # retried delete whose first answer was lost); 0: never saved through us.
         version = self._retrying("delete", lambda: self._database.delete(canonical))
@@ -364,6 +377,7 @@ class SupabaseStorage:
         conserver's working copy of a vCon not saved yet) asks the database.
         """
         canonical = canonical_uuid(vcon_uuid)
+        _note_uuid(canonical)
         try:
             self._guard("cache exists", canonical)
             if self._cache.holds_saved(canonical):
@@ -429,6 +443,7 @@ class SupabaseStorage:
         ``use_cache=False`` reads the primary database and leaves the cache alone.
         """
         canonical = canonical_uuid(vcon_uuid)
+        _note_uuid(canonical)
         if use_cache:
             cached = self._cached(canonical)
             if cached is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conserver_supabase import DatabaseUnavailableError, SupabaseStorage
+from conserver_supabase import DatabaseUnavailableError, InvalidVconError, SupabaseStorage
 from conserver_supabase.telemetry import BUCKETS_MS
 from conserver_supabase.testing import make_vcon
 
@@ -95,6 +95,32 @@ def test_each_operation_logs_one_debug_line_with_extra_fields(
     assert isinstance(record.ms, float)  # type: ignore[attr-defined]
     assert record.getMessage().startswith(f"get of vCon {document['uuid']} done in ")
     assert record.getMessage().endswith(" ms (cache hit)")
+
+
+def test_no_vcon_body_reaches_the_debug_line_whatever_is_passed(
+    database_url: str, redis_json_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: the operation's subject was guessed from any string first argument,
+    so ``save_vcon`` given JSON text logged the whole document as the uuid. The subject
+    is only ever a validated uuid."""
+    document = make_vcon(seed=2)
+    document["dialog"][0]["body"] = "SECRET-BODY-TEXT"
+    broken = {**document, "dialog": [{**document["dialog"][0], "encoding": "rot13"}]}
+    with SupabaseStorage({"database_url": database_url, "redis_url": redis_json_url}) as store:
+        caplog.set_level(logging.DEBUG, logger="conserver_supabase.telemetry")
+        store.save_vcon(json.dumps(document))
+        with pytest.raises(InvalidVconError):
+            store.save_vcon(json.dumps(broken))
+        with pytest.raises(InvalidVconError):
+            store.get_vcon("SECRET-BODY-TEXT")
+    records = [r for r in caplog.records if r.name == "conserver_supabase.telemetry"]
+    assert [(r.op, r.vcon_uuid) for r in records] == [  # type: ignore[attr-defined]
+        ("save", document["uuid"]),
+        ("save", document["uuid"]),  # the uuid the document names, once it is checked
+        ("get", None),
+    ]
+    for record in records:
+        assert "SECRET-BODY-TEXT" not in record.getMessage()
 
 
 OTEL_PROBE = """
