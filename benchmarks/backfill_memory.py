@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.cache_hit import standard_vcon  # noqa: E402
 from conserver_supabase import migrations  # noqa: E402
-from conserver_supabase.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
+from conserver_supabase.testing import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 
 
 def write_input(path: Path, count: int) -> None:

@@ -38,7 +38,7 @@ from psycopg.types.json import Jsonb  # noqa: E402
 
 from benchmarks.cache_hit import standard_vcon  # noqa: E402
 from conserver_supabase import SupabaseStorage, migrations  # noqa: E402
-from conserver_supabase.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
+from conserver_supabase.testing import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 from tests.postgrest_standin import PostgrestStandIn  # noqa: E402
 
 FLOOR = """

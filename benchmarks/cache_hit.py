@@ -30,9 +30,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import redis  # noqa: E402
+
 from conserver_supabase import SupabaseStorage, migrations  # noqa: E402
-from conserver_supabase.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
-from conserver_supabase.testing import make_vcon  # noqa: E402
+from conserver_supabase.testing import EmbeddedPostgres, EmbeddedRedis, make_vcon  # noqa: E402
 
 
 def standard_vcon(seed: int = 1) -> dict[str, Any]:
@@ -100,8 +101,8 @@ def main() -> int:
                 if not otel:
                     store._telemetry._otel = None
                 store.save_vcon(document)
-                client = store._cache.client
-                key = store._cache.key(vcon_uuid)
+                client: Any = redis.Redis.from_url(redis_server.url)
+                key = f"{store.config.cache_key_prefix}{vcon_uuid}"
                 assert store.get_vcon(vcon_uuid) == document
                 assert json.loads(client.execute_command(command, key)) == document
 

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from conserver_supabase import migrations  # noqa: E402
-from conserver_supabase.embedded import EmbeddedPostgres  # noqa: E402
+from conserver_supabase.testing import EmbeddedPostgres  # noqa: E402
 from tests.cluster_deployment import ClusterDeployment  # noqa: E402
 from tests.sentinel_deployment import SentinelDeployment, save_through_failover  # noqa: E402
 

@@ -69,10 +69,13 @@ from typing import Any, Final
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from conserver_supabase import SupabaseStorage, validate_vcon  # noqa: E402
-from conserver_supabase.config import StorageConfig  # noqa: E402
-from conserver_supabase.database.postgres import PostgresDatabase  # noqa: E402
-from conserver_supabase.search import build_query  # noqa: E402
+from conserver_supabase import (  # noqa: E402
+    StorageConfig,
+    SupabaseStorage,
+    validate_vcon,
+)
+from conserver_supabase._database._postgres import PostgresDatabase  # noqa: E402
+from conserver_supabase._search import build_query  # noqa: E402
 
 BIG_TABLES: Final = frozenset({"vcons", "parties", "dialog", "analysis", "attachments"})
 SEARCH_STATEMENT_MARK: Final = "WITH page AS"
@@ -396,7 +399,7 @@ def load(url: str, count: int, batch_size: int, threads: int, seed: int) -> floa
     def one(batch: int) -> int:
         nonlocal done, last_report
         documents = make_batch(seed, batch, sizes[batch])
-        database.save_many(documents)
+        database.save(documents, None)
         with lock:
             done += len(documents)
             now = time.perf_counter()
@@ -941,7 +944,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.database_url:
         return run(args.database_url, args)
-    from conserver_supabase.embedded import EmbeddedPostgres
+    from conserver_supabase.testing import EmbeddedPostgres
 
     with EmbeddedPostgres() as server:
         print("embedded PostgreSQL started")

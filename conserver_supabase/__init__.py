@@ -23,9 +23,8 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from ._version import __version__
-from .config import DEFAULT_OPTIONS, StorageConfig
-from .errors import (
+from ._config import DEFAULT_OPTIONS, StorageConfig
+from ._errors import (
     CacheError,
     ChainPushError,
     ConfigurationError,
@@ -37,12 +36,16 @@ from .errors import (
     SearchError,
     VconNotFoundError,
 )
-from .search import SearchPage
-from .storage import SupabaseStorage
-from .validation import validate_vcon
+from ._redis import CacheUsage
+from ._search import SearchPage
+from ._storage import SupabaseStorage
+from ._validation import validate_vcon
+from ._version import __version__
+from ._writes import ReplayReport
 
 __all__ = [
     "CacheError",
+    "CacheUsage",
     "ChainPushError",
     "ConfigurationError",
     "ConserverSupabaseError",
@@ -50,6 +53,7 @@ __all__ = [
     "DatabaseRejectedError",
     "DatabaseUnavailableError",
     "InvalidVconError",
+    "ReplayReport",
     "SearchError",
     "SearchPage",
     "StorageConfig",

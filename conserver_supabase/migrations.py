@@ -17,8 +17,8 @@ import re
 from importlib import resources
 from typing import Any, Final
 
-from ._boundary import database_errors
-from .database.postgres import import_psycopg
+from ._database._errors import database_errors
+from ._database._postgres import import_psycopg
 
 __all__ = ["MIGRATIONS_TABLE", "Migration", "apply", "available", "pending", "render_script"]
 

@@ -1,17 +1,70 @@
 """Helpers for tests and demos, shipped for downstream users too.
 
-:func:`make_vcon` builds realistic, valid vCon documents (plain dicts) from a seed,
-without importing the ``vcon`` library (which reconfigures logging on import).
+* :func:`make_vcon` builds realistic, valid vCon documents (plain dicts) from a seed,
+  without importing the ``vcon`` library (which reconfigures logging on import);
+* :class:`MemoryDatabase` is the database seam (:class:`Database`) in memory: pass it
+  as ``SupabaseStorage(options, database=MemoryDatabase())`` to test a chain link
+  without PostgreSQL (give it ``redis_client=`` a fake Redis too, or a real one);
+* :func:`put_working_copy` and :func:`evict` do to a storage's Redis what the conserver
+  does (its working copy at ``vcon:{uuid}``, then eviction);
+* :class:`EmbeddedPostgres` and :class:`EmbeddedRedis` start throwaway servers (the
+  ``embedded`` extra).
 """
 
 from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["make_vcon"]
+from ._database import Database
+from ._embedded import EmbeddedPostgres, EmbeddedRedis
+from ._memory import MemoryDatabase
+
+if TYPE_CHECKING:
+    from ._storage import SupabaseStorage
+
+__all__ = [
+    "Database",
+    "EmbeddedPostgres",
+    "EmbeddedRedis",
+    "MemoryDatabase",
+    "chain_length",
+    "drop_chain",
+    "evict",
+    "key_type",
+    "make_vcon",
+    "put_working_copy",
+]
+
+
+def put_working_copy(storage: SupabaseStorage, document: Mapping[str, Any]) -> None:
+    """Put ``document`` where the conserver keeps the vCon it processes: ``vcon:{uuid}``
+    in the storage's Redis, as RedisJSON (a JSON string where RedisJSON is missing)."""
+    storage._redis.conserver.put(document)
+
+
+def evict(storage: SupabaseStorage, vcon_uuid: str) -> None:
+    """Remove ``vcon:{uuid}`` from the storage's Redis, as eviction or its TTL would."""
+    storage._redis.conserver.evict(vcon_uuid)
+
+
+def key_type(storage: SupabaseStorage, vcon_uuid: str) -> str:
+    """The Redis type of ``vcon:{uuid}``: ``ReJSON-RL``, ``string`` or ``none``."""
+    return storage._redis.conserver.kind(vcon_uuid)
+
+
+def chain_length(storage: SupabaseStorage, list_name: str) -> int:
+    """How many uuids wait on a chain list of the storage's Redis."""
+    return storage._redis.conserver.length(list_name)
+
+
+def drop_chain(storage: SupabaseStorage, list_name: str) -> None:
+    """Remove a chain list from the storage's Redis."""
+    storage._redis.conserver.drop(list_name)
+
 
 _FIRST = ["Sarah", "David", "Maria", "Tom", "Rachel", "Lisa", "Mike", "Aisha", "Kenji", "Olga"]
 _LAST = ["Johnson", "Chen", "Gonzalez", "Bradley", "Kim", "Park", "Rivera", "Khan", "Sato"]

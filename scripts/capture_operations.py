@@ -27,8 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from conserver_supabase import SupabaseStorage  # noqa: E402
-from conserver_supabase.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
-from conserver_supabase.testing import make_vcon  # noqa: E402
+from conserver_supabase.testing import EmbeddedPostgres, EmbeddedRedis, make_vcon  # noqa: E402
 
 
 class Session:

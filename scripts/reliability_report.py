@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from conserver_supabase import migrations  # noqa: E402
-from conserver_supabase.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
+from conserver_supabase.testing import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 from tests.coherency import run_coherency  # noqa: E402
 from tests.fault_scenarios import SCENARIOS, Services, run_kill, run_scenario  # noqa: E402
 from tests.faults import CuttableProxy, postgres_upstream  # noqa: E402

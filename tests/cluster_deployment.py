@@ -23,7 +23,7 @@ from typing import Any
 
 import redis
 
-from conserver_supabase.embedded import _free_port, _package_file
+from conserver_supabase._embedded import _free_port, _package_file
 
 SLOTS = 16384
 

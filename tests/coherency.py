@@ -31,8 +31,8 @@ import time
 from typing import Any
 
 from conserver_supabase import SupabaseStorage
-from conserver_supabase.config import StorageConfig
-from conserver_supabase.database import open_database
+from conserver_supabase._config import StorageConfig
+from conserver_supabase._database import open_database
 from conserver_supabase.testing import make_vcon
 
 
@@ -93,13 +93,13 @@ class DelayedDatabase:
             delay = self._rng.uniform(0, self._max_delay)
         time.sleep(delay)
 
-    def save(self, document: Any, vcon_uuid: str) -> int:
-        version: int = self._inner.save(document, vcon_uuid)
+    def save(self, documents: Any, tenants: Any) -> dict[str, int]:
+        versions: dict[str, int] = self._inner.save(documents, tenants)
         self._pause()  # between the commit and the cache write
-        return version
+        return versions
 
-    def fetch(self, vcon_uuid: str) -> Any:
-        found = self._inner.fetch(vcon_uuid)
+    def fetch(self, vcon_uuids: Any) -> Any:
+        found = self._inner.fetch(vcon_uuids)
         self._pause()  # between the database read and the cache fill
         return found
 
@@ -168,7 +168,9 @@ def run_coherency(
         while not stop.is_set():
             for vcon_uuid in subjects:
                 start = time.monotonic()
-                write = _write_of(store._cache.read(store._cache.key(vcon_uuid), vcon_uuid))
+                write = _write_of(
+                    store._redis._cache.read(store._redis._cache.key(vcon_uuid), vcon_uuid)
+                )
                 if write is not None:
                     with lock:
                         samples.append((vcon_uuid, start, write))
@@ -278,9 +280,9 @@ def _check_quiescent(
     store: SupabaseStorage, database: DelayedDatabase, subjects: list[str], report: CoherencyReport
 ) -> None:
     for vcon_uuid in subjects:
-        found = database._inner.fetch(vcon_uuid)
+        found = database._inner.fetch([vcon_uuid]).get(vcon_uuid)
         in_database = found[0] if found is not None else None
-        cached = store._cache.read(store._cache.key(vcon_uuid), vcon_uuid)
+        cached = store._redis._cache.read(store._redis._cache.key(vcon_uuid), vcon_uuid)
         if cached is not None and cached != in_database:
             report.final_mismatches += 1
             _example(report, f"after quiescence the cache of {vcon_uuid} differs from the DB")

@@ -171,7 +171,7 @@ REDIS_KINDS = ("json", "plain")
 
 @pytest.fixture(scope="session")
 def _redis_servers() -> Iterator[dict[str, str]]:
-    from conserver_supabase.embedded import EmbeddedRedis
+    from conserver_supabase.testing import EmbeddedRedis
 
     with contextlib.ExitStack() as stack:
         urls: dict[str, str] = {}

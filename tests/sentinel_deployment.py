@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import redis
 
-from conserver_supabase.embedded import _free_port, _package_file
+from conserver_supabase._embedded import _free_port, _package_file
 
 SERVICE = "conserver-test"
 

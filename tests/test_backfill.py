@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from conserver_supabase import SupabaseStorage
-from conserver_supabase.backfill import JsonLinesSource, run_backfill
+from conserver_supabase._backfill import JsonLinesSource, run_backfill
 from conserver_supabase.testing import make_vcon
 
 from .conftest import environment_without_services, redis_client

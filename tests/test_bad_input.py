@@ -36,7 +36,7 @@ import redis
 
 import conserver_supabase
 from conserver_supabase import SupabaseStorage
-from conserver_supabase.validation import MAX_TAGS_BODY_BYTES
+from conserver_supabase._validation import MAX_TAGS_BODY_BYTES
 
 from .conftest import closing_later, redis_client
 from .vcons import new_uuid, sample

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from conserver_supabase import CacheError, StorageConfig
-from conserver_supabase.cache import RedisCache
+from conserver_supabase import CacheError
+from conserver_supabase._redis import Entry
 
+from .cache_api import Cache
 from .conftest import closing_later, redis_client, redis_has_json
 from .faults import FaultServer
 from .vcons import new_uuid
@@ -27,8 +28,8 @@ def client(redis_url: str) -> Iterator[Any]:
     connection.close()
 
 
-def make_cache(url: str, **options: Any) -> RedisCache:
-    cache = RedisCache.from_config(StorageConfig.from_options({"redis_url": url, **options}))
+def make_cache(url: str, **options: Any) -> Cache:
+    cache = Cache.from_options({"redis_url": url, **options})
     return closing_later(cache)
 
 
@@ -435,7 +436,7 @@ def test_in_cluster_mode_no_command_spans_two_hash_slots(
     lists = ["slot_a", "slot_b"]
     options = {"database_url": database_url, "redis_url": redis_json_url, "chain_lists": lists}
     with SupabaseStorage(options, redis_client=client) as store:
-        cache = store._cache
+        cache = Cache(store.config, client)
         assert cache.cluster
         assert not cache.pushes_in_write
         one, batch = sample(), [sample() for _ in range(5)]
@@ -450,7 +451,8 @@ def test_in_cluster_mode_no_command_spans_two_hash_slots(
         cache.journal(store.config.journal_list, [(one["uuid"], cache.key(one["uuid"]), None)])
         cache.journal(store.config.journal_list, [(batch[1]["uuid"], None, json.dumps(batch[1]))])
         assert store.replay_journal().replayed == 2
-        assert cache.versions([d["uuid"] for d in batch])
+        known = [Entry(d["uuid"], json.dumps(d), "known", 1) for d in batch[2:]]
+        assert cache.tier.fill_known(known) is not None  # a read replica's answers
         assert store.cache_usage().keys == 5
         assert store.flush_cache() == (5, 0)
         assert store.warm_cache({}) == (5, 5)

@@ -11,7 +11,7 @@ import pytest
 
 import conserver_supabase
 from conserver_supabase import SupabaseStorage
-from conserver_supabase.embedded import EmbeddedRedis
+from conserver_supabase.testing import EmbeddedRedis
 
 from .conftest import redis_client, unavailable
 from .vcons import sample

@@ -286,7 +286,7 @@ def jwt(role: str) -> str:
     ],
 )
 def test_key_role_is_read_from_the_key(key: str, role: str | None) -> None:
-    from conserver_supabase.doctor import key_role
+    from conserver_supabase._doctor import key_role
 
     assert key_role(key) == role
 
@@ -312,14 +312,14 @@ class TestSearchCommand:
         self, database_url: str, redis_json_url: str
     ) -> None:
         from conserver_supabase import StorageConfig
-        from conserver_supabase.database.postgres import PostgresDatabase
+        from conserver_supabase._database._postgres import PostgresDatabase
         from conserver_supabase.testing import make_vcon
 
         documents = [make_vcon(seed=i) for i in range(5)]
         for document in documents:
             document["subject"] = f"cli search probe {document['subject']}"
         database = PostgresDatabase(StorageConfig.from_options({"database_url": database_url}))
-        database.save_many(documents)
+        database.save(documents, None)
         database.close()
         env = {"SUPABASE_DB_URL": database_url, "REDIS_URL": redis_json_url}
         first = run("search", "--subject", "CLI Search Probe", "--limit", "3", env=env)

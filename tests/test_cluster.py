@@ -18,10 +18,10 @@ from conserver_supabase import (
     DatabaseUnavailableError,
     StorageConfig,
     SupabaseStorage,
-    redis_urls,
 )
-from conserver_supabase.backfill import RedisSource, run_backfill
-from conserver_supabase.errors import ConserverSupabaseError
+from conserver_supabase._backfill import RedisSource, run_backfill
+from conserver_supabase._errors import ConserverSupabaseError
+from conserver_supabase._redis import _urls as redis_urls
 
 from .cluster_deployment import ClusterDeployment
 from .postgrest_standin import PostgrestStandIn
@@ -101,14 +101,14 @@ def test_the_storage_works_on_a_cluster(cluster: ClusterDeployment, database_url
     rc = cluster.cluster()
     lists = ["cluster_ingress", "cluster_audit"]
     with SupabaseStorage(options(cluster, database_url, chain_lists=lists)) as store:
-        assert store._cache.cluster
-        assert not store._cache.pushes_in_write
+        assert store._redis._connection.cluster
+        assert not store._redis._cache.pushes_in_write
         one = sample()
         assert store.save_vcon(one) == 1
         key = f"vcon:{one['uuid']}"
         assert rc.json().get(key) == one  # JSON.GET, as the conserver reads it
-        assert rc.get(store._cache.version_key(one["uuid"])) == b"1"
-        assert cluster.slot(key) == cluster.slot(store._cache.version_key(one["uuid"]))
+        assert rc.get(store._redis._cache.version_key(one["uuid"])) == b"1"
+        assert cluster.slot(key) == cluster.slot(store._redis._cache.version_key(one["uuid"]))
         batch = [sample() for _ in range(30)]
         versions = store.save_many(batch)
         assert set(versions.values()) == {1}
@@ -129,7 +129,7 @@ def test_the_storage_works_on_a_cluster(cluster: ClusterDeployment, database_url
         assert rc.json().get(key)["subject"] == "second version"
         assert store.delete_vcon(one["uuid"]) is True
         assert rc.exists(key) == 0
-        assert rc.get(store._cache.version_key(one["uuid"])) == b"-3"  # the tombstone
+        assert rc.get(store._redis._cache.version_key(one["uuid"])) == b"-3"  # the tombstone
         assert store.get_vcon(one["uuid"]) is None
 
         usage = store.cache_usage()
@@ -221,7 +221,7 @@ def test_a_slot_moves_while_reads_and_writes_run(
         def work() -> None:
             while not stop.is_set():
                 try:
-                    cached = store._cache.read(key, document["uuid"])
+                    cached = store._redis._cache.read(key, document["uuid"])
                     counts["reads"] += 1
                     counts["misses"] += cached is None
                     store.save_vcon({**document, "subject": f"save {counts['saves']}"})
@@ -248,7 +248,7 @@ def test_a_slot_moves_while_reads_and_writes_run(
         assert json.loads(cluster.node(target).execute_command("JSON.GET", key))["subject"] == (
             f"save {last - 1}"
         )
-        assert int(rc.get(store._cache.version_key(document["uuid"]))) == last + 1
+        assert int(rc.get(store._redis._cache.version_key(document["uuid"]))) == last + 1
 
 
 @pytest.mark.integration
@@ -297,37 +297,38 @@ def test_a_backfill_from_redis_keys_scans_every_primary_and_resumes(
     holders = {rc.get_node_from_key(key).name for key in documents}
     assert len(holders) == 3  # the keys are spread over all three primaries
 
-    source = RedisSource(rc, "bfimport:*", batch=4)
-    items = list(source.items(None))
-    labels = [item.label for item in items]
-    assert sorted(labels) == sorted(documents)
-    # Resuming at any recorded position reads exactly what came after it.
-    marks = [(i, item.position) for i, item in enumerate(items) if item.position is not None]
-    assert marks, "no safe place to resume in the whole scan"
-    for index, position in marks:
-        assert position[1] in {n.name for n in rc.get_primaries()}
-        assert [item.label for item in source.items(position)] == labels[index + 1 :]
-    # A checkpoint taken under another slot layout (a failover or a resharding since):
-    # the scan starts over, so nothing the new layout put elsewhere is missed.
-    index, position = marks[0]
-    moved = ["0" * 16, *position[1:]]
-    assert sorted(item.label for item in source.items(moved)) == sorted(documents)
-    # The layout changing during the scan: it starts over too (what was read already
-    # is read again), and gives up, saying why, if the layout never settles.
-    real = source._layout
-    calls = iter(range(1000))
-    source._layout = lambda: real() if next(calls) != 1 else "changed"  # type: ignore[method-assign]
-    again = [item.label for item in source.items(None)]
-    assert sorted(set(again)) == sorted(documents)
-    assert len(again) > len(documents)
-    source._layout = lambda: str(next(calls))  # type: ignore[method-assign]
-    with pytest.raises(ConserverSupabaseError, match="slot layout changed 11 times"):
-        list(source.items(None))
-
     with SupabaseStorage(options(cluster, database_url)) as store:
+        source = RedisSource(store._redis, "bfimport:*", batch=4)
+        items = list(source.items(None))
+        labels = [item.label for item in items]
+        assert sorted(labels) == sorted(documents)
+        # Resuming at any recorded position reads exactly what came after it.
+        marks = [(i, item.position) for i, item in enumerate(items) if item.position is not None]
+        assert marks, "no safe place to resume in the whole scan"
+        for index, position in marks:
+            assert position[1] in {n.name for n in rc.get_primaries()}
+            assert [item.label for item in source.items(position)] == labels[index + 1 :]
+        # A checkpoint taken under another slot layout (a failover or a resharding since):
+        # the scan starts over, so nothing the new layout put elsewhere is missed.
+        index, position = marks[0]
+        moved = ["0" * 16, *position[1:]]
+        assert sorted(item.label for item in source.items(moved)) == sorted(documents)
+        # The layout changing during the scan: it starts over too (what was read already
+        # is read again), and gives up, saying why, if the layout never settles.
+        scan = source._scan
+        real = scan._layout
+        calls = iter(range(1000))
+        scan._layout = lambda: real() if next(calls) != 1 else "changed"  # type: ignore[method-assign]
+        again = [item.label for item in source.items(None)]
+        assert sorted(set(again)) == sorted(documents)
+        assert len(again) > len(documents)
+        scan._layout = lambda: str(next(calls))  # type: ignore[method-assign]
+        with pytest.raises(ConserverSupabaseError, match="slot layout changed 11 times"):
+            list(source.items(None))
+
         summary = run_backfill(
             store,
-            RedisSource(rc, "bfimport:*", batch=4),
+            RedisSource(store._redis, "bfimport:*", batch=4),
             checkpoint=tmp_path / "checkpoint.json",
             report=tmp_path / "failures.jsonl",
             batch=7,

@@ -38,15 +38,15 @@ def test_the_checks_catch_a_cache_without_its_version_guard(
 ) -> None:
     """The same run against a cache that forgets its versions (and tombstones) before
     every write must report stale reads: the checks can fail."""
-    from conserver_supabase.cache import RedisCache
+    from conserver_supabase._redis._cache import Entry, HotTier
 
-    original = RedisCache.write
+    original = HotTier.write
 
-    def forgetful(self: RedisCache, vcon_uuid: str, document: str, **kwargs: Any) -> bool:
-        self.client.delete(self.version_key(vcon_uuid))
-        return original(self, vcon_uuid, document, **kwargs)
+    def forgetful(self: HotTier, entry: Entry, *args: Any, **kwargs: Any) -> int:
+        self._redis.client.delete(self.version_key(entry.vcon_uuid))
+        return original(self, entry, *args, **kwargs)
 
-    monkeypatch.setattr(RedisCache, "write", forgetful)
+    monkeypatch.setattr(HotTier, "write", forgetful)
     report = run_coherency(
         {"database_url": database_url, "redis_url": redis_json_url, "pool_size": 8}
     )
@@ -61,9 +61,9 @@ def test_the_checks_catch_a_cache_that_keeps_deleted_vcons(
 ) -> None:
     """The same run against a cache that is never told about deletes must report
     deleted vCons still served: the checks can fail."""
-    from conserver_supabase.cache import RedisCache
+    from conserver_supabase._redis._cache import HotTier
 
-    monkeypatch.setattr(RedisCache, "delete", lambda self, vcon_uuid, version=0: False)
+    monkeypatch.setattr(HotTier, "delete", lambda self, vcon_uuid, version=0, **kw: False)
     report = run_coherency(
         {"database_url": database_url, "redis_url": redis_json_url, "pool_size": 8}
     )

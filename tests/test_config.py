@@ -10,7 +10,7 @@ import pytest
 
 import conserver_supabase
 from conserver_supabase import ConfigurationError, StorageConfig
-from conserver_supabase.config import redact_url
+from conserver_supabase._config import redact_url
 
 KEY = "sb-secret-service-role-key-0123456789"
 ENV = {"SUPABASE_URL": "https://proj.supabase.co", "SUPABASE_SERVICE_ROLE_KEY": KEY}
@@ -373,7 +373,7 @@ class TestReadReplica:
         assert KEY not in str(caught.value)
 
     def test_opening_a_replica_that_is_not_configured(self) -> None:
-        from conserver_supabase.database import open_database
+        from conserver_supabase._database import open_database
 
         with pytest.raises(ConfigurationError) as caught:
             open_database(build({"database_url": self.PRIMARY}), replica=True)

@@ -122,8 +122,8 @@ def test_save_renews_the_ttl_without_rewriting_the_working_copy(
     conserver_env: dict[str, str], database_url: str
 ) -> None:
     """A link that changes the working copy while save runs keeps its change."""
-    from conserver_supabase.config import StorageConfig
-    from conserver_supabase.database.postgres import PostgresDatabase
+    from conserver_supabase._config import StorageConfig
+    from conserver_supabase._database._postgres import PostgresDatabase
 
     document = sample()
     client = put_working_copy(conserver_env["REDIS_URL"], document)
@@ -134,10 +134,10 @@ def test_save_renews_the_ttl_without_rewriting_the_working_copy(
         def __getattr__(self, name: str) -> Any:
             return getattr(database, name)
 
-        def save(self, doc: Any, vcon_uuid: str) -> int:
-            version = database.save(doc, vcon_uuid)
+        def save(self, documents: Any, tenants: Any) -> dict[str, int]:
+            versions = database.save(documents, tenants)
             client.json().set(key, "$.subject", "changed by a link meanwhile")
-            return version
+            return versions
 
     options = {
         "cache_ttl": 77,

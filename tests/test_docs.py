@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from conserver_supabase import StorageConfig
-from conserver_supabase.config import DEFAULT_OPTIONS
+from conserver_supabase._config import DEFAULT_OPTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +40,7 @@ def test_example_configuration_builds() -> None:
 
 def test_every_error_and_command_is_documented() -> None:
     import conserver_supabase
-    from conserver_supabase.cli import _parser
+    from conserver_supabase._cli import parser as _parser
 
     errors_doc = (ROOT / "docs" / "errors.md").read_text()
     for name in conserver_supabase.__all__:
@@ -55,7 +55,7 @@ def test_every_error_and_command_is_documented() -> None:
 def test_operations_doc_shows_every_command_run() -> None:
     """docs/operations.md (captured by scripts/capture_operations.py) shows each command
     and cache subcommand run, with its exit code, and no template slot left empty."""
-    from conserver_supabase.cli import _parser
+    from conserver_supabase._cli import parser as _parser
 
     doc = (ROOT / "docs" / "operations.md").read_text()
     assert "{{" not in doc

@@ -7,9 +7,9 @@ import psycopg
 import pytest
 from postgrest.exceptions import APIError
 
-from conserver_supabase import errors
-from conserver_supabase._boundary import database_errors
-from conserver_supabase.errors import (
+from conserver_supabase import _errors as errors
+from conserver_supabase._database._errors import database_errors
+from conserver_supabase._errors import (
     CacheError,
     ChainPushError,
     ConfigurationError,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from conserver_supabase.embedded import EmbeddedRedis
+from conserver_supabase.testing import EmbeddedRedis
 
 from .conftest import unavailable
 from .fault_scenarios import OPTIONS, SCENARIOS, Scenario, Services, run_kill, run_scenario

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from conserver_supabase import DatabaseRejectedError, StorageConfig, migrations
-from conserver_supabase.database.postgres import PostgresDatabase
+from conserver_supabase._database._postgres import PostgresDatabase
 
 from .conftest import TESTS, start_embedded
 from .vcons import rich_vcon, sample

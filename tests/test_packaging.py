@@ -64,18 +64,27 @@ REDIS_46_PROBE = """
 import json, sys, uuid
 import redis
 from conserver_supabase import CacheError, StorageConfig
-from conserver_supabase.cache import RedisCache
+from conserver_supabase._redis import Entry, RedisTier
+from conserver_supabase._telemetry import Telemetry
+
+
+def tier(options):
+    return RedisTier(StorageConfig.from_options(options), Telemetry(lambda: "closed"))
+
+
 assert redis.__version__ == "4.6.0", redis.__version__
 url, unreachable = sys.argv[1], sys.argv[2]
-cache = RedisCache.from_config(StorageConfig.from_options({"redis_url": url, "cache_ttl": 60}))
+cache = tier({"redis_url": url, "cache_ttl": 60})
+client = cache._connection.client
 vcon_uuid = str(uuid.uuid4())
 assert cache.has_json_module()
-assert cache.write(vcon_uuid, json.dumps({"uuid": vcon_uuid}), mode="overwrite", lists=["q"])
-assert cache.read("vcon:" + vcon_uuid, vcon_uuid) == {"uuid": vcon_uuid}
-assert cache.client.type("vcon:" + vcon_uuid) == b"ReJSON-RL"
-assert 0 < cache.client.ttl("vcon:" + vcon_uuid) <= 60
-assert cache.client.lpop("q").decode() == vcon_uuid
-assert cache.delete(vcon_uuid)
+entry = Entry(vcon_uuid, json.dumps({"uuid": vcon_uuid}), "overwrite", 0)
+assert cache._cache.write(entry, ["q"]) == 1
+assert cache._cache.read("vcon:" + vcon_uuid, vcon_uuid) == {"uuid": vcon_uuid}
+assert client.type("vcon:" + vcon_uuid) == b"ReJSON-RL"
+assert 0 < client.ttl("vcon:" + vcon_uuid) <= 60
+assert client.lpop("q").decode() == vcon_uuid
+assert cache._cache.delete(vcon_uuid)
 import socket, threading
 def fault_server(close):
     sock = socket.socket(); sock.bind(("127.0.0.1", 0)); sock.listen(256)
@@ -90,9 +99,9 @@ closing, closing_count = fault_server(True)
 silent, silent_count = fault_server(False)
 for url in (unreachable, closing, silent):
     options = {"redis_url": url, "redis_timeout": 0.3}
-    down = RedisCache.from_config(StorageConfig.from_options(options))
+    down = tier(options)
     try:
-        down.read("vcon:x", "x")
+        down._cache.read("vcon:x", "x")
     except CacheError as exc:  # not RecursionError (redis-py 4.6 with health checks)
         assert exc.unavailable, exc
     else:
@@ -103,35 +112,35 @@ assert closing_count[0] == 1, closing_count
 assert silent_count[0] == 1, silent_count  # never after a timeout
 # Through Sentinel: the master shuts down; the next write waits for the promoted replica.
 options = {"redis_url": sys.argv[3], "redis_timeout": 0.5, "redis_failover_timeout": 15.0}
-ha = RedisCache.from_config(StorageConfig.from_options(options))
+ha = tier(options)
 first, second = str(uuid.uuid4()), str(uuid.uuid4())
-assert ha.write(first, json.dumps({"uuid": first}), mode="overwrite", lists=["ha"])
-old = ha.client.connection_pool.get_master_address()
+assert ha._cache.write(Entry(first, json.dumps({"uuid": first}), "overwrite", 0), ["ha"]) == 1
+old = ha._connection.client.connection_pool.get_master_address()
 try:
     redis.Redis(*old).shutdown(nosave=True)  # waits for the replica to catch up
 except redis.exceptions.ConnectionError:
     pass
-assert ha.write(second, json.dumps({"uuid": second}), mode="overwrite", lists=["ha"])
-assert ha.client.connection_pool.get_master_address() != old
-assert [u.decode() for u in ha.client.lrange("ha", 0, -1)] == [first, second]
+assert ha._cache.write(Entry(second, json.dumps({"uuid": second}), "overwrite", 0), ["ha"]) == 1
+assert ha._connection.client.connection_pool.get_master_address() != old
+assert [u.decode() for u in ha._connection.client.lrange("ha", 0, -1)] == [first, second]
 # Redis Cluster: a vCon's keys in one slot, pushes after the write; the master serving
 # the chain list shuts down; the next push waits for its replica to take over.
 options = {"redis_url": sys.argv[4], "redis_timeout": 0.5, "redis_failover_timeout": 15.0}
-cl = RedisCache.from_config(StorageConfig.from_options(options))
-assert cl.cluster and not cl.pushes_in_write
+cl = tier(options)
+assert cl._connection.cluster and not cl._cache.pushes_in_write
 first, second = str(uuid.uuid4()), str(uuid.uuid4())
-assert cl.write(first, json.dumps({"uuid": first}), mode="overwrite", version=1)
-assert cl.push(first, ["cl"]) == {}
-assert cl.read("vcon:" + first, first) == {"uuid": first}
-assert cl.write_many([(second, json.dumps({"uuid": second}), "overwrite", 1)]) == [True]
-node = cl.client.get_node_from_key("cl")
+assert cl._cache.write(Entry(first, json.dumps({"uuid": first}), "overwrite", 1)) == 1
+assert cl._chains.push([first], ["cl"]) == {}
+assert cl._cache.read("vcon:" + first, first) == {"uuid": first}
+assert cl._cache.write_many([Entry(second, json.dumps({"uuid": second}), "overwrite", 1)]) == [1]
+node = cl._connection.client.get_node_from_key("cl")
 try:
     redis.Redis(node.host, node.port).shutdown(nosave=True)
 except redis.exceptions.ConnectionError:
     pass
-assert cl.push(second, ["cl"]) == {}
-assert cl.client.get_node_from_key("cl").port != node.port
-assert [u.decode() for u in cl.client.lrange("cl", 0, -1)] == [first, second]
+assert cl._chains.push([second], ["cl"]) == {}
+assert cl._connection.client.get_node_from_key("cl").port != node.port
+assert [u.decode() for u in cl._connection.client.lrange("cl", 0, -1)] == [first, second]
 assert cl.flush() == (2, 0)
 print("ok")
 """

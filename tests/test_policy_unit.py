@@ -10,7 +10,6 @@ test_cache.py and test_storage.py.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -24,7 +23,9 @@ from conserver_supabase import (
     ChainPushError,
     DatabaseUnavailableError,
     SupabaseStorage,
+    testing,
 )
+from conserver_supabase._database import Tenant
 
 from .vcons import sample
 
@@ -39,64 +40,35 @@ OPTIONS = {
 }
 
 
-class MemoryDatabase:
-    """The Database protocol over a dict; records what Redis held at each write."""
+class MemoryDatabase(testing.MemoryDatabase):
+    """The package's in-memory database, recording what Redis held at each write."""
 
     def __init__(self, redis: Any) -> None:
+        super().__init__()
         self.redis = redis
-        self.rows: dict[str, dict[str, Any]] = {}
-        self.versions: dict[str, int] = {}
+        self.rows = self.documents
         self.seen_at_save: list[tuple[bool, int]] = []
         self.seen_at_delete: list[bool] = []
-        self.fail: Exception | None = None
 
-    def _check(self) -> None:
-        if self.fail is not None:
-            raise self.fail
-
-    def save(self, document: Mapping[str, Any], vcon_uuid: str) -> int:
-        self._check()
-        with contextlib.suppress(redis_errors.ConnectionError):  # during an outage
-            self.seen_at_save.append(
-                (bool(self.redis.exists(f"app:{vcon_uuid}")), self.redis.llen("egress"))
-            )
-        self.rows[vcon_uuid] = copy.deepcopy(dict(document))
-        self.versions[vcon_uuid] = self.versions.get(vcon_uuid, 0) + 1
-        return self.versions[vcon_uuid]
-
-    def save_many(self, documents: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-        return {d["uuid"]: self.save(d, d["uuid"]) for d in documents}
-
-    def load(self, vcon_uuid: str) -> dict[str, Any] | None:
-        self._check()
-        found = self.rows.get(vcon_uuid)
-        return copy.deepcopy(found) if found is not None else None
-
-    def load_many(self, vcon_uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return {u: d for u in vcon_uuids if (d := self.load(u)) is not None}
-
-    def fetch(self, vcon_uuid: str) -> tuple[dict[str, Any], int] | None:
-        found = self.load(vcon_uuid)
-        return None if found is None else (found, self.versions.get(vcon_uuid, 0))
-
-    def fetch_many(self, vcon_uuids: Sequence[str]) -> dict[str, tuple[dict[str, Any], int]]:
-        return {u: f for u in vcon_uuids if (f := self.fetch(u)) is not None}
-
-    def exists(self, vcon_uuid: str) -> bool:
-        self._check()
-        return vcon_uuid in self.rows
+    def save(
+        self, documents: Sequence[Mapping[str, Any]], tenants: Sequence[Tenant] | None
+    ) -> dict[str, int]:
+        if self.fail is None:
+            for document in documents:
+                with contextlib.suppress(redis_errors.ConnectionError):  # during an outage
+                    self.seen_at_save.append(
+                        (
+                            bool(self.redis.exists(f"app:{document['uuid']}")),
+                            self.redis.llen("egress"),
+                        )
+                    )
+        return super().save(documents, tenants)
 
     def delete(self, vcon_uuid: str) -> int:
-        self._check()
-        with contextlib.suppress(redis_errors.ConnectionError):
-            self.seen_at_delete.append(bool(self.redis.exists(f"app:{vcon_uuid}")))
-        if self.rows.pop(vcon_uuid, None) is None:
-            return 0
-        self.versions[vcon_uuid] += 1  # the delete's version; a new save continues from it
-        return self.versions[vcon_uuid]
-
-    def close(self) -> None:
-        pass
+        if self.fail is None:
+            with contextlib.suppress(redis_errors.ConnectionError):
+                self.seen_at_delete.append(bool(self.redis.exists(f"app:{vcon_uuid}")))
+        return super().delete(vcon_uuid)
 
 
 @pytest.fixture
@@ -245,7 +217,7 @@ def test_the_circuit_opens_after_three_failures_and_closes_after_a_good_probe(
     clock = FakeClock()
     counting = CountingRedis(fakeredis.FakeRedis(server=server))
     with make(db, counting, chain_lists=[], redis_cooldown=5) as store:
-        store._health.clock = clock
+        store._redis.breaker.clock = clock
         server.connected = False
         for _ in range(2):  # read + fill fail each time: the third failure trips it
             assert store.get_vcon(document["uuid"]) == document
@@ -274,13 +246,13 @@ def test_a_failed_probe_opens_the_circuit_again(
     clock = FakeClock()
     counting = CountingRedis(fakeredis.FakeRedis(server=server))
     with make(db, counting, chain_lists=[], redis_cooldown=5) as store:
-        store._health.clock = clock
+        store._redis.breaker.clock = clock
         server.connected = False
         for _ in range(3):
             store.get_vcon(document["uuid"])
         clock.now += 6
-        assert store._health.skip_for() is None  # the probe may go
-        assert store._health.skip_for() == 0.0  # the others keep skipping meanwhile
-        store._health._probing = False
+        assert store._redis.breaker.skip_for() is None  # the probe may go
+        assert store._redis.breaker.skip_for() == 0.0  # the others keep skipping meanwhile
+        store._redis.breaker._probing = False
         store.get_vcon(document["uuid"])  # the probe fails
-        assert store._health.skip_for() == pytest.approx(5.0)
+        assert store._redis.breaker.skip_for() == pytest.approx(5.0)

@@ -68,7 +68,7 @@ class TestExactRequests:
         assert sent(respx_mock.calls[0]) == (
             "POST",
             f"{RPC}conserver_vcon_save",
-            {"p_document": document},
+            {"p_document": document, "p_tenant": None},  # None: tenant_id left as it is
         )
         headers = respx_mock.calls[0].request.headers
         assert headers["apikey"] == KEY

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from conserver_supabase import DatabaseRejectedError, DatabaseUnavailableError, StorageConfig
-from conserver_supabase.database.postgrest import PostgrestDatabase
+from conserver_supabase._database._postgrest import PostgrestDatabase
 
 from .postgrest_standin import PostgrestStandIn
+from .sql_calls import SqlCalls
 from .vcons import new_uuid, sample
 
 pytestmark = pytest.mark.integration
@@ -23,8 +24,10 @@ def server(database_url: str) -> Iterator[PostgrestStandIn]:
         yield stand_in
 
 
-def transport(url: str, key: str = KEY) -> PostgrestDatabase:
-    return PostgrestDatabase(StorageConfig.from_options({"url": url, "key": key, "timeout": 5}))
+def transport(url: str, key: str = KEY) -> SqlCalls:
+    return SqlCalls(
+        PostgrestDatabase(StorageConfig.from_options({"url": url, "key": key, "timeout": 5}))
+    )
 
 
 def test_exactly_one_request_per_operation(server: PostgrestStandIn) -> None:
@@ -47,7 +50,7 @@ def test_exactly_one_request_per_operation(server: PostgrestStandIn) -> None:
             assert made[0]["headers"]["authorization"] == f"Bearer {KEY}"
     finally:
         db.close()
-    assert json.loads(server.requests[0]["body"]) == {"p_document": document}
+    assert json.loads(server.requests[0]["body"]) == {"p_document": document, "p_tenant": None}
 
 
 def test_wrong_key_is_a_rejection_that_says_which_key(server: PostgrestStandIn) -> None:

@@ -18,12 +18,12 @@ import psycopg
 import pytest
 
 from conserver_supabase import DatabaseRejectedError, StorageConfig, SupabaseStorage
-from conserver_supabase.cache import RedisCache
-from conserver_supabase.database.postgres import PostgresDatabase
+from conserver_supabase._database._postgres import PostgresDatabase
 
 from .conftest import redis_client
 from .postgrest_standin import PostgrestStandIn
 from .replica import ReplicatedPostgres, wait_until
+from .sql_calls import SqlCalls
 from .vcons import new_uuid, sample
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,7 @@ def on_standby(pair: ReplicatedPostgres, vcon_uuid: str) -> int | None:
 
 def cache_keys(storage: SupabaseStorage, vcon_uuid: str, redis: Any) -> tuple[str, str]:
     """The vCon's cache key and the key of the version the cache has on record."""
-    cache = RedisCache(redis, prefix=storage.config.cache_key_prefix)
+    cache = storage._redis._cache
     return cache.key(vcon_uuid), cache.version_key(vcon_uuid)
 
 
@@ -210,7 +210,7 @@ def test_the_replica_connection_refuses_writes_even_on_a_writable_server(
     config = StorageConfig.from_options(
         {"database_url": database_url, "read_database_url": database_url}
     )
-    replica = PostgresDatabase(config, replica=True)
+    replica = SqlCalls(PostgresDatabase(config, replica=True))
     document = sample()
     try:
         with pytest.raises(DatabaseRejectedError) as caught:

@@ -17,7 +17,8 @@ from conserver_supabase import (
     InvalidVconError,
     SupabaseStorage,
 )
-from conserver_supabase.retry import call_with_retry
+from conserver_supabase._redis import Entry
+from conserver_supabase._retry import call_with_retry
 
 from .conftest import redis_client
 from .postgrest_standin import PostgrestStandIn
@@ -180,8 +181,8 @@ class TestRealFaults:
             store.delete_vcon(document["uuid"])
             r = redis_client(redis_json_url)
             assert r.get(f"conserver_supabase:version:{{vcon:{document['uuid']}}}") == b"-3"
-            assert store._cache.write(document["uuid"], json.dumps(late), mode="overwrite",
-                                      version=2) is False  # fmt: skip
+            late_write = Entry(document["uuid"], json.dumps(late), "overwrite", 2)
+            assert store._redis._cache.write(late_write) != 1  # not written
             assert store.get_vcon(document["uuid"]) is None
             assert store.exists(document["uuid"]) is False
 

@@ -29,7 +29,7 @@ from conserver_supabase import (
     SupabaseStorage,
     validate_vcon,
 )
-from conserver_supabase.database.postgres import PostgresDatabase
+from conserver_supabase._database._postgres import PostgresDatabase
 from conserver_supabase.testing import make_vcon
 
 from .conftest import _create_database, _drop_database, with_database
@@ -45,6 +45,7 @@ from .search_corpus import (
     make_corpus,
     searched_text,
 )
+from .sql_calls import SqlCalls
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +66,7 @@ def corpus_url(pg_admin_url: str, _migrated_template: str) -> Iterator[str]:
     """A migrated database holding the corpus, once per PostgreSQL server."""
     name = _create_database(pg_admin_url, template=_migrated_template)
     url = with_database(pg_admin_url, name)
-    database = PostgresDatabase(StorageConfig.from_options({"database_url": url}))
+    database = SqlCalls(PostgresDatabase(StorageConfig.from_options({"database_url": url})))
     try:
         for start in range(0, len(CORPUS), 200):
             database.save_many(CORPUS[start : start + 200])
@@ -429,7 +430,9 @@ def test_walk_while_new_matches_arrive(store: Searcher, corpus_url: str) -> None
     halfway_done: list[bool] = []
 
     def insert() -> int:
-        database = PostgresDatabase(StorageConfig.from_options({"database_url": corpus_url}))
+        database = SqlCalls(
+            PostgresDatabase(StorageConfig.from_options({"database_url": corpus_url}))
+        )
         try:
             for number, document in enumerate(arrivals, 1):
                 database.save(document, document["uuid"])
@@ -697,7 +700,7 @@ def test_times_without_a_zone_are_utc() -> None:
     """A date or a naive datetime is read as UTC; an aware one keeps its offset."""
     from datetime import datetime
 
-    from conserver_supabase.search import build_query
+    from conserver_supabase._search import build_query
 
     naive = build_query({"created_after": "2026-11-01", "created_before": datetime(2026, 12, 1)})
     assert naive["filters"] == {
@@ -723,7 +726,7 @@ def test_more_mistakes_are_named_before_anything_is_sent(
     filters: Any, more: dict[str, Any], name: str
 ) -> None:
     """Pure negations, empty tags, NULs, a filter given twice, a bare string."""
-    from conserver_supabase.search import build_query, merge_filters
+    from conserver_supabase._search import build_query, merge_filters
 
     with pytest.raises(SearchError) as caught:
         build_query(merge_filters(filters, more))
@@ -759,13 +762,13 @@ def test_a_body_too_big_for_a_tsvector_still_saves(database_url: str) -> None:
     """Over 1 MB of distinct words: no tsvector (not text-searchable), the vCon is saved
     and found by its other filters."""
     from conserver_supabase import StorageConfig
-    from conserver_supabase.database.postgres import PostgresDatabase
+    from conserver_supabase._database._postgres import PostgresDatabase
     from conserver_supabase.testing import make_vcon
 
     document = make_vcon(seed=7)
     document["analysis"][0]["body"] = " ".join(f"w{i}" for i in range(250_000))
     document["analysis"][0]["encoding"] = "none"
-    db = PostgresDatabase(StorageConfig.from_options({"database_url": database_url}))
+    db = SqlCalls(PostgresDatabase(StorageConfig.from_options({"database_url": database_url})))
     try:
         assert db.save(document, document["uuid"]) == 1
         assert db.save(document, document["uuid"]) == 2

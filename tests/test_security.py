@@ -17,7 +17,7 @@ from conserver_supabase import (
     StorageConfig,
     SupabaseStorage,
 )
-from conserver_supabase.embedded import EmbeddedRedis
+from conserver_supabase.testing import EmbeddedRedis
 
 from .conftest import environment_without_services, redis_client, unavailable
 from .postgrest_standin import PostgrestStandIn

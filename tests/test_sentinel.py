@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from conserver_supabase import ConfigurationError, SupabaseStorage, sentinel
-from conserver_supabase.errors import ChainPushError
+from conserver_supabase import ConfigurationError, SupabaseStorage
+from conserver_supabase._errors import ChainPushError
+from conserver_supabase._redis import _urls
 
 from .sentinel_deployment import SentinelDeployment, save_through_failover
 from .vcons import sample
@@ -16,7 +17,7 @@ from .vcons import sample
 
 class TestUrls:
     def test_hosts_service_db_and_passwords(self) -> None:
-        target = sentinel.parse(
+        target = _urls.parse_sentinel(
             "redis+sentinel://:s3cret@10.0.0.1:26380,sentinel-b,[::1]:5000/mymaster/2"
             "?sentinel_password=sp"
         )
@@ -29,7 +30,7 @@ class TestUrls:
         assert "s3cret" not in target.describe()
 
     def test_tls_user_and_default_db(self) -> None:
-        target = sentinel.parse("rediss+sentinel://app:pw@h1:1,h2:2/svc")
+        target = _urls.parse_sentinel("rediss+sentinel://app:pw@h1:1,h2:2/svc")
         assert (target.ssl, target.username, target.password, target.db) == (True, "app", "pw", 0)
 
     @pytest.mark.parametrize(
@@ -45,7 +46,7 @@ class TestUrls:
     )
     def test_bad_urls_say_what_is_wrong(self, url: str, says: str) -> None:
         with pytest.raises(ConfigurationError) as caught:
-            sentinel.parse(url)
+            _urls.parse_sentinel(url)
         assert caught.value.option == "redis_url"
         assert says in str(caught.value)
         assert "redis+sentinel://[:password@]host1:port1" in str(caught.value)

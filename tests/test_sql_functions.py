@@ -10,30 +10,32 @@ from typing import Any
 import pytest
 
 from conserver_supabase import InvalidVconError, StorageConfig
-from conserver_supabase.database import Database
-from conserver_supabase.database.postgres import PostgresDatabase
-from conserver_supabase.database.postgrest import PostgrestDatabase
+from conserver_supabase._database._postgres import PostgresDatabase
+from conserver_supabase._database._postgrest import PostgrestDatabase
 
 from .postgrest_standin import PostgrestStandIn
+from .sql_calls import SqlCalls
 from .vcons import all_samples, new_uuid, rich_vcon, sample
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(params=["postgres", "postgrest"])
-def db(request: pytest.FixtureRequest, database_url: str) -> Iterator[Database]:
+def db(request: pytest.FixtureRequest, database_url: str) -> Iterator[SqlCalls]:
     """The same behaviour through both transports: psycopg, and supabase-py over real
     HTTP to the PostgREST stand-in in front of the same database."""
     if request.param == "postgres":
-        database: Database = PostgresDatabase(
-            StorageConfig.from_options({"database_url": database_url})
+        database = SqlCalls(
+            PostgresDatabase(StorageConfig.from_options({"database_url": database_url}))
         )
         yield database
         database.close()
         return
     with PostgrestStandIn(database_url, key="test-service-key") as server:
-        database = PostgrestDatabase(
-            StorageConfig.from_options({"url": server.url, "key": "test-service-key"})
+        database = SqlCalls(
+            PostgrestDatabase(
+                StorageConfig.from_options({"url": server.url, "key": "test-service-key"})
+            )
         )
         yield database
         database.close()
@@ -51,7 +53,7 @@ def counts(sql: Any) -> dict[str, int]:
 
 
 class TestRoundTrip:
-    def test_rich_vcon_comes_back_equal(self, db: Database) -> None:
+    def test_rich_vcon_comes_back_equal(self, db: SqlCalls) -> None:
         """Every top-level field, unknown keys, unicode, emoji, RTL, long and base64url
         bodies survive save + load unchanged."""
         document = rich_vcon()
@@ -59,14 +61,14 @@ class TestRoundTrip:
         assert db.load(document["uuid"]) == document
 
     @pytest.mark.parametrize("document", all_samples(), ids=lambda d: d["subject"][:30])
-    def test_samples_come_back_equal(self, db: Database, document: dict[str, Any]) -> None:
+    def test_samples_come_back_equal(self, db: SqlCalls, document: dict[str, Any]) -> None:
         db.save(document, document["uuid"])
         assert db.load(document["uuid"]) == document
 
-    def test_missing_vcon_loads_as_none(self, db: Database) -> None:
+    def test_missing_vcon_loads_as_none(self, db: SqlCalls) -> None:
         assert db.load(new_uuid()) is None
 
-    def test_load_many_returns_only_existing(self, db: Database) -> None:
+    def test_load_many_returns_only_existing(self, db: SqlCalls) -> None:
         first, second = sample(), rich_vcon()
         db.save_many([first, second])
         missing = new_uuid()
@@ -75,7 +77,7 @@ class TestRoundTrip:
 
 
 class TestRows:
-    def test_rows_follow_vcon_mcp_mapping(self, db: Database, sql: Any) -> None:
+    def test_rows_follow_vcon_mcp_mapping(self, db: SqlCalls, sql: Any) -> None:
         """id = uuid, children keyed by uuid, renamed columns, body serialization."""
         document = rich_vcon()
         u = document["uuid"]
@@ -131,7 +133,7 @@ class TestRows:
         assert attachments[1]["mimetype"] == "application/pdf"
         assert (attachments[1]["party"], attachments[1]["dialog"]) == (0, 0)
 
-    def test_shrinking_vcon_leaves_no_stale_children(self, db: Database, sql: Any) -> None:
+    def test_shrinking_vcon_leaves_no_stale_children(self, db: SqlCalls, sql: Any) -> None:
         document = rich_vcon()
         u = document["uuid"]
         db.save(document, u)
@@ -146,7 +148,7 @@ class TestRows:
         assert rows(sql, "attachments", u, "attachment_index") == []
         assert db.load(u) == document
 
-    def test_child_rows_keep_their_ids_across_resaves(self, db: Database, sql: Any) -> None:
+    def test_child_rows_keep_their_ids_across_resaves(self, db: SqlCalls, sql: Any) -> None:
         """Upsert, not delete + insert: rows other tables point at (party_history) survive."""
         document = sample()
         db.save(document, document["uuid"])
@@ -159,7 +161,7 @@ class TestRows:
 
 
 class TestVersions:
-    def test_version_grows_on_every_save(self, db: Database, sql: Any) -> None:
+    def test_version_grows_on_every_save(self, db: SqlCalls, sql: Any) -> None:
         document = sample()
         versions = [db.save(document, document["uuid"]) for _ in range(3)]
         assert versions == [1, 2, 3]
@@ -171,7 +173,7 @@ class TestVersions:
         assert row[0] == 3
         assert len(row[1]) == 64
 
-    def test_content_hash_follows_content(self, db: Database, sql: Any) -> None:
+    def test_content_hash_follows_content(self, db: SqlCalls, sql: Any) -> None:
         document = sample()
         u = document["uuid"]
         query = "SELECT content_hash FROM conserver_vcon_documents WHERE uuid = %s"
@@ -183,7 +185,7 @@ class TestVersions:
         db.save(document, u)
         assert sql.execute(query, [u]).fetchone()[0] != first
 
-    def test_concurrent_saves_of_one_uuid_serialize(self, db: Database) -> None:
+    def test_concurrent_saves_of_one_uuid_serialize(self, db: SqlCalls) -> None:
         document = sample()
         versions: list[int] = []
         lock = threading.Lock()
@@ -201,7 +203,7 @@ class TestVersions:
             t.join(timeout=60)
         assert sorted(versions) == list(range(1, 21))
 
-    def test_fetch_returns_the_vcon_with_its_version(self, db: Database) -> None:
+    def test_fetch_returns_the_vcon_with_its_version(self, db: SqlCalls) -> None:
         document, other = sample(), rich_vcon()
         db.save(document, document["uuid"])
         db.save(document, document["uuid"])
@@ -215,7 +217,7 @@ class TestVersions:
 
 
 class TestDelete:
-    def test_delete_cascades_and_reports_existence(self, db: Database, sql: Any) -> None:
+    def test_delete_cascades_and_reports_existence(self, db: SqlCalls, sql: Any) -> None:
         document = rich_vcon()
         other = sample()
         db.save_many([document, other])
@@ -232,7 +234,7 @@ class TestDelete:
         assert db.delete(new_uuid()) == 0  # never saved: nothing to tell, nothing written
         assert db.load(other["uuid"]) == other
 
-    def test_versions_continue_after_a_delete(self, db: Database, sql: Any) -> None:
+    def test_versions_continue_after_a_delete(self, db: SqlCalls, sql: Any) -> None:
         """Every save committed after a delete has a higher version than the delete, so
         the cache can tell a late write from before the delete from a new one."""
         document = sample()
@@ -250,7 +252,7 @@ class TestDelete:
         assert stored == [(7,)]
 
     def test_a_vcon_only_in_vcon_mcp_rows_gets_a_delete_version(
-        self, db: Database, sql: Any
+        self, db: SqlCalls, sql: Any
     ) -> None:
         document = sample()
         db.save(document, document["uuid"])
@@ -262,7 +264,7 @@ class TestDelete:
         assert db.delete(document["uuid"]) == 1
         assert db.save(document, document["uuid"]) == 2
 
-    def test_every_way_of_deleting_leaves_the_tombstone(self, db: Database, sql: Any) -> None:
+    def test_every_way_of_deleting_leaves_the_tombstone(self, db: SqlCalls, sql: Any) -> None:
         """vcon-mcp deleting the vcons row, the older conserver_vcon_delete, or a role
         without any privilege on our tables (the cascade runs our trigger as the owner):
         a vCon saved again continues after the version it reached."""
@@ -291,7 +293,7 @@ class TestDelete:
         assert db.delete(u) == 10
         assert db.delete(u) == -10  # a retried delete still names the version it removed
 
-    def test_old_tombstones_are_pruned_by_deletes(self, db: Database, sql: Any) -> None:
+    def test_old_tombstones_are_pruned_by_deletes(self, db: SqlCalls, sql: Any) -> None:
         old, new = sample(), sample()
         for document in (old, new):
             db.save(document, document["uuid"])
@@ -309,12 +311,12 @@ class TestDelete:
 
 
 class TestSaveMany:
-    def test_returns_versions_per_uuid(self, db: Database) -> None:
+    def test_returns_versions_per_uuid(self, db: SqlCalls) -> None:
         first, second = sample(), sample("04-teams-escalation-review")
         assert db.save_many([first, second]) == {first["uuid"]: 1, second["uuid"]: 1}
         assert db.save_many([first]) == {first["uuid"]: 2}
 
-    def test_a_batch_stores_what_saves_one_by_one_store(self, db: Database, sql: Any) -> None:
+    def test_a_batch_stores_what_saves_one_by_one_store(self, db: SqlCalls, sql: Any) -> None:
         """The set-based batch (0007) and the single save write the same rows, for new
         vCons and for re-saves that shrink, grow and change them."""
         documents = [*all_samples(), rich_vcon()]
@@ -373,13 +375,13 @@ class TestSaveMany:
         row = sql.execute("SELECT created_at FROM vcons WHERE uuid = %s", [document["uuid"]])
         assert row.fetchone()[0].isoformat() == sample()["created_at"].replace("Z", "+00:00")
 
-    def test_a_uuid_given_twice_is_saved_twice_in_order(self, db: Database) -> None:
+    def test_a_uuid_given_twice_is_saved_twice_in_order(self, db: SqlCalls) -> None:
         first = sample()
         second = {**first, "subject": "the second"}
         assert db.save_many([first, second]) == {first["uuid"]: 2}
         assert db.load(first["uuid"]) == second
 
-    def test_batches_sharing_uuids_in_opposite_orders_do_not_deadlock(self, db: Database) -> None:
+    def test_batches_sharing_uuids_in_opposite_orders_do_not_deadlock(self, db: SqlCalls) -> None:
         documents = [sample(vcon_uuid=new_uuid()) for _ in range(12)]
         errors: list[BaseException] = []
 
@@ -399,7 +401,7 @@ class TestSaveMany:
         assert errors == []
         assert db.save_many(documents[:1]) == {documents[0]["uuid"]: 17}
 
-    def test_one_bad_vcon_writes_none_of_the_batch(self, db: Database, sql: Any) -> None:
+    def test_one_bad_vcon_writes_none_of_the_batch(self, db: SqlCalls, sql: Any) -> None:
         good, bad = sample(), sample()
         bad["dialog"][0]["start"] = "not a date"
         before = counts(sql)
@@ -437,7 +439,7 @@ class TestInvalidInputWritesNothing:
         ],
     )
     def test_rejected_and_nothing_written(
-        self, db: Database, sql: Any, mutate: Any, code_or_field: str
+        self, db: SqlCalls, sql: Any, mutate: Any, code_or_field: str
     ) -> None:
         existing = sample()
         db.save(existing, existing["uuid"])
@@ -459,7 +461,7 @@ class TestInvalidInputWritesNothing:
 class TestReassembly:
     """vCons written by another writer (vcon-mcp) have rows but no document."""
 
-    def test_vcon_without_document_is_reassembled_from_rows(self, db: Database, sql: Any) -> None:
+    def test_vcon_without_document_is_reassembled_from_rows(self, db: SqlCalls, sql: Any) -> None:
         u = new_uuid()
         sql.execute(
             "INSERT INTO vcons (id, uuid, vcon_version, subject, created_at, updated_at) "

@@ -21,10 +21,9 @@ from conserver_supabase import (
     StorageConfig,
     SupabaseStorage,
 )
-from conserver_supabase.database import Database
-from conserver_supabase.database.base import Versioned
-from conserver_supabase.database.postgres import PostgresDatabase
-from conserver_supabase.database.postgrest import PostgrestDatabase
+from conserver_supabase._database import Database, Tenant, Versioned
+from conserver_supabase._database._postgres import PostgresDatabase
+from conserver_supabase._database._postgrest import PostgrestDatabase
 
 from .conftest import redis_client, redis_has_json
 from .faults import FaultServer
@@ -35,50 +34,44 @@ pytestmark = pytest.mark.integration
 
 
 class CountingDatabase:
-    """A real transport, counting calls (to prove what the cache saved us)."""
+    """A real transport, counting calls (to prove what the cache saved us): each call is
+    named after the SQL function it makes (``save``/``save_many``, ``fetch``/
+    ``fetch_many`` by the number of vCons)."""
 
     def __init__(self, inner: Database) -> None:
         self.inner = inner
         self.calls: list[str] = []
         self.before_load: Any = None
 
-    def save(self, document: Mapping[str, Any], vcon_uuid: str) -> int:
-        self.calls.append("save")
-        return self.inner.save(document, vcon_uuid)
+    def save(
+        self, documents: Sequence[Mapping[str, Any]], tenants: Sequence[Tenant] | None
+    ) -> dict[str, int]:
+        self.calls.append("save" if len(documents) == 1 else "save_many")
+        return self.inner.save(documents, tenants)
 
-    def save_many(self, documents: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-        self.calls.append("save_many")
-        return self.inner.save_many(documents)
-
-    def load(self, vcon_uuid: str) -> dict[str, Any] | None:
-        self.calls.append("load")
-        found = self.inner.load(vcon_uuid)
+    def fetch(self, vcon_uuids: Sequence[str]) -> dict[str, Versioned]:
+        self.calls.append("fetch" if len(vcon_uuids) == 1 else "fetch_many")
+        found = self.inner.fetch(vcon_uuids)
         if self.before_load is not None:
-            self.before_load(vcon_uuid)
+            for vcon_uuid in vcon_uuids:
+                self.before_load(vcon_uuid)
         return found
-
-    def load_many(self, vcon_uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        self.calls.append("load_many")
-        return self.inner.load_many(vcon_uuids)
-
-    def fetch(self, vcon_uuid: str) -> Versioned | None:
-        self.calls.append("fetch")
-        found = self.inner.fetch(vcon_uuid)
-        if self.before_load is not None:
-            self.before_load(vcon_uuid)
-        return found
-
-    def fetch_many(self, vcon_uuids: Sequence[str]) -> dict[str, Versioned]:
-        self.calls.append("fetch_many")
-        return self.inner.fetch_many(vcon_uuids)
 
     def exists(self, vcon_uuid: str) -> bool:
         self.calls.append("exists")
         return self.inner.exists(vcon_uuid)
 
-    def delete(self, vcon_uuid: str) -> bool:
+    def delete(self, vcon_uuid: str) -> int:
         self.calls.append("delete")
         return self.inner.delete(vcon_uuid)
+
+    def search(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        self.calls.append("search")
+        return self.inner.search(query)
+
+    def saved_between(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        self.calls.append("saved_between")
+        return self.inner.saved_between(query)
 
     def close(self) -> None:
         self.inner.close()
@@ -421,7 +414,7 @@ class TestRedisDown:
                 assert store.save_vcon(document) == 1
                 assert store.get_vcon(document["uuid"]) == document
                 assert store.delete_vcon(document["uuid"]) is True
-        ours = [rec for rec in caplog.records if rec.name == "conserver_supabase.storage"]
+        ours = [rec for rec in caplog.records if rec.name == "conserver_supabase.redis"]
         warnings = [rec for rec in ours if rec.levelno == logging.WARNING]
         assert len(warnings) == 1
         assert "is unavailable" in warnings[0].getMessage()
@@ -507,12 +500,14 @@ class TestConcurrentSaves:
         a_committed, b_cached = threading.Event(), threading.Event()
         inner_save = db.save
 
-        def save(document: Mapping[str, Any], vcon_uuid: str) -> int:
-            version = inner_save(document, vcon_uuid)
-            if document is older:
+        def save(
+            documents: Sequence[Mapping[str, Any]], tenants: Sequence[Tenant] | None
+        ) -> dict[str, int]:
+            versions = inner_save(documents, tenants)
+            if documents[0] is older:
                 a_committed.set()
                 assert b_cached.wait(10)  # hold A's cache write until B's is done
-            return version
+            return versions
 
         db.save = save  # type: ignore[method-assign]
         thread = threading.Thread(target=store.save_vcon, args=(older,))

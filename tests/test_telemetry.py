@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conserver_supabase import DatabaseUnavailableError, InvalidVconError, SupabaseStorage
-from conserver_supabase.telemetry import BUCKETS_MS
+from conserver_supabase._telemetry import BUCKETS_MS
 from conserver_supabase.testing import make_vcon
 
 from .conftest import redis_client

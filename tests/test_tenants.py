@@ -22,8 +22,8 @@ from conserver_supabase import (
     SupabaseStorage,
     migrations,
 )
-from conserver_supabase.database.base import Tenant
-from conserver_supabase.tenants import from_attachments, tenant_for
+from conserver_supabase._database import Tenant
+from conserver_supabase._tenants import from_attachments, tenant_for
 
 from .conftest import TESTS, closing_later
 from .postgrest_standin import PostgrestStandIn

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from conserver_supabase import InvalidVconError, validate_vcon
-from conserver_supabase.validation import MAX_DEPTH
+from conserver_supabase._validation import MAX_DEPTH
 
 from .vcons import all_samples, rich_vcon, sample
 

@@ -1,0 +1,146 @@
+"""Where the database drivers' exceptions become conserver-supabase exceptions.
+
+Database drivers (psycopg, supabase-py's postgrest and its httpx transport) raise
+their own types. :func:`database_errors` wraps a database call and re-raises them
+as :class:`~conserver_supabase.DatabaseError` subclasses (``from exc``), deciding on
+the way whether the failure is transient (worth retrying) or a rejection (never
+retried). Both transports call it; nothing else translates database errors. (redis-py's
+errors have their own boundary, :mod:`conserver_supabase._redis._errors`.)
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+from .._errors import (
+    ConserverSupabaseError,
+    DatabaseError,
+    DatabaseRejectedError,
+    DatabaseUnavailableError,
+    InvalidVconError,
+    SearchError,
+)
+
+__all__ = ["classify_database_error", "database_errors"]
+
+# SQLSTATEs (or their two-letter classes) that describe a passing condition.
+_TRANSIENT_STATES: Final = frozenset(
+    {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "55P03",  # lock_not_available
+        "57014",  # query_canceled (statement_timeout)
+        "57P01",
+        "57P02",
+        "57P03",  # admin/crash shutdown, cannot connect now
+    }
+)
+_TRANSIENT_CLASSES: Final = frozenset({"08", "53", "58"})  # connection, resources, system
+# PostgREST's own codes for "cannot reach the database" (HTTP 503/504).
+_TRANSIENT_POSTGREST: Final = frozenset({"PGRST000", "PGRST001", "PGRST002", "PGRST003"})
+
+_HINTS: Final = {
+    "42883": "the SQL functions are missing: run `conserver-supabase migrate`",
+    "42P01": "the tables are missing: run `conserver-supabase migrate`",
+    "PGRST202": "PostgREST does not know the function: run `conserver-supabase migrate`, "
+    "then reload PostgREST's schema cache (NOTIFY pgrst, 'reload schema')",
+    "PGRST205": "PostgREST does not know the table: run `conserver-supabase migrate`",
+    "42501": "permission denied: use the service-role key (not the anon key)",
+    "PGRST301": "the key was rejected: use the project's service-role key",
+    "PGRST302": "no key was sent: set 'key' to the project's service-role key",
+    "PGRST106": "the schema is not exposed by PostgREST: check the 'schema' option and "
+    "the API settings of the project",
+}
+
+
+def classify_database_error(exc: BaseException) -> tuple[type[DatabaseError], str | None, str]:
+    """Return (error class, code, message) for a foreign database exception.
+
+    Unknown exception types are not database failures: the caller re-raises them.
+    """
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.Error):
+        return _classify_psycopg(exc, psycopg)
+    postgrest = sys.modules.get("postgrest.exceptions")
+    if postgrest is not None and isinstance(exc, postgrest.APIError):
+        return _classify_postgrest(exc)
+    httpx = sys.modules.get("httpx")
+    if httpx is not None and isinstance(exc, httpx.TransportError | httpx.TimeoutException):
+        return DatabaseUnavailableError, None, f"{type(exc).__name__}: {exc}"
+    raise TypeError(f"not a database exception: {type(exc).__name__}")
+
+
+def _classify_psycopg(exc: Any, psycopg: Any) -> tuple[type[DatabaseError], str | None, str]:
+    code = getattr(exc, "sqlstate", None)
+    diag = getattr(exc, "diag", None)
+    message = (getattr(diag, "message_primary", None) or str(exc) or type(exc).__name__).strip()
+    if code is None:
+        # No server answer at all: a connection that failed or broke, a pool timeout.
+        transient = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+        return (DatabaseUnavailableError if transient else DatabaseRejectedError), None, message
+    return _by_state(code), code, message
+
+
+def _classify_postgrest(exc: Any) -> tuple[type[DatabaseError], str | None, str]:
+    code = str(exc.code) if getattr(exc, "code", None) is not None else None
+    message = str(getattr(exc, "message", None) or exc)
+    if code is None:
+        return DatabaseRejectedError, None, message
+    if code in _TRANSIENT_POSTGREST:
+        return DatabaseUnavailableError, code, message
+    if code.isdigit() and len(code) == 3:  # an HTTP status without a PostgREST body
+        cls = DatabaseUnavailableError if code.startswith("5") else DatabaseRejectedError
+        return cls, code, message
+    return _by_state(code), code, message
+
+
+def _by_state(code: str) -> type[DatabaseError]:
+    if code in _TRANSIENT_STATES or code[:2] in _TRANSIENT_CLASSES:
+        return DatabaseUnavailableError
+    return DatabaseRejectedError
+
+
+def _invalid_vcon_field(exc: BaseException, code: str | None, message: str) -> str | None:
+    """The field named by our SQL guards (SQLSTATE 22023, field in DETAIL), if any."""
+    if code != "22023" or not message.startswith("invalid vCon"):
+        return None
+    detail = getattr(getattr(exc, "diag", None), "message_detail", None)
+    if detail is None:
+        detail = getattr(exc, "details", None)
+    return str(detail) if detail else "(document)"
+
+
+@contextmanager
+def database_errors(operation: str, vcon_uuid: str | None = None) -> Iterator[None]:
+    """Translate database exceptions raised inside the block.
+
+    ``operation`` (``save``, ``load``, ``migrate`` ...) and ``vcon_uuid`` go into the
+    message and onto the raised error. Our own exceptions pass through untouched.
+    """
+    try:
+        yield
+    except ConserverSupabaseError:
+        raise
+    except Exception as exc:
+        try:
+            cls, code, message = classify_database_error(exc)
+        except TypeError:
+            raise exc from None
+        if code == "22023" and message.startswith("invalid search"):
+            detail = getattr(getattr(exc, "diag", None), "message_detail", None)
+            detail = detail or getattr(exc, "details", None) or "filters"
+            raise SearchError(message, filter=str(detail)) from exc
+        field = _invalid_vcon_field(exc, code, message)
+        if field is not None:
+            reason = message.rsplit(": ", 1)[-1]
+            raise InvalidVconError(vcon_uuid, field, reason) from exc
+        subject = f" of vCon {vcon_uuid}" if vcon_uuid else ""
+        kind = "database unavailable" if cls is DatabaseUnavailableError else "database rejected it"
+        text = f"{operation}{subject} failed: {kind}: {message}"
+        hint = _HINTS.get(code or "")
+        if hint:
+            text += f" ({hint})"
+        raise cls(text, operation=operation, vcon_uuid=vcon_uuid, code=code) from exc

@@ -1,0 +1,91 @@
+"""The SQL functions the transports call, in one table shared by both.
+
+A :class:`Transport` turns each :class:`~._seam.Database` method into one call of one
+function of :data:`FUNCTIONS`; a transport only says how a call travels
+(:meth:`Transport.call`: psycopg over the PostgreSQL protocol, or supabase-py over
+PostgREST, which passes the arguments by their names).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from ._seam import Tenant, Versioned
+
+__all__ = ["FUNCTIONS", "Function", "Transport"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Function:
+    """One SQL function: its name, its arguments' names (in order) and the operation
+    it is for in messages."""
+
+    name: str
+    params: tuple[str, ...]
+    operation: str
+
+
+FUNCTIONS: Final[Mapping[str, Function]] = {
+    "save": Function("conserver_vcon_save", ("p_document", "p_tenant"), "save"),
+    "save_many": Function("conserver_vcon_save_many", ("p_documents", "p_tenants"), "save_many"),
+    "fetch": Function("conserver_vcon_fetch", ("p_uuid",), "load"),
+    "fetch_many": Function("conserver_vcon_fetch_many", ("p_uuids",), "load_many"),
+    "exists": Function("conserver_vcon_exists", ("p_uuid",), "exists"),
+    "delete": Function("conserver_vcon_remove", ("p_uuid",), "delete"),
+    "search": Function("conserver_vcon_search", ("p_query",), "search"),
+    "saved_between": Function("conserver_vcon_saved_between", ("p_query",), "requeue"),
+}
+
+
+class Transport:
+    """The :class:`~._seam.Database` methods over :data:`FUNCTIONS`; subclasses
+    implement :meth:`call` and :meth:`close`."""
+
+    def call(self, function: Function, arguments: Sequence[Any], vcon_uuid: str | None) -> Any:
+        """Call ``function`` with ``arguments`` (JSON values, in ``function.params``
+        order); return its result. ``vcon_uuid`` is for error messages."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def save(
+        self, documents: Sequence[Mapping[str, Any]], tenants: Sequence[Tenant] | None
+    ) -> dict[str, int]:
+        if len(documents) == 1:
+            document = documents[0]
+            vcon_uuid = str(document["uuid"]).lower()
+            tenant = None if tenants is None else tenants[0].as_json()
+            version = self.call(FUNCTIONS["save"], [document, tenant], vcon_uuid)
+            return {vcon_uuid: int(version)}
+        stamps = None if tenants is None else [tenant.as_json() for tenant in tenants]
+        result = self.call(FUNCTIONS["save_many"], [list(documents), stamps], None)
+        return {uuid: int(version) for uuid, version in (result or {}).items()}
+
+    def fetch(self, vcon_uuids: Sequence[str]) -> dict[str, Versioned]:
+        if len(vcon_uuids) == 1:
+            entry = self.call(FUNCTIONS["fetch"], [vcon_uuids[0]], vcon_uuids[0])
+            return {} if entry is None else {vcon_uuids[0]: _versioned(entry)}
+        entries = self.call(FUNCTIONS["fetch_many"], [list(vcon_uuids)], None) or {}
+        return {uuid: _versioned(entry) for uuid, entry in entries.items()}
+
+    def exists(self, vcon_uuid: str) -> bool:
+        return bool(self.call(FUNCTIONS["exists"], [vcon_uuid], vcon_uuid))
+
+    def delete(self, vcon_uuid: str) -> int:
+        return int(self.call(FUNCTIONS["delete"], [vcon_uuid], vcon_uuid) or 0)
+
+    def search(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(FUNCTIONS["search"], [dict(query)], None)
+        return result
+
+    def saved_between(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(FUNCTIONS["saved_between"], [dict(query)], None)
+        return result
+
+
+def _versioned(entry: Any) -> Versioned:
+    """``{"version": n, "vcon": {...}}`` (what ``conserver_vcon_fetch`` returns) -> tuple."""
+    return entry["vcon"], int(entry["version"])

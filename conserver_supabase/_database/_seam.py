@@ -1,0 +1,78 @@
+"""The seam to the database: what the storage policy calls, and nothing more.
+
+Every method is one round trip to one SQL function (see :mod:`._functions`) and raises
+only :class:`~conserver_supabase.DatabaseError` subclasses (or
+:class:`~conserver_supabase.InvalidVconError` when the SQL guards refuse a document).
+:class:`conserver_supabase.testing.MemoryDatabase` implements it in memory and is
+type-checked against it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Database", "Tenant", "Versioned"]
+
+#: A vCon with the version the database stores for it (0: another writer made it and
+#: it has no version of ours).
+Versioned = tuple[dict[str, Any], int]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Tenant:
+    """The tenant a save stamps on a vCon's rows (``tenant_id`` ``None``: NULL).
+
+    ``exclusive``: refuse the save when the vCon belongs to another (non-NULL) tenant
+    (a storage with a fixed ``tenant_id``). Travels next to the document, never in it.
+    """
+
+    tenant_id: str | None
+    exclusive: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        """The object the SQL functions take (``{"tenant_id", "exclusive"}``)."""
+        return {"tenant_id": self.tenant_id, "exclusive": self.exclusive}
+
+
+@runtime_checkable
+class Database(Protocol):
+    """One round trip per method."""
+
+    def save(
+        self, documents: Sequence[Mapping[str, Any]], tenants: Sequence[Tenant] | None
+    ) -> dict[str, int]:
+        """Write validated vCons (documents and rows) in one transaction; return
+        ``{uuid: version}`` (a uuid given twice is saved twice, in order, and maps to
+        its last version).
+
+        ``tenants``: one :class:`Tenant` per document, or ``None``: every row's
+        ``tenant_id`` is left as it is. Always passed, never guessed from the options."""
+        ...
+
+    def fetch(self, vcon_uuids: Sequence[str]) -> dict[str, Versioned]:
+        """Return ``{uuid: (vCon, version)}`` for those of ``vcon_uuids`` that exist."""
+        ...
+
+    def exists(self, vcon_uuid: str) -> bool:
+        """Return whether the vCon exists, without reading it."""
+        ...
+
+    def delete(self, vcon_uuid: str) -> int:
+        """Delete the vCon and its rows; return the delete's version (the vCon's last
+        version + 1). When it did not exist: minus the version of its last delete, or 0."""
+        ...
+
+    def search(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        """Run ``conserver_vcon_search(query)``; return its JSON result."""
+        ...
+
+    def saved_between(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        """Run ``conserver_vcon_saved_between(query)`` (a page of uuids saved in a time
+        window, oldest first); return its JSON result."""
+        ...
+
+    def close(self) -> None:
+        """Release connections. The object is unusable afterwards."""
+        ...

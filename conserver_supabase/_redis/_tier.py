@@ -1,0 +1,301 @@
+"""RedisTier: everything the storage asks of Redis, in the storage's words.
+
+The storage policy (``conserver_supabase._storage``) never sees a redis-py client: it
+asks this class for a cached vCon, a fill, a store after a save, a push, the journal.
+Each answer already went through the one guard (breaker, translation, incident log,
+telemetry, fail-open); what is left to the caller is what only it can decide (what a
+failure means for the operation, what to raise).
+
+How a store is done (one Redis or Cluster, one entry or a batch, in one script with the
+chain lists or apart, and which part failed when Redis answered an error) is decided
+here, in :meth:`RedisTier.store`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Final
+
+from .._config import StorageConfig
+from .._errors import CacheError
+from .._telemetry import Telemetry, note_cache
+from ._cache import CONSERVER_KEY_PREFIX, CacheUsage, Entry, HotTier
+from ._chains import ChainLists
+from ._connect import Connection, connect, location
+from ._conserver import ConserverSide
+from ._guard import Guard
+from ._journal import Journal, JournalEntry
+from ._scan import KeyScan
+
+__all__ = ["RedisTier", "StoreOutcome"]
+
+_FAILED: Final[Any] = object()
+
+
+@dataclasses.dataclass
+class StoreOutcome:
+    """What :meth:`RedisTier.store` could not do."""
+
+    #: uuid -> {chain list: reason} for the lists that did not get the uuid.
+    unpushed: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    #: uuid -> why its cache entry was not written (recorded by the guard already; the
+    #: caller applies ``cache_errors`` with :meth:`RedisTier.excuse`).
+    failures: dict[str, CacheError] = dataclasses.field(default_factory=dict)
+
+
+class RedisTier:
+    """The hot tier, the chain lists and the journal of one storage."""
+
+    def __init__(self, config: StorageConfig, telemetry: Telemetry, client: Any = None) -> None:
+        self._connection = Connection(
+            connect(config) if client is None else client, location(config)
+        )
+        self._telemetry = telemetry
+        self._guard = Guard(
+            self._connection.location,
+            cooldown=config.redis_cooldown,
+            fail_open=config.cache_errors == "log",
+            telemetry=telemetry,
+        )
+        self._cache = HotTier(
+            self._connection,
+            self._guard,
+            prefix=config.cache_key_prefix,
+            ttl=config.cache_ttl,
+            new_key_format=config.cache_format,
+        )
+        self._chains = ChainLists(self._connection, self._guard)
+        self._journal = Journal(self._connection, self._guard, config.journal_list)
+        #: What the conserver itself does to this Redis (for the demo and tests).
+        self.conserver = ConserverSide(self._connection, self._guard)
+
+    # --- what the storage reports -----------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        """Where Redis is, for messages (no password)."""
+        return self._connection.location
+
+    @property
+    def breaker(self) -> Any:
+        """The circuit breaker (``state()``: closed, open or probing)."""
+        return self._guard.breaker
+
+    def cache_key(self, vcon_uuid: str) -> str:
+        """The vCon's cache key."""
+        return self._cache.key(vcon_uuid)
+
+    def excuse(self, error: CacheError, context: str) -> None:
+        """Apply ``cache_errors`` to a cache failure the caller got back: nothing when it
+        is ``log`` (the guard logged it), else raise it with ``context``."""
+        self._guard.excuse(error, context, None)
+
+    # --- reads ------------------------------------------------------------------------
+
+    def cached(self, vcon_uuid: str) -> dict[str, Any] | None:
+        """The cached vCon (a hit), or ``None``: a miss, or Redis failed (fail-open)."""
+        context = "reading the database instead"
+        value = self._cache.read(
+            self._cache.key(vcon_uuid), vcon_uuid, fallback=_FAILED, context=context
+        )
+        if value is _FAILED:
+            return None
+        if value is None:
+            self._outcome("misses", "miss")
+            return None
+        if not isinstance(value, dict):
+            error = CacheError(
+                f"cache read of vCon {vcon_uuid} failed: the cached value is not a JSON object",
+                operation="cache read",
+                vcon_uuid=vcon_uuid,
+            )
+            self._guard.failed(error, context)
+            self._guard.excuse(error, context, None)
+            return None
+        self._outcome("hits", "hit")
+        return value
+
+    def working_copy(self, vcon_uuid: str) -> tuple[str, Any]:
+        """``(key, value)`` of the conserver's working copy at ``vcon:{uuid}`` (value
+        ``None`` when absent). Raises :class:`CacheError` (never fails open: without it
+        there is nothing to save); a value that is not JSON has a ValueError as cause."""
+        key = f"{CONSERVER_KEY_PREFIX}{vcon_uuid}"
+        return key, self._cache.read(key, vcon_uuid, "working copy read")
+
+    def holds_saved(self, vcon_uuid: str) -> bool | None:
+        """Whether the cache holds the vCon as a save left it; ``None``: Redis cannot say."""
+        held = self._cache.holds_saved(
+            vcon_uuid, fallback=None, context="asking the database instead"
+        )
+        if held is not None:
+            note_cache("hit" if held else "miss")
+        return held
+
+    def fill(self, vcon_uuid: str, document: str, version: int) -> bool:
+        """Cache a vCon read from the database, unless a key or a newer version is there."""
+        status = self._cache.write(
+            Entry(vcon_uuid, document, "fill", version),
+            fallback=None,
+            context="the vCon was read from the database",
+        )
+        if status == 1:
+            self._telemetry.event("fills")
+        return status == 1
+
+    def fill_known(self, entries: Sequence[Entry]) -> list[int] | None:
+        """Write a read replica's answers where a version on record proves them not older
+        (mode ``known``); return each one's status (-1: older than what is on record:
+        read the primary), or ``None`` when Redis cannot tell."""
+        if len(entries) == 1:
+            status = self._cache.write(
+                entries[0], fallback=None, context="reading the primary database instead"
+            )
+            statuses: list[int | None] | None = None if status is None else [status]
+        else:
+            try:
+                statuses = self._cache.write_many(entries)
+            except CacheError as exc:
+                self._guard.excuse(exc, "reading the primary database instead", None)
+                statuses = None
+        if statuses is None or any(s is None for s in statuses):
+            return None
+        written = [int(s) for s in statuses if s is not None]
+        self._telemetry.event("fills", sum(s == 1 for s in written))
+        return written
+
+    def forget(self, vcon_uuid: str, version: int) -> None:
+        """Remove a deleted vCon from the cache, leaving its tombstone (see _cache)."""
+        self._cache.delete(
+            vcon_uuid, version, fallback=None, context="the vCon is deleted from the database"
+        )
+
+    # --- writes -----------------------------------------------------------------------
+
+    def store(self, entries: Sequence[Entry], lists: Sequence[str]) -> StoreOutcome:
+        """Write the entries to the cache and push their uuids onto ``lists``, after their
+        save committed; return what failed (never raises)."""
+        outcome = StoreOutcome()
+        together = lists if self._cache.pushes_in_write else ()
+        if len(entries) == 1:
+            redo = list(entries)
+        else:
+            try:
+                replies = self._cache.write_many(
+                    entries, together, context="the vCons are saved in the database"
+                )
+            except CacheError as exc:
+                for entry in entries:
+                    outcome.failures[entry.vcon_uuid] = exc
+                    if lists:
+                        outcome.unpushed[entry.vcon_uuid] = dict.fromkeys(lists, str(exc))
+                return outcome
+            redo = [entry for entry, reply in zip(entries, replies, strict=True) if reply is None]
+            if lists and not together:  # Redis Cluster: push what was written, in one go
+                done = {entry.vcon_uuid for entry in redo}
+                apart = [entry.vcon_uuid for entry in entries if entry.vcon_uuid not in done]
+                missed = self._push(apart, lists)
+                outcome.unpushed.update(dict.fromkeys(apart, missed) if missed else {})
+        for entry in redo:
+            self._store_one(entry, lists, together, outcome)
+        if not outcome.failures:
+            note_cache("written")
+        return outcome
+
+    def _store_one(
+        self, entry: Entry, lists: Sequence[str], together: Sequence[str], outcome: StoreOutcome
+    ) -> None:
+        context = f"the vCon is saved in the database (version {entry.version})"
+        try:
+            self._cache.write(entry, together, context=context)
+        except CacheError as exc:
+            failure: CacheError | None = exc
+            missed: dict[str, str] = {}
+            if lists and exc.unavailable:
+                missed = dict.fromkeys(lists, str(exc))
+            elif lists:
+                if together:
+                    # Redis answered with an error: the script checked every key before
+                    # it wrote anything, so do the two parts apart to see which is broken.
+                    try:
+                        self._cache.write(entry, context=context)
+                        failure = None
+                    except CacheError as cache_exc:
+                        failure = cache_exc
+                missed = self._push([entry.vcon_uuid], lists)
+            if failure is not None:
+                outcome.failures[entry.vcon_uuid] = failure
+            if missed:
+                outcome.unpushed[entry.vcon_uuid] = missed
+            return
+        if lists and not together:
+            missed = self._push([entry.vcon_uuid], lists)
+            if missed:
+                outcome.unpushed[entry.vcon_uuid] = missed
+
+    def _push(self, vcon_uuids: Sequence[str], lists: Sequence[str]) -> dict[str, str]:
+        missed = self._chains.push(vcon_uuids, lists)
+        if missed:
+            self._telemetry.event("errors")
+        return missed
+
+    def requeue(self, list_name: str, vcon_uuids: Sequence[str]) -> None:
+        """RPUSH the uuids onto ``list_name``; raises :class:`CacheError`."""
+        self._chains.append(list_name, vcon_uuids)
+
+    # --- the journal --------------------------------------------------------------------
+
+    @property
+    def journal_name(self) -> str:
+        return self._journal.name
+
+    def journal(self, entries: Sequence[JournalEntry]) -> None:
+        """Keep failed saves on the journal; raises :class:`CacheError`."""
+        self._journal.keep(entries)
+
+    def journaled(self) -> list[str]:
+        """The journaled uuids, oldest first; raises :class:`CacheError`."""
+        return self._journal.uuids()
+
+    def journaled_document(self, vcon_uuid: str) -> str | None:
+        """The document journaled for ``vcon_uuid`` (None: its working copy was kept)."""
+        return self._journal.document(vcon_uuid)
+
+    def unjournal(self, vcon_uuid: str) -> None:
+        """Take one journal entry of ``vcon_uuid`` off, with its document."""
+        self._journal.remove(vcon_uuid)
+
+    # --- operations -----------------------------------------------------------------------
+
+    def usage(self) -> CacheUsage:
+        """Keys under the prefix, their memory, the server's figures; raises CacheError."""
+        return self._cache.usage()
+
+    def flush(self) -> tuple[int, int]:
+        """Remove the cached vCons the database holds; ``(removed, kept)``."""
+        return self._cache.flush()
+
+    def has_json_module(self) -> bool:
+        """Whether the server runs RedisJSON; raises :class:`CacheError`."""
+        return self._cache.has_json_module()
+
+    def probe(self, vcon_uuid: str) -> None:
+        """Write and remove a probe key (scripts and JSON.SET allowed?); raises CacheError."""
+        self._cache.write(Entry(vcon_uuid, '{"probe": true}', "fill", 0))
+        self._cache.forget(vcon_uuid)  # no tombstone: it never was a vCon
+
+    def list_kinds(self, names: Sequence[str]) -> list[tuple[str, str, int]]:
+        """``(name, type, length)`` of each chain list; raises :class:`CacheError`."""
+        return self._chains.kinds(names)
+
+    def scan_keys(self, pattern: str, batch: int) -> KeyScan:
+        """The keys matching ``pattern``, read one SCAN page at a time (backfill)."""
+        return KeyScan(self._connection, self._guard, pattern, batch)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._connection.close()
+
+    def _outcome(self, event: str, outcome: str) -> None:
+        self._telemetry.event(event)
+        note_cache(outcome)

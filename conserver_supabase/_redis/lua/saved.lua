@@ -1,0 +1,8 @@
+-- KEYS[1] cache key, KEYS[2] its version key. 1 when the key holds a vCon a save put
+-- there (a version on record, not a tombstone), else 0: a working copy the conserver
+-- holds does not prove the vCon is in the database.
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'ReJSON-RL' and kind ~= 'string' then return 0 end
+local version = tonumber(redis.call('GET', KEYS[2])) or 0
+if version > 0 then return 1 end
+return 0
