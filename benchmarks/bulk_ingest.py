@@ -39,7 +39,7 @@ from psycopg.types.json import Jsonb  # noqa: E402
 from benchmarks.cache_hit import standard_vcon  # noqa: E402
 from conserver_supabase import SupabaseStorage, migrations  # noqa: E402
 from conserver_supabase.testing import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
-from tests.postgrest_standin import PostgrestStandIn  # noqa: E402
+from tests.support.postgrest_standin import PostgrestStandIn  # noqa: E402
 
 FLOOR = """
 WITH docs AS (SELECT e AS d, (e ->> 'uuid')::uuid AS u FROM jsonb_array_elements(%s) AS e),
@@ -113,7 +113,7 @@ def run(
 
     import redis
 
-    from tests.faults import CuttableProxy
+    from tests.support.faults import CuttableProxy
 
     if redis_latency:  # Redis a network hop away: every request delayed
         port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
@@ -122,7 +122,7 @@ def run(
         proxy.latency = redis_latency
         redis_url = f"redis://127.0.0.1:{proxy.port}/0"
 
-    from tests.conftest import with_database
+    from tests.support.services import with_database
 
     template = "bench_ingest_template"
     with psycopg.connect(admin_url, autocommit=True) as conn:

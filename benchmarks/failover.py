@@ -40,8 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 from conserver_supabase import migrations  # noqa: E402
 from conserver_supabase.testing import EmbeddedPostgres  # noqa: E402
-from tests.cluster_deployment import ClusterDeployment  # noqa: E402
-from tests.sentinel_deployment import SentinelDeployment, save_through_failover  # noqa: E402
+from tests.support.cluster_deployment import ClusterDeployment  # noqa: E402
+from tests.support.sentinel_deployment import SentinelDeployment, save_through_failover  # noqa: E402
 
 TIMEOUTS = (8.0, 0.0)
 

@@ -60,8 +60,8 @@ import psycopg  # noqa: E402
 from benchmarks.cache_hit import standard_vcon  # noqa: E402
 from conserver_supabase import SupabaseStorage, migrations  # noqa: E402
 from conserver_supabase.testing import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
-from tests.faults import CuttableProxy, postgres_upstream  # noqa: E402
-from tests.postgrest_standin import PostgrestStandIn  # noqa: E402
+from tests.support.faults import CuttableProxy, postgres_upstream  # noqa: E402
+from tests.support.postgrest_standin import PostgrestStandIn  # noqa: E402
 
 SEARCH_HITS = 20
 MARK = "bench-round-trips"

@@ -19,11 +19,10 @@ connection and does not import the ``vcon`` library.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-from uuid import UUID
+from typing import TYPE_CHECKING
 
-from ._config import DEFAULT_OPTIONS, StorageConfig
+from ._config import DEFAULT_OPTIONS as _DEFAULT_OPTIONS
+from ._config import StorageConfig
 from ._errors import (
     CacheError,
     ChainPushError,
@@ -42,6 +41,11 @@ from ._storage import SupabaseStorage
 from ._validation import validate_vcon
 from ._version import __version__
 from ._writes import ReplayReport
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+    from uuid import UUID
 
 __all__ = [
     "CacheError",
@@ -72,7 +76,7 @@ __all__ = [
 #: this package ever modifies it.
 default_options: dict[str, Any] = {
     name: (list(value) if isinstance(value, list) else value)
-    for name, value in DEFAULT_OPTIONS.items()
+    for name, value in _DEFAULT_OPTIONS.items()
 }
 
 

@@ -99,6 +99,14 @@ def main() -> int:
 
 
 def capture(session: Session, database_url: str, redis_url: str) -> dict[str, str]:
+    blocks = _setup_and_vcons(session, database_url, redis_url)
+    blocks.update(_bulk_and_recovery(session))
+    blocks.update(_failures_and_stats(session, database_url, redis_url))
+    return blocks
+
+
+def _setup_and_vcons(session: Session, database_url: str, redis_url: str) -> dict[str, str]:
+    """migrate, doctor, demo, and the commands on single vCons and the cache."""
     run = session.run
     blocks: dict[str, str] = {}
     blocks["help"] = run("--help")
@@ -123,7 +131,13 @@ def capture(session: Session, database_url: str, redis_url: str) -> dict[str, st
     blocks["cache_stats_json"] = run("cache", "stats", "--json")
     blocks["cache_flush"] = run("cache", "flush", "--yes")
     blocks["cache_warm"] = run("cache", "warm")
+    return blocks
 
+
+def _bulk_and_recovery(session: Session) -> dict[str, str]:
+    """backfill (a directory, again, standard input), requeue, replay."""
+    run = session.run
+    blocks: dict[str, str] = {}
     inbox = session.tmp / "inbox"
     inbox.mkdir()
     for index in range(10, 40):
@@ -150,7 +164,13 @@ def capture(session: Session, database_url: str, redis_url: str) -> dict[str, st
         "requeue", "--since", "2026-01-01T00:00:00Z", "--list", "recovery_ingress"
     )
     blocks["replay"] = run("replay")
+    return blocks
 
+
+def _failures_and_stats(session: Session, database_url: str, redis_url: str) -> dict[str, str]:
+    """An unreachable database, a bad uuid, and storage.stats() after a few reads."""
+    run = session.run
+    blocks: dict[str, str] = {}
     config = session.tmp / "config.yml"
     config.write_text(
         textwrap.dedent(
@@ -166,6 +186,7 @@ def capture(session: Session, database_url: str, redis_url: str) -> dict[str, st
         )
     )
     never_cached = make_vcon(seed=12345)["uuid"]  # a cache miss: the database is asked
+    probed = make_vcon(seed=1)["uuid"]  # saved by _setup_and_vcons, not deleted
     blocks["unreachable"] = run("get", never_cached, "--config", "config.yml")
     blocks["bad_uuid"] = run("get", "vcon:*")
 
@@ -175,7 +196,7 @@ def capture(session: Session, database_url: str, redis_url: str) -> dict[str, st
         from conserver_supabase import SupabaseStorage
         with SupabaseStorage({{"database_url": {database_url!r}, "redis_url": {redis_url!r}}}) as s:
             for _ in range(3):
-                s.get_vcon({documents[1]["uuid"]!r})
+                s.get_vcon({probed!r})
             stats = s.stats()
         print(json.dumps(stats["operations"]["get"], indent=2))
         print(json.dumps({{k: stats[k] for k in ("cache", "retries", "journaled", "circuit")}},

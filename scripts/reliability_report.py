@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 from conserver_supabase import migrations  # noqa: E402
 from conserver_supabase.testing import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
-from tests.coherency import run_coherency  # noqa: E402
-from tests.fault_scenarios import SCENARIOS, Services, run_kill, run_scenario  # noqa: E402
-from tests.faults import CuttableProxy, postgres_upstream  # noqa: E402
-from tests.postgrest_standin import PostgrestStandIn  # noqa: E402
+from tests.support.coherency import run_coherency  # noqa: E402
+from tests.support.fault_scenarios import SCENARIOS, Services, run_kill, run_scenario  # noqa: E402
+from tests.support.faults import CuttableProxy, postgres_upstream  # noqa: E402
+from tests.support.postgrest_standin import PostgrestStandIn  # noqa: E402
 
 KEY = "reliability-report-key"
 

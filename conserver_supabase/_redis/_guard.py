@@ -29,18 +29,27 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, Final, cast
 
 from .._errors import CacheError
 from .._telemetry import Telemetry, note_cache
 from ._errors import redis_errors, translate
 
-__all__ = ["RAISE", "Breaker", "Guard"]
+__all__ = ["RAISE", "Breaker", "Guard", "inside_guard"]
 
 logger = logging.getLogger("conserver_supabase.redis")
 
 #: ``fallback`` of a call that must raise whatever ``cache_errors`` says.
 RAISE: Final[Any] = object()
+
+_guarded: ContextVar[bool] = ContextVar("conserver_supabase_guarded", default=False)
+
+
+def inside_guard() -> bool:
+    """Whether the running code is a command :meth:`Guard.call` runs (tests check that
+    every Redis command is)."""
+    return _guarded.get()
 
 
 class Breaker:
@@ -148,6 +157,7 @@ class Guard:
                 skipped=True,
             )
         else:
+            token = _guarded.set(True)
             try:
                 result = command()
             except redis_errors() as exc:
@@ -155,6 +165,8 @@ class Guard:
             else:
                 self.reached()
                 return result
+            finally:
+                _guarded.reset(token)
         self.failed(error, context)
         return cast(R, self.excuse(error, context, fallback))
 

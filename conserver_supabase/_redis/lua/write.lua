@@ -38,7 +38,7 @@ if write then
   if kind == 'ReJSON-RL' or (kind == 'none' and ARGV[3] ~= 'string') then
     local reply = redis.pcall('JSON.SET', KEYS[1], '$', ARGV[1])
     if type(reply) == 'table' and reply.err then
-      local missing = string.find(string.lower(reply.err), 'unknown', 1, true)
+      local missing = string.find(string.lower(tostring(reply.err)), 'unknown', 1, true)
       if not (missing and kind == 'none' and ARGV[3] == 'auto') then
         if missing then
           return redis.error_reply('ERR cache_format is json but Redis lacks RedisJSON')

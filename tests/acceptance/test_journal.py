@@ -1,0 +1,192 @@
+"""The failed-save journal: a save that still fails after the retries leaves its vCon
+in Redis for `replay`, or says that it could not."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from conserver_supabase import (
+    DatabaseRejectedError,
+    DatabaseUnavailableError,
+    InvalidVconError,
+    SupabaseStorage,
+)
+
+from ..support.postgrest_standin import PostgrestStandIn
+from ..support.services import environment_without_services, redis_client
+from ..support.vcons import sample
+
+pytestmark = pytest.mark.integration
+KEY = "journal-test-key"
+JOURNAL = "conserver_supabase:journal"
+
+
+@pytest.fixture
+def server(database_url: str) -> Iterator[PostgrestStandIn]:
+    with PostgrestStandIn(database_url, key=KEY) as stand_in:
+        yield stand_in
+
+
+def storage(server: PostgrestStandIn, redis_url: str, **options: Any) -> SupabaseStorage:
+    return SupabaseStorage(
+        {
+            "url": server.url,
+            "key": KEY,
+            "redis_url": redis_url,
+            "retry_deadline": 0.2,
+            "cache_ttl": 300,
+            **options,
+        }
+    )
+
+
+def in_database(database_url: str, vcon_uuid: str) -> Any:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT conserver_vcon_load(%s)", [vcon_uuid]).fetchone()[0]
+
+
+def test_a_conserver_save_that_fails_is_journaled_and_replayed(
+    server: PostgrestStandIn, redis_json_url: str, database_url: str
+) -> None:
+    """The working copy loses its TTL and the uuid is journaled; replay saves it and
+    gives the key its TTL back."""
+    r = redis_client(redis_json_url)
+    document = sample()
+    key = f"vcon:{document['uuid']}"
+    r.json().set(key, "$", document)
+    r.expire(key, 60)
+    server.faults = ["503"] * 1000
+    with storage(server, redis_json_url) as store:
+        with pytest.raises(DatabaseUnavailableError) as caught:
+            store.save_working_copy(document["uuid"])
+        assert caught.value.journaled is True
+        assert "failed-save journal" in str(caught.value)
+        assert "conserver-supabase replay" in str(caught.value)
+        assert r.lrange(JOURNAL, 0, -1) == [document["uuid"].encode()]
+        assert r.ttl(key) == -1  # cannot expire before the replay
+        server.faults = []
+        report = store.replay_journal()
+        assert (report.total, report.replayed, report.error) == (1, 1, None)
+        report_again = store.replay_journal()
+        assert (report_again.total, report_again.replayed) == (0, 0)
+    assert in_database(database_url, document["uuid"]) == document
+    assert r.llen(JOURNAL) == 0
+    assert 0 < r.ttl(key) <= 300
+
+
+def test_a_document_handed_in_is_kept_by_the_journal(
+    server: PostgrestStandIn, redis_json_url: str, database_url: str
+) -> None:
+    r = redis_client(redis_json_url)
+    first, second = sample(), sample()
+    server.faults = ["503"] * 1000
+    with storage(server, redis_json_url) as store:
+        with pytest.raises(DatabaseUnavailableError):
+            store.save_vcon(first)
+        with pytest.raises(DatabaseUnavailableError):
+            store.save_many([second])
+        assert json.loads(r.get(f"{JOURNAL}:vcon:{first['uuid']}")) == first
+        assert r.llen(JOURNAL) == 2
+        server.faults = []
+        assert store.replay_journal().replayed == 2
+    for document in (first, second):
+        assert in_database(database_url, document["uuid"]) == document
+        assert r.exists(f"{JOURNAL}:vcon:{document['uuid']}") == 0
+
+
+def test_a_replay_stops_when_the_database_is_still_down(
+    server: PostgrestStandIn, redis_json_url: str
+) -> None:
+    r = redis_client(redis_json_url)
+    documents = [sample(), sample()]
+    server.faults = ["503"] * 1000
+    with storage(server, redis_json_url) as store:
+        for document in documents:
+            with pytest.raises(DatabaseUnavailableError):
+                store.save_vcon(document)
+        report = store.replay_journal()
+    assert (report.replayed, report.total) == (0, 2)
+    assert report.error is not None
+    assert r.llen(JOURNAL) == 2  # nothing lost, nothing journaled twice
+
+
+def test_when_redis_is_down_too_the_error_says_so(
+    server: PostgrestStandIn, unreachable_redis_url: str
+) -> None:
+    server.faults = ["503"] * 1000
+    with (
+        storage(server, unreachable_redis_url) as store,
+        pytest.raises(DatabaseUnavailableError) as caught,
+    ):
+        store.save_vcon(sample())
+    assert caught.value.journaled is False
+    assert "could NOT be journaled" in str(caught.value)
+
+
+def test_rejections_are_journaled_and_invalid_vcons_are_not(
+    server: PostgrestStandIn, redis_json_url: str
+) -> None:
+    """A rejected save (wrong key, missing migration) can succeed after a fix; an
+    invalid vCon never can, and nothing of it is kept."""
+    r = redis_client(redis_json_url)
+    with storage(server, redis_json_url, key="wrong") as store:
+        with pytest.raises(DatabaseRejectedError) as caught:
+            store.save_vcon(sample())
+        assert caught.value.journaled is True
+        bad = sample()
+        bad["dialog"][0]["type"] = "hologram"
+        with pytest.raises(InvalidVconError):
+            store.save_vcon(bad)
+    assert r.llen(JOURNAL) == 1
+
+
+def test_the_replay_command(
+    server: PostgrestStandIn, redis_json_url: str, database_url: str
+) -> None:
+    document = sample()
+    server.faults = ["503"] * 1000
+    with storage(server, redis_json_url) as store, pytest.raises(DatabaseUnavailableError):
+        store.save_vcon(document)
+    server.faults = []
+    environ = environment_without_services()
+    environ.update(SUPABASE_URL=server.url, SUPABASE_SERVICE_ROLE_KEY=KEY, REDIS_URL=redis_json_url)
+    result = subprocess.run(
+        [sys.executable, "-m", "conserver_supabase", "replay"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environ,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 vCon(s) waiting" in result.stdout
+    assert "saved again: 1" in result.stdout
+    assert "replayed 1/1" in result.stderr
+    assert in_database(database_url, document["uuid"]) == document
+
+
+def test_a_replay_keeps_rejected_entries_and_goes_on(
+    server: PostgrestStandIn, redis_json_url: str, database_url: str
+) -> None:
+    """A refusal (here a wrong key) keeps the entry for later and does not stop the rest;
+    with the key fixed, the next replay saves everything."""
+    r = redis_client(redis_json_url)
+    documents = [sample(), sample()]
+    with storage(server, redis_json_url, key="wrong") as store:
+        for document in documents:
+            with pytest.raises(DatabaseRejectedError):
+                store.save_vcon(document)
+        report = store.replay_journal()
+    assert (report.total, report.replayed, len(report.kept), report.error) == (2, 0, 2, None)
+    assert r.llen(JOURNAL) == 2
+    with storage(server, redis_json_url) as store:
+        assert store.replay_journal().replayed == 2
+    for document in documents:
+        assert in_database(database_url, document["uuid"]) == document
