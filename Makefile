@@ -33,7 +33,7 @@ lint: $(VENV)/.test-deps
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # Benchmarks side by side (docs/performance.md): round trips and latency against the
 # example design's access pattern, the cache hit against the bare Redis call, bulk

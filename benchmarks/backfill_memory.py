@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.cache_hit import standard_vcon  # noqa: E402
-from conserver_supabase import migrations  # noqa: E402
+from conserver_supabase import _migrations as migrations  # noqa: E402
 from conserver_supabase.testing import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 
 

@@ -37,7 +37,8 @@ import psycopg  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
 from benchmarks.cache_hit import standard_vcon  # noqa: E402
-from conserver_supabase import SupabaseStorage, migrations  # noqa: E402
+from conserver_supabase import SupabaseStorage  # noqa: E402
+from conserver_supabase import _migrations as migrations  # noqa: E402
 from conserver_supabase.testing import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 from tests.support.postgrest_standin import PostgrestStandIn  # noqa: E402
 

@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
-from conserver_supabase import SupabaseStorage, migrations  # noqa: E402
+from conserver_supabase import SupabaseStorage  # noqa: E402
+from conserver_supabase import _migrations as migrations  # noqa: E402
 from conserver_supabase.testing import EmbeddedPostgres, EmbeddedRedis, make_vcon  # noqa: E402
 
 

@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from conserver_supabase import migrations  # noqa: E402
+from conserver_supabase import _migrations as migrations  # noqa: E402
 from conserver_supabase.testing import EmbeddedPostgres  # noqa: E402
 from tests.support.cluster_deployment import ClusterDeployment  # noqa: E402
 from tests.support.sentinel_deployment import SentinelDeployment, save_through_failover  # noqa: E402

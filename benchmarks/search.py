@@ -269,7 +269,7 @@ def prepare(url: str, args: argparse.Namespace) -> dict[str, Any]:
     """Migrates, loads and analyzes; returns the run metadata ``--json`` records."""
     import psycopg
 
-    from conserver_supabase import migrations
+    from conserver_supabase import _migrations as migrations
 
     applied = migrations.apply(url)
     print(f"migrations applied: {[f'{m.version:04d}_{m.name}' for m in applied] or 'none'}")

@@ -19,7 +19,7 @@ connection and does not import the ``vcon`` library.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ._config import DEFAULT_OPTIONS as _DEFAULT_OPTIONS
 from ._config import StorageConfig
@@ -42,7 +42,7 @@ from ._validation import validate_vcon
 from ._version import __version__
 from ._writes import ReplayReport
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
     from uuid import UUID

@@ -468,7 +468,7 @@ def load_conserver_options(path: Path, storage: str | None) -> Mapping[str, Any]
     ``module`` is ``conserver_supabase``.
     """
     try:
-        import yaml  # type: ignore[import-untyped]  # PyYAML ships no type stubs
+        import yaml
     except ImportError:  # pragma: no cover - the conserver always has PyYAML
         raise ConfigurationError("reading config.yml needs PyYAML: pip install pyyaml") from None
     try:

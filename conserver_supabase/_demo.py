@@ -18,7 +18,7 @@ from contextlib import suppress
 from functools import partial
 from typing import Any, TextIO
 
-from . import migrations
+from . import _migrations as migrations
 from ._config import StorageConfig, redact_url
 from ._errors import ConserverSupabaseError
 from ._storage import SupabaseStorage

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
-from . import migrations
+from . import _migrations as migrations
 from ._errors import ConserverSupabaseError
 
 if TYPE_CHECKING:
@@ -105,9 +105,11 @@ def _check_database(storage: SupabaseStorage) -> tuple[str, str]:
     database.saved_between({"since": "9999-01-01T00:00:00Z", "limit": 1})
     where = f"{config.transport} transport, schema {config.schema}"
     if config.database_url is not None:
-        waiting = migrations.pending(config.database_url.reveal(), config.schema)
+        url = config.database_url.reveal()
+        waiting = [f"{m.version:04d}_{m.name}" for m in migrations.pending(url, config.schema)]
+        waiting += [f.name for f in migrations.outdated_functions(url, config.schema)]
         if waiting:
-            names = ", ".join(f"{m.version:04d}_{m.name}" for m in waiting)
+            names = ", ".join(waiting)
             return "FAIL", f"{where}: migrations pending ({names}): run conserver-supabase migrate"
         return "ok", f"{where}: reachable, functions installed, migrations current"
     return "ok", f"{where}: reachable, key accepted, functions installed"

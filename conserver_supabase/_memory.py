@@ -9,9 +9,9 @@ import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._database import Tenant, Versioned
+from ._database import Database, Tenant, Versioned
 from ._errors import DatabaseRejectedError
 
 __all__ = ["MemoryDatabase"]
@@ -239,3 +239,9 @@ def _matcher(name: str, value: Any) -> _Matcher | None:
         "analysis_vendor": lambda d: any(x.get("vendor") == value for x in d.get("analysis") or []),
     }
     return tests.get(name)
+
+
+if TYPE_CHECKING:  # the in-memory database is type-checked against the seam
+
+    def _conforms(database: MemoryDatabase) -> Database:
+        return database

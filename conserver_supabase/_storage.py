@@ -367,14 +367,14 @@ class SupabaseStorage:
     def migration_script(schema: str = "public") -> str:
         """Every migration and SQL function as one script to paste into Supabase's SQL
         editor (a transaction; safe to paste again)."""
-        from . import migrations
+        from . import _migrations as migrations
 
         return migrations.render_script(schema)
 
     def migrate(self) -> list[Any]:
         """Apply the pending migrations to ``database_url`` (and re-apply changed SQL
         functions); return the migrations applied."""
-        from . import migrations
+        from . import _migrations as migrations
 
         if self.config.database_url is None:
             raise ConfigurationError(

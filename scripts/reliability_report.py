@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from conserver_supabase import migrations  # noqa: E402
+from conserver_supabase import _migrations as migrations  # noqa: E402
 from conserver_supabase.testing import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 from tests.support.coherency import run_coherency  # noqa: E402
 from tests.support.fault_scenarios import SCENARIOS, Services, run_kill, run_scenario  # noqa: E402

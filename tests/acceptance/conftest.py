@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from conserver_supabase import migrations
+from conserver_supabase import _migrations as migrations
 
 from ..support.services import (
     SERVERS,
@@ -36,10 +36,23 @@ from ..support.services import (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the acceptance suite ``integration``; run ``one_database`` tests (Redis
+    deployments, the client under load, command-line output: nothing that depends on
+    the PostgreSQL version) on the first server only, not once per server."""
+    kept, dropped = [], []
     for item in items:
         if "/acceptance/" in str(item.path):
             item.add_marker(pytest.mark.integration)
+        callspec = getattr(item, "callspec", None)
+        server = callspec.params.get("pg_admin_url") if callspec is not None else None
+        if item.get_closest_marker("one_database") and server not in (None, SERVERS[0]):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session", params=SERVERS, ids=label)
@@ -101,26 +114,38 @@ def fresh_database_url(pg_admin_url: str, _migrated_template: str) -> Iterator[s
     drop_database(pg_admin_url, name)
 
 
-# Everything a test can change about the schema of the shared database.
-_SCHEMA_FINGERPRINT = """
-SELECT md5(concat_ws('|',
-    (SELECT string_agg(p.oid::regprocedure::text || md5(p.prosrc)
-                       || coalesce(array_to_string(p.proconfig, ','), '')
-                       || coalesce(p.proacl::text, ''), ';' ORDER BY 1)
-       FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace),
-    (SELECT string_agg(c.relname || c.relkind::text || coalesce(c.relacl::text, ''), ';' ORDER BY 1)
-       FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace),
-    (SELECT string_agg(a.attrelid::regclass::text || '.' || a.attname
-                       || a.atttypid::regtype::text, ';' ORDER BY 1)
-       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-      WHERE c.relnamespace = 'public'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped),
-    (SELECT string_agg(t.tgrelid::regclass::text || t.tgname, ';' ORDER BY 1)
-       FROM pg_trigger t WHERE NOT t.tgisinternal),
-    (SELECT string_agg(pol.polname || pg_get_expr(pol.polqual, pol.polrelid), ';' ORDER BY 1)
-       FROM pg_policy pol),
-    (SELECT string_agg(nspname, ';' ORDER BY 1) FROM pg_namespace),
-    (SELECT string_agg(extname, ';' ORDER BY 1) FROM pg_extension)))
-"""
+# Everything a test can change about the schema of the shared database (and the records
+# of what was migrated, which the emptying keeps), by what it is.
+_SCHEMA = {
+    "functions": """SELECT string_agg(x, ';' ORDER BY x) FROM (
+                      SELECT p.oid::regprocedure::text || md5(p.prosrc)
+                             || coalesce(array_to_string(p.proconfig, ','), '')
+                             || coalesce(p.proacl::text, '') AS x
+                        FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace) AS f""",
+    "relations": """SELECT string_agg(x, ';' ORDER BY x) FROM (
+                      SELECT c.relname || c.relkind::text || coalesce(c.relacl::text, '') AS x
+                        FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace) AS r""",
+    "columns": """SELECT string_agg(x, ';' ORDER BY x) FROM (
+                    SELECT a.attrelid::regclass::text || '.' || a.attname
+                           || a.atttypid::regtype::text AS x
+                      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                     WHERE c.relnamespace = 'public'::regnamespace AND a.attnum > 0
+                       AND NOT a.attisdropped) AS a""",
+    "triggers": """SELECT string_agg(x, ';' ORDER BY x) FROM (
+                     SELECT t.tgrelid::regclass::text || t.tgname AS x
+                       FROM pg_trigger t WHERE NOT t.tgisinternal) AS t""",
+    "policies": """SELECT string_agg(x, ';' ORDER BY x) FROM (
+                     SELECT pol.polname || pg_get_expr(pol.polqual, pol.polrelid) AS x
+                       FROM pg_policy pol) AS p""",
+    "schemas": """SELECT string_agg(nspname::text, ';' ORDER BY nspname) FROM pg_namespace
+                   WHERE nspname !~ '^pg_(toast_)?temp_'""",
+    "extensions": "SELECT string_agg(extname::text, ';' ORDER BY extname) FROM pg_extension",
+    "migration records": """SELECT string_agg(m::text, ';' ORDER BY m::text)
+                              FROM public.conserver_schema_migrations m""",
+    "function records": """SELECT string_agg(f::text, ';' ORDER BY f::text)
+                             FROM public.conserver_schema_functions f""",
+}
+
 
 # The tables whose rows a test leaves behind (the migration records stay).
 _TABLES = """
@@ -139,19 +164,24 @@ class _SharedDatabase:
         self.url = with_database(admin_url, self.name)
         self.fingerprint = self._fingerprint()
 
-    def _fingerprint(self) -> str:
+    def _fingerprint(self) -> dict[str, str]:
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True) as conn:
-            return str(conn.execute(_SCHEMA_FINGERPRINT).fetchone()[0])
+            return {
+                what: str(conn.execute(f"SELECT md5(({query}))").fetchone()[0])
+                for what, query in _SCHEMA.items()
+            }
 
     def empty(self) -> str | None:
         """Remove every row; return why the database had to be replaced, if it had."""
         import psycopg
 
-        if self._fingerprint() != self.fingerprint:
+        now = self._fingerprint()
+        changed = [what for what in _SCHEMA if now[what] != self.fingerprint[what]]
+        if changed:
             self.replace()
-            return "the test changed the schema of the shared database"
+            return f"the test changed the {', '.join(changed)} of the shared database"
         with psycopg.connect(self.url, autocommit=True) as conn:
             tables = conn.execute(_TABLES).fetchone()[0]
             conn.execute("SET lock_timeout = '5s'")

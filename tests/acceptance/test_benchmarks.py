@@ -11,7 +11,7 @@ import pytest
 
 from ..support.services import TESTS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.one_database]
 
 
 def test_search_benchmark_runs_and_reports_every_kind(tmp_path: Path) -> None:

@@ -169,6 +169,45 @@ def test_a_missing_permission_names_what_is_needed(redis_url: str, client: Any) 
         client.acl_deluser("limited")
 
 
+#: Commands on one key, or on none (SCAN, SCRIPT LOAD, INFO).
+_SINGLE_KEY = {"GET", "SET", "RPUSH", "PERSIST", "LRANGE", "LREM", "TYPE", "EXISTS",
+               "MEMORY USAGE", "JSON.GET", "JSON.SET", "EXPIRE", "SCAN", "INFO",
+               "SCRIPT LOAD", "DEL", "UNLINK"}  # fmt: skip
+
+
+def _check_slots(args: tuple[Any, ...], seen: list[tuple[str, int]]) -> None:
+    """Fail a command a real cluster refuses: keys of two hash slots."""
+    from redis.cluster import key_slot  # type: ignore[attr-defined]
+
+    name = str(args[0]).upper()
+    if name in ("EVAL", "EVALSHA"):
+        keys = args[3 : 3 + int(args[2])]
+    elif name in ("DEL", "UNLINK", "EXISTS"):
+        keys = args[1:]
+    else:
+        assert name in _SINGLE_KEY, f"{name} is not a single-key command"
+        keys = args[1:2] if name not in ("SCAN", "INFO", "SCRIPT LOAD") else ()
+    slots = {key_slot(k.encode() if isinstance(k, str) else k) for k in keys}
+    assert len(slots) <= 1, f"{name} spans slots {sorted(slots)}: {keys}"
+    seen.append((name, len(keys)))
+
+
+class _SlotCheckingPipeline:
+    def __init__(self, server: Any, seen: list[tuple[str, int]]) -> None:
+        self.server, self.seen = server, seen
+        self.commands: list[tuple[Any, ...]] = []
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> None:
+        _check_slots(args, self.seen)
+        self.commands.append(args)
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        pipe = self.server.pipeline(transaction=False)
+        for args in self.commands:
+            pipe.execute_command(*args)
+        return list(pipe.execute(raise_on_error=raise_on_error))
+
+
 class SlotCheckingCluster:
     """A ``RedisCluster`` to the cache (``isinstance`` says so) that sends every command
     to one real Redis, after checking what a real cluster would refuse: keys of two
@@ -176,54 +215,23 @@ class SlotCheckingCluster:
 
     def __new__(cls, url: str) -> Any:
         import redis
-        from redis.cluster import RedisCluster, key_slot
+        from redis.cluster import RedisCluster, key_slot  # type: ignore[attr-defined]
 
-        #: commands on one key, or on none (SCAN, SCRIPT LOAD, INFO)
-        single_key = {"GET", "SET", "RPUSH", "PERSIST", "LRANGE", "LREM", "TYPE", "EXISTS",
-                      "MEMORY USAGE", "JSON.GET", "JSON.SET", "EXPIRE", "SCAN", "INFO",
-                      "SCRIPT LOAD", "DEL", "UNLINK"}  # fmt: skip
         server = closing_later(redis.Redis.from_url(url))
         seen: list[tuple[str, int]] = []
 
-        def check(args: tuple[Any, ...]) -> None:
-            name = str(args[0]).upper()
-            if name in ("EVAL", "EVALSHA"):
-                keys = args[3 : 3 + int(args[2])]
-            else:
-                assert name in single_key, f"{name} is not a single-key command"
-                keys = args[1:2] if name not in ("SCAN", "INFO", "SCRIPT LOAD") else ()
-            if name in ("DEL", "UNLINK", "EXISTS"):
-                keys = args[1:]
-            slots = {key_slot(k.encode() if isinstance(k, str) else k) for k in keys}
-            assert len(slots) <= 1, f"{name} spans slots {sorted(slots)}: {keys}"
-            seen.append((name, len(keys)))
-
-        class Pipeline:
-            def __init__(self) -> None:
-                self.commands: list[tuple[Any, ...]] = []
-
-            def execute_command(self, *args: Any, **kwargs: Any) -> None:
-                check(args)
-                self.commands.append(args)
-
-            def execute(self, raise_on_error: bool = True) -> list[Any]:
-                pipe = server.pipeline(transaction=False)
-                for args in self.commands:
-                    pipe.execute_command(*args)
-                return list(pipe.execute(raise_on_error=raise_on_error))
-
-        class Checking(RedisCluster):  # type: ignore[misc]
+        class Checking(RedisCluster):
             def __init__(self) -> None:  # no cluster to discover
                 self.seen = seen
                 self.encoder = server.get_encoder()
 
             def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-                check(args)
+                _check_slots(args, seen)
                 return server.execute_command(*args, **kwargs)
 
             def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
                 assert not transaction, "a transaction spans the slots of its keys"
-                return Pipeline()
+                return _SlotCheckingPipeline(server, seen)
 
             def get_encoder(self) -> Any:
                 return server.get_encoder()

@@ -16,7 +16,7 @@ from conserver_supabase.testing import EmbeddedRedis
 from ..support.services import redis_client, unavailable
 from ..support.vcons import sample
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.one_database]
 
 COOLDOWN = 0.3
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conserver_supabase import migrations
+from conserver_supabase import _migrations as migrations
 
 from ..support.cli import jwt, run
 from ..support.postgrest_standin import PostgrestStandIn
@@ -186,13 +186,13 @@ class TestDoctor:
 
     @pytest.mark.integration
     def test_through_postgrest_a_missing_migration_is_named(
-        self, database_url: str, redis_json_url: str
+        self, fresh_database_url: str, redis_json_url: str
     ) -> None:
         """Without a connection string doctor cannot read the migrations table: probing
         every function (0005's delete included, on a uuid that does not exist) finds it."""
-        with psycopg.connect(database_url, autocommit=True) as conn:
+        with psycopg.connect(fresh_database_url, autocommit=True) as conn:
             conn.execute("DROP FUNCTION conserver_vcon_remove(uuid)")
-        with PostgrestStandIn(database_url, key="k") as server:
+        with PostgrestStandIn(fresh_database_url, key="k") as server:
             result = run(
                 "doctor",
                 env={"SUPABASE_URL": server.url, "SUPABASE_SERVICE_ROLE_KEY": "k",

@@ -25,6 +25,9 @@ from ..support.postgrest_standin import PostgrestStandIn
 from ..support.sentinel_deployment import save_through_failover
 from ..support.vcons import sample
 
+# Redis deployments: the PostgreSQL version does not matter here.
+pytestmark = pytest.mark.one_database
+
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[ClusterDeployment]:

@@ -144,7 +144,7 @@ def test_save_renews_the_ttl_without_rewriting_the_working_copy(
         "redis_url": conserver_env["REDIS_URL"],
         "database_url": database_url,
     }
-    with SupabaseStorage(options, database=LinkWritesMeanwhile()) as storage:  # type: ignore[arg-type]
+    with SupabaseStorage(options, database=LinkWritesMeanwhile()) as storage:
         storage.save_working_copy(document["uuid"])
     assert 70 <= client.ttl(key) <= 77
     assert client.json().get(key)["subject"] == "changed by a link meanwhile"
@@ -248,9 +248,11 @@ def test_parallel_saves_of_one_vcon(conserver_env: dict[str, str], database_url:
         for future in [pool.submit(module.save, document["uuid"], None) for _ in range(12)]:
             future.result()
     with psycopg.connect(database_url) as conn:
-        (version,) = conn.execute(
+        row = conn.execute(
             "SELECT version FROM conserver_vcon_documents WHERE uuid = %s", [document["uuid"]]
         ).fetchone()
+        assert row is not None
+        (version,) = row
     assert version == 12
 
 

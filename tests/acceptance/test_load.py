@@ -16,7 +16,7 @@ from conserver_supabase.testing import make_vcon
 
 from ..support.services import redis_client
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.one_database]
 THREADS = 8
 OPERATIONS = 5_000
 

@@ -175,10 +175,13 @@ def test_wheel_installs_beside_redis_4_6_pin(
         str(venv / "bin" / "python"),
         "-c",
         "import importlib.resources as r;"
-        "print(sorted(p.name for p in r.files('conserver_supabase.sql').iterdir()))",
+        "sql = r.files('conserver_supabase') / 'sql';"
+        "print(sorted(p.name for folder in ('migrations', 'functions')"
+        " for p in (sql / folder).iterdir()))",
     )
     assert "0001_vcon_tables.sql" in files
     assert "0002_documents_and_functions.sql" in files
+    assert "conserver_vcon_save.sql" in files
     assert sh(str(venv / "bin" / "conserver-supabase"), "migrate", "--print").startswith(
         "-- conserver-supabase database migrations"
     )

@@ -298,7 +298,10 @@ def test_combined_filters_all_hold(store: Searcher, filters: dict[str, Any]) -> 
 
 def test_nothing_matches_when_filters_exclude_each_other(store: Searcher) -> None:
     """Contradictory filters return nothing."""
-    filters = {"created_after": "2025-01-01T00:00:00Z", "created_before": "2024-01-01T00:00:00Z"}
+    filters: dict[str, Any] = {
+        "created_after": "2025-01-01T00:00:00Z",
+        "created_before": "2024-01-01T00:00:00Z",
+    }
     assert expected(CORPUS, **filters) == []
     assert walk(store.storage, **filters) == []
 
@@ -737,7 +740,7 @@ def test_supabase_default_privileges_do_not_open_our_functions(empty_database_ur
     """Supabase grants EXECUTE on new functions to authenticated; 0004 takes it back."""
     import psycopg
 
-    from conserver_supabase import migrations
+    from conserver_supabase import _migrations as migrations
 
     with psycopg.connect(empty_database_url, autocommit=True) as conn:
         conn.execute(

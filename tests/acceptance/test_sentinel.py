@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -12,6 +13,9 @@ from conserver_supabase._errors import ChainPushError
 
 from ..support.sentinel_deployment import SentinelDeployment, save_through_failover
 from ..support.vcons import sample
+
+# Redis deployments: the PostgreSQL version does not matter here.
+pytestmark = pytest.mark.one_database
 
 
 @pytest.fixture
@@ -29,7 +33,7 @@ def test_a_master_killed_under_load_fails_over_without_losing_a_save(
     for the promoted replica (redis_failover_timeout) instead of failing: every save
     succeeds, every uuid is in the database, cached and on the chain list of the new
     master, and the slowest save is bounded by the failover timeout."""
-    options = {
+    options: dict[str, Any] = {
         "database_url": database_url,
         "redis_url": deployment.url,
         "redis_timeout": 0.5,

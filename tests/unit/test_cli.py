@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conserver_supabase import migrations
+from conserver_supabase import _migrations as migrations
 
 from ..support.cli import jwt, run
 

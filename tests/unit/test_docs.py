@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any, cast
 
 import yaml
 
@@ -47,7 +48,7 @@ def test_every_error_and_command_is_documented() -> None:
         if name.endswith("Error"):
             assert re.search(rf"\b{name}\b", errors_doc), name
     readme = (ROOT / "README.md").read_text()
-    commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    commands = cast(Any, _parser())._subparsers._group_actions[0].choices
     for command in commands:
         assert f"conserver-supabase {command}" in readme or f"make {command}" in readme, command
 
@@ -64,7 +65,7 @@ def test_operations_doc_shows_every_command_run() -> None:
     )
     ran = {line.split()[1] for line in blocks if len(line.split()) > 1}
     ran |= {" ".join(line.split()[1:3]) for line in blocks if line.split()[1:2] == ["cache"]}
-    commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    cache = commands["cache"]._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    commands = cast(Any, _parser())._subparsers._group_actions[0].choices
+    cache = commands["cache"]._subparsers._group_actions[0].choices
     wanted = set(commands) | {f"cache {name}" for name in cache}
     assert wanted <= ran | {"cache"}, wanted - ran

@@ -111,7 +111,7 @@ class GuardCheckingRedis(fakeredis.FakeRedis):
             assert inside_guard(), "a Redis pipeline sent outside Guard.call"
             return execute(*args, **kwargs)
 
-        pipe.execute = checked
+        pipe.execute = checked  # type: ignore[method-assign]
         return pipe
 
 

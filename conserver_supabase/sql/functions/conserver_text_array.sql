@@ -1,0 +1,19 @@
+-- conserver_text_array(jsonb) -> text[]
+--
+-- A JSON array of strings as text[]; NULL for anything else.
+
+CREATE OR REPLACE FUNCTION conserver_text_array(v jsonb)
+RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $fn$
+    SELECT CASE jsonb_typeof(v)
+        WHEN 'array' THEN ARRAY(SELECT jsonb_array_elements_text(v))
+        ELSE NULL
+    END
+$fn$;
+
+-- Privileges: EXECUTE revoked from PUBLIC and anon, granted to service_role. As released
+-- in 0.1.0, authenticated is left alone (it keeps what Supabase's default privileges give
+-- it); only the conserver_vcon_* functions are closed to it.
+CALL pg_temp.conserver_restrict_to_service_role('FUNCTION conserver_text_array(jsonb)', ARRAY['anon']);

@@ -1,0 +1,213 @@
+-- conserver_vcon_write(jsonb, jsonb) -> jsonb
+--
+-- The row mapping, for a batch of checked vCons with distinct uuids whose advisory
+-- locks the caller holds (conserver_vcon_save and conserver_vcon_save_many). Returns
+-- {"<uuid>": version, ...}. Not for direct use: it trusts its caller for the checks
+-- and the locks. p_tenants: NULL (tenant_id left as it is) or an array, one
+-- {"tenant_id", "exclusive"} object per element of p_documents.
+--
+-- What it writes (docs/database.md): the vcons row (id = uuid), the parties, dialog,
+-- analysis and attachments rows upserted by index with the rows past the new array
+-- lengths deleted, and the document row whose version grows by one per save. With
+-- tenants, tenant_id is stamped on the vcons row AND on every child row, on every save,
+-- so a vCon whose tenant changed moves with all its rows; "exclusive" refuses (SQLSTATE
+-- P0001, nothing written) to take over a vCon that belongs to ANOTHER tenant (a
+-- non-NULL tenant_id that differs). A vCon saved without created_at keeps the one it
+-- has (the caller holds the lock, so the row read is the row updated).
+--
+-- The vcons upsert runs as its own statement, before the children's: vcon-mcp's BEFORE
+-- INSERT triggers overwrite a new child row's tenant_id with vcons.tenant_id (looked up
+-- by vcons.id), and inside one statement the sub-statements of a WITH run in an
+-- unspecified order, so a child trigger could read the parent before it was stamped.
+--
+-- The planner cannot know how many vCons a batch holds (it assumes 100 elements per
+-- jsonb_array_elements), so left to itself it hash-joins the stale-row deletes
+-- against a Seq Scan of each child table, whose cost grows with the table. Every
+-- step here is a per-vCon index probe, so hash and merge joins are off, and one
+-- generic plan is kept (replanning the statement on every call made a single save
+-- slower than the per-statement function it replaces).
+
+CREATE OR REPLACE FUNCTION conserver_vcon_write(p_documents jsonb, p_tenants jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+SET search_path FROM CURRENT
+SET timezone TO 'UTC'
+SET enable_hashjoin TO off
+SET enable_mergejoin TO off
+SET plan_cache_mode TO force_generic_plan
+AS $fn$
+DECLARE
+    v_result jsonb;
+    v_stamp  boolean := p_tenants IS NOT NULL;
+    v_taken  uuid;
+    v_tenant text;
+BEGIN
+    -- A storage with a fixed tenant does not take another tenant's vCon over.
+    IF v_stamp AND jsonb_path_exists(p_tenants, '$[*] ? (@.exclusive == true)') THEN
+        SELECT x.u, x.t ->> 'tenant_id' INTO v_taken, v_tenant
+          FROM (SELECT (e ->> 'uuid')::uuid AS u, p_tenants -> (o - 1)::integer AS t
+                  FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS a (e, o)) AS x
+          JOIN vcons old ON old.uuid = x.u
+         WHERE coalesce((x.t ->> 'exclusive')::boolean, false)
+           AND old.tenant_id IS NOT NULL
+           AND old.tenant_id IS DISTINCT FROM x.t ->> 'tenant_id'
+         LIMIT 1;
+        IF v_taken IS NOT NULL THEN
+            RAISE EXCEPTION 'vCon % belongs to another tenant: a save for tenant % does not take it over',
+                v_taken, coalesce(quote_literal(v_tenant), 'NULL')
+                USING ERRCODE = 'P0001',
+                      HINT = 'each tenant''s vCons are saved by that tenant''s storage';
+        END IF;
+    END IF;
+
+    -- The parent first, in its own statement (see the header: vcon-mcp's child triggers
+    -- read it).
+    WITH docs AS (
+        SELECT (e ->> 'uuid')::uuid AS u, e AS d, p_tenants -> (o - 1)::integer ->> 'tenant_id' AS tenant
+          FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS x (e, o)
+    )
+    INSERT INTO vcons AS v (id, uuid, vcon_version, subject, created_at, updated_at,
+                            extensions, critical, redacted, amended, tenant_id)
+    SELECT u, u,
+           coalesce(d ->> 'vcon', '0.4.0'),
+           d ->> 'subject',
+           coalesce((d ->> 'created_at')::timestamptz,
+                    (SELECT old.created_at FROM vcons old WHERE old.uuid = docs.u), now()),
+           coalesce((d ->> 'updated_at')::timestamptz, now()),
+           conserver_text_array(d -> 'extensions'),
+           conserver_text_array(coalesce(nullif(d -> 'critical', 'null'), d -> 'must_support')),
+           coalesce(nullif(d -> 'redacted', 'null'), '{}'),
+           coalesce(nullif(d -> 'amended', 'null'), nullif(d -> 'appended', 'null'), '{}'),
+           tenant
+      FROM docs
+    ON CONFLICT (uuid) DO UPDATE SET
+        id           = EXCLUDED.id,
+        vcon_version = EXCLUDED.vcon_version,
+        subject      = EXCLUDED.subject,
+        created_at   = EXCLUDED.created_at,
+        updated_at   = EXCLUDED.updated_at,
+        extensions   = EXCLUDED.extensions,
+        critical     = EXCLUDED.critical,
+        redacted     = EXCLUDED.redacted,
+        amended      = EXCLUDED.amended,
+        tenant_id    = CASE WHEN v_stamp THEN EXCLUDED.tenant_id ELSE v.tenant_id END;
+
+    WITH docs AS (
+        SELECT (e ->> 'uuid')::uuid AS u, e AS d,
+               p_tenants -> (o - 1)::integer ->> 'tenant_id' AS tenant,
+               coalesce(nullif(e -> 'parties', 'null'), '[]') AS parties,
+               coalesce(nullif(e -> 'dialog', 'null'), '[]') AS dialog,
+               coalesce(nullif(e -> 'analysis', 'null'), '[]') AS analysis,
+               coalesce(nullif(e -> 'attachments', 'null'), '[]') AS attach
+          FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS x (e, o)
+    ),
+    p AS (
+        INSERT INTO parties AS p (vcon_id, party_index, tel, sip, stir, mailto, name, did,
+                                  validation, jcard, gmlpos, civicaddress, timezone, uuid,
+                                  tenant_id)
+        SELECT u, (o - 1)::integer, e ->> 'tel', e ->> 'sip', e ->> 'stir', e ->> 'mailto',
+               e ->> 'name', e ->> 'did', e ->> 'validation', nullif(e -> 'jcard', 'null'),
+               e ->> 'gmlpos', nullif(e -> 'civicaddress', 'null'), e ->> 'timezone', e ->> 'uuid',
+               tenant
+          FROM docs, jsonb_array_elements(docs.parties) WITH ORDINALITY AS t (e, o)
+        ON CONFLICT (vcon_id, party_index) DO UPDATE SET
+            tel = EXCLUDED.tel, sip = EXCLUDED.sip, stir = EXCLUDED.stir,
+            mailto = EXCLUDED.mailto, name = EXCLUDED.name, did = EXCLUDED.did,
+            validation = EXCLUDED.validation, jcard = EXCLUDED.jcard, gmlpos = EXCLUDED.gmlpos,
+            civicaddress = EXCLUDED.civicaddress, timezone = EXCLUDED.timezone, uuid = EXCLUDED.uuid,
+            tenant_id = CASE WHEN v_stamp THEN EXCLUDED.tenant_id ELSE p.tenant_id END
+    ),
+    pd AS (
+        DELETE FROM parties x USING docs
+         WHERE x.vcon_id = docs.u AND x.party_index >= jsonb_array_length(docs.parties)
+    ),
+    dl AS (
+        INSERT INTO dialog AS d (vcon_id, dialog_index, type, start_time, duration_seconds, parties,
+                                 originator, mediatype, filename, body, encoding, url, content_hash,
+                                 disposition, application, message_id, session_id, transferee,
+                                 transferor, transfer_target, original, consultation, target_dialog,
+                                 tenant_id)
+        SELECT u, (o - 1)::integer, e ->> 'type', (e ->> 'start')::timestamptz,
+               (e ->> 'duration')::real, conserver_int_array(e -> 'parties'),
+               (e ->> 'originator')::integer, e ->> 'mediatype', e ->> 'filename',
+               conserver_jsonb_text(e -> 'body'), e ->> 'encoding', e ->> 'url',
+               conserver_jsonb_text(e -> 'content_hash'), e ->> 'disposition', e ->> 'application',
+               e ->> 'message_id', nullif(e -> 'session_id', 'null'), (e ->> 'transferee')::integer,
+               (e ->> 'transferor')::integer, conserver_int_array(e -> 'transfer_target'),
+               conserver_int_array(e -> 'original'), conserver_int_array(e -> 'consultation'),
+               conserver_int_array(e -> 'target_dialog'), tenant
+          FROM docs, jsonb_array_elements(docs.dialog) WITH ORDINALITY AS t (e, o)
+        ON CONFLICT (vcon_id, dialog_index) DO UPDATE SET
+            type = EXCLUDED.type, start_time = EXCLUDED.start_time,
+            duration_seconds = EXCLUDED.duration_seconds, parties = EXCLUDED.parties,
+            originator = EXCLUDED.originator, mediatype = EXCLUDED.mediatype,
+            filename = EXCLUDED.filename, body = EXCLUDED.body, encoding = EXCLUDED.encoding,
+            url = EXCLUDED.url, content_hash = EXCLUDED.content_hash,
+            disposition = EXCLUDED.disposition, application = EXCLUDED.application,
+            message_id = EXCLUDED.message_id, session_id = EXCLUDED.session_id,
+            transferee = EXCLUDED.transferee, transferor = EXCLUDED.transferor,
+            transfer_target = EXCLUDED.transfer_target, original = EXCLUDED.original,
+            consultation = EXCLUDED.consultation, target_dialog = EXCLUDED.target_dialog,
+            tenant_id = CASE WHEN v_stamp THEN EXCLUDED.tenant_id ELSE d.tenant_id END
+    ),
+    dld AS (
+        DELETE FROM dialog x USING docs
+         WHERE x.vcon_id = docs.u AND x.dialog_index >= jsonb_array_length(docs.dialog)
+    ),
+    a AS (
+        INSERT INTO analysis AS a (vcon_id, analysis_index, type, dialog_indices, mediatype,
+                                   filename, vendor, product, schema, body, encoding, url,
+                                   content_hash, tenant_id)
+        SELECT u, (o - 1)::integer, e ->> 'type', conserver_int_array(e -> 'dialog'),
+               e ->> 'mediatype', e ->> 'filename', e ->> 'vendor', e ->> 'product',
+               e ->> 'schema', conserver_jsonb_text(e -> 'body'), e ->> 'encoding', e ->> 'url',
+               conserver_jsonb_text(e -> 'content_hash'), tenant
+          FROM docs, jsonb_array_elements(docs.analysis) WITH ORDINALITY AS t (e, o)
+        ON CONFLICT (vcon_id, analysis_index) DO UPDATE SET
+            type = EXCLUDED.type, dialog_indices = EXCLUDED.dialog_indices,
+            mediatype = EXCLUDED.mediatype, filename = EXCLUDED.filename, vendor = EXCLUDED.vendor,
+            product = EXCLUDED.product, schema = EXCLUDED.schema, body = EXCLUDED.body,
+            encoding = EXCLUDED.encoding, url = EXCLUDED.url, content_hash = EXCLUDED.content_hash,
+            tenant_id = CASE WHEN v_stamp THEN EXCLUDED.tenant_id ELSE a.tenant_id END
+    ),
+    ad AS (
+        DELETE FROM analysis x USING docs
+         WHERE x.vcon_id = docs.u AND x.analysis_index >= jsonb_array_length(docs.analysis)
+    ),
+    t AS (
+        INSERT INTO attachments AS a (vcon_id, attachment_index, type, purpose, start_time, party,
+                                      dialog, mimetype, filename, body, encoding, url,
+                                      content_hash, tenant_id)
+        SELECT u, (o - 1)::integer, e ->> 'type', e ->> 'purpose', (e ->> 'start')::timestamptz,
+               (e ->> 'party')::integer, (e ->> 'dialog')::integer, e ->> 'mediatype',
+               e ->> 'filename', conserver_jsonb_text(e -> 'body'), e ->> 'encoding', e ->> 'url',
+               conserver_jsonb_text(e -> 'content_hash'), tenant
+          FROM docs, jsonb_array_elements(docs.attach) WITH ORDINALITY AS t (e, o)
+        ON CONFLICT (vcon_id, attachment_index) DO UPDATE SET
+            type = EXCLUDED.type, purpose = EXCLUDED.purpose, start_time = EXCLUDED.start_time,
+            party = EXCLUDED.party, dialog = EXCLUDED.dialog, mimetype = EXCLUDED.mimetype,
+            filename = EXCLUDED.filename, body = EXCLUDED.body, encoding = EXCLUDED.encoding,
+            url = EXCLUDED.url, content_hash = EXCLUDED.content_hash,
+            tenant_id = CASE WHEN v_stamp THEN EXCLUDED.tenant_id ELSE a.tenant_id END
+    ),
+    td AS (
+        DELETE FROM attachments x USING docs
+         WHERE x.vcon_id = docs.u AND x.attachment_index >= jsonb_array_length(docs.attach)
+    ),
+    saved AS (
+        INSERT INTO conserver_vcon_documents AS doc (uuid, document, version, content_hash)
+        SELECT u, d, 1, encode(sha256(convert_to(d::text, 'UTF8')), 'hex') FROM docs
+        ON CONFLICT (uuid) DO UPDATE SET
+            document     = EXCLUDED.document,
+            version      = doc.version + 1,
+            content_hash = EXCLUDED.content_hash,
+            updated_at   = now()
+        RETURNING doc.uuid, doc.version
+    )
+    SELECT coalesce(jsonb_object_agg(saved.uuid::text, saved.version), '{}') INTO v_result FROM saved;
+    RETURN v_result;
+END
+$fn$;
+
+-- Privileges: EXECUTE for service_role (and the owner) only.
+CALL pg_temp.conserver_restrict_to_service_role('FUNCTION conserver_vcon_write(jsonb, jsonb)');
