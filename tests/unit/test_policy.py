@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -117,6 +118,46 @@ def test_a_failed_database_write_touches_only_the_journal(
         store.save_vcon(document)
     journal = "conserver_supabase:journal"
     assert set(redis.keys("*")) == {journal.encode(), f"{journal}:vcon:{document['uuid']}".encode()}
+
+
+def test_a_save_that_fails_while_a_replay_runs_is_journaled(
+    store: SupabaseStorage, db: MemoryDatabase, redis: Any
+) -> None:
+    """The replay does not journal its own failures again, and only its own: another
+    thread's save failing meanwhile is journaled as always (it was raised unjournaled)."""
+    down = DatabaseUnavailableError("down", operation="save")
+    waiting = [sample(), sample()]
+    db.fail = down
+    for document in waiting:
+        with pytest.raises(DatabaseUnavailableError):
+            store.save_vcon(document)
+    db.fail = None
+    late = sample()
+    failures: list[DatabaseUnavailableError] = []
+
+    def save_elsewhere() -> None:
+        try:
+            store.save_vcon(late)
+        except DatabaseUnavailableError as exc:
+            failures.append(exc)
+
+    def midway(done: int, total: int) -> None:
+        if done == 1:  # between the two entries: another thread's save fails
+            db.fail = down
+            thread = threading.Thread(target=save_elsewhere)
+            thread.start()
+            thread.join()
+            db.fail = None
+
+    report = store.replay_journal(progress=midway)
+    assert report.replayed == 2
+    assert report.error is None
+    assert len(failures) == 1
+    assert failures[0].journaled is True
+    journal = "conserver_supabase:journal"
+    assert redis.lrange(journal, 0, -1) == [late["uuid"].encode()]
+    assert store.replay_journal().replayed == 1
+    assert set(db.rows) == {d["uuid"] for d in [*waiting, late]}
 
 
 def test_delete_goes_to_the_database_while_the_cache_still_holds_it(
