@@ -10,7 +10,7 @@ embedded Redis with RedisJSON. Each request to the database is delayed by
 
 * psycopg transport: through a TCP proxy that counts every request a client sends
   (psycopg sends one statement per request) and delays each;
-* PostgREST transport: through the PostgREST stand-in (``tests/postgrest_standin.py``,
+* PostgREST transport: through the PostgREST stand-in (``tests/support/postgrest_standin.py``,
   PostgREST itself cannot be installed here), which counts and delays every HTTP
   request. Our storage uses supabase-py; the baseline speaks PostgREST's table API with
   httpx, as the example does with supabase-py.

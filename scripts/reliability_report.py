@@ -6,9 +6,9 @@ extra)::
     python scripts/reliability_report.py [--duration 10] [--kill-rounds 30] [--json FILE]
 
 It starts an embedded PostgreSQL (migrations applied) and its own embedded Redis with
-RedisJSON, then runs every scenario of ``tests/fault_scenarios.py`` (4 threads saving
+RedisJSON, then runs every scenario of ``tests/support/fault_scenarios.py`` (4 threads saving
 and reading for ``--duration`` seconds, the fault from 30 % to 70 % of the run), the
-process-kill rounds and the randomized coherency run of ``tests/coherency.py``, and
+process-kill rounds and the randomized coherency run of ``tests/support/coherency.py``, and
 prints the tables as Markdown. The runs use short bounds so they finish quickly:
 ``retry_deadline`` 0.5 s, database ``timeout`` 0.5 s, ``redis_timeout`` 0.25 s,
 ``redis_cooldown`` 0.5 s. Exit code 1 when any vCon was lost or half-written, or any

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -29,17 +29,20 @@ from ..support.services import (
     create_database,
     create_supabase_roles,
     drop_database,
+    embedded_postgres,
     label,
-    start_embedded,
     unavailable,
     with_database,
 )
 
+if TYPE_CHECKING:
+    from conserver_supabase._database._functions import Transport
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark the acceptance suite ``integration``; run ``one_database`` tests (Redis
-    deployments, the client under load, command-line output: nothing that depends on
-    the PostgreSQL version) on the first server only, not once per server."""
+    deployments, the client under load, the benchmark scripts, the circuit breaker:
+    nothing that depends on the PostgreSQL version) on the first server only."""
     kept, dropped = [], []
     for item in items:
         if "/acceptance/" in str(item.path):
@@ -56,15 +59,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session", params=SERVERS, ids=label)
-def pg_admin_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+def pg_admin_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """Admin URL of a running PostgreSQL with Supabase's API roles created."""
     server: str = request.param
-    url = start_embedded(tmp_path_factory.mktemp("pg") / "data") if server == "embedded" else server
-    try:
-        create_supabase_roles(url)
-    except Exception as exc:
-        unavailable(f"PostgreSQL at {label(server)} is not reachable: {exc}")
-    return url
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(embedded_postgres()) if server == "embedded" else server
+        try:
+            create_supabase_roles(url)
+        except Exception as exc:
+            unavailable(f"PostgreSQL at {label(server)} is not reachable: {exc}")
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -229,6 +233,29 @@ def sql(database_url: str) -> Iterator[object]:
 
     with psycopg.connect(database_url, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture(params=["postgres", "postgrest"])
+def transport(request: pytest.FixtureRequest, database_url: str) -> Iterator[Transport]:
+    """The migrated test database through each transport: psycopg, and
+    supabase-py over real HTTP to the PostgREST stand-in in front of it."""
+    from conserver_supabase import StorageConfig
+    from conserver_supabase._database._postgres import PostgresDatabase
+    from conserver_supabase._database._postgrest import PostgrestDatabase
+
+    from ..support.postgrest_standin import PostgrestStandIn
+
+    if request.param == "postgres":
+        database = PostgresDatabase(StorageConfig.from_options({"database_url": database_url}))
+        yield database
+        database.close()
+        return
+    with PostgrestStandIn(database_url, key="test-service-key") as server:
+        rest = PostgrestDatabase(
+            StorageConfig.from_options({"url": server.url, "key": "test-service-key"})
+        )
+        yield rest
+        rest.close()
 
 
 REDIS_KINDS = ("json", "plain")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from conserver_supabase import CacheError
-from conserver_supabase._redis import Entry
+from conserver_supabase._redis._cache import LEFT, WRITTEN, Entry
 
 from ..behaviour.cache import (  # the shared suite, run here on real Redis
     TestChainLists,
@@ -291,8 +291,10 @@ def test_in_cluster_mode_no_command_spans_two_hash_slots(
         cache.journal(store.config.journal_list, [(one["uuid"], cache.key(one["uuid"]), None)])
         cache.journal(store.config.journal_list, [(batch[1]["uuid"], None, json.dumps(batch[1]))])
         assert store.replay_journal().replayed == 2
+        client.execute_command("DEL", cache.key(batch[2]["uuid"]))
         known = [Entry(d["uuid"], json.dumps(d), "known", 1) for d in batch[2:]]
-        assert cache.tier.fill_known(known) is not None  # a read replica's answers
+        # a read replica's answers: the evicted one written back, the cached ones left
+        assert cache.tier.fill_known(known) == [WRITTEN, LEFT, LEFT]
         assert store.cache_usage().keys == 5
         assert store.flush_cache() == (5, 0)
         assert store.warm_cache({}) == (5, 5)

@@ -17,7 +17,7 @@ from conserver_supabase.testing import make_vcon
 from ..support.cli import env, run
 from ..support.services import redis_client
 
-pytestmark = [pytest.mark.integration, pytest.mark.one_database]
+pytestmark = pytest.mark.integration
 
 
 def saved(database_url: str, redis_url: str, count: int = 1) -> list[dict[str, Any]]:

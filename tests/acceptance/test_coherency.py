@@ -1,6 +1,6 @@
 """Coherency under concurrency: threads save, read and delete a few vCons through one
 storage with delays injected between each database call and the cache step after it
-(see tests/coherency.py). No get may be older than a save or delete that completed
+(see tests/support/coherency.py). No get may be older than a save or delete that completed
 before it began, no deleted vCon may reappear in the cache, and after quiescence the
 cache holds the database's vCon or nothing."""
 

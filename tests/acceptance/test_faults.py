@@ -1,4 +1,4 @@
-"""Fault injection on real services (see tests/fault_scenarios.py): Redis killed and
+"""Fault injection on real services (see tests/support/fault_scenarios.py): Redis killed and
 restarted or frozen, the database unreachable, the PostgREST stand-in answering 503,
 hanging, resetting or slow, both stores down, and a process killed in the middle of a
 save. Every save is accounted for; none the package answered for is lost."""

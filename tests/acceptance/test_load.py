@@ -22,10 +22,12 @@ OPERATIONS = 5_000
 
 
 def connections(database_url: str, redis_url: str) -> tuple[int, int]:
-    """(PostgreSQL backends, Redis clients) opened by this package."""
+    """(PostgreSQL backends, Redis clients) opened by this package, on this test's
+    database (a server may be shared with other test processes) and Redis."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         pg = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'conserver-supabase'"
+            " AND datname = current_database()"
         ).fetchone()[0]
     clients = redis_client(redis_url).client_list()
     return pg, sum(1 for c in clients if c.get("name") == "conserver-supabase")

@@ -1,6 +1,6 @@
 """Reads on a read replica, writes on the primary, against a real lagging standby.
 
-The standby streams from the primary (tests/replica.py); a test pauses its replay to
+The standby streams from the primary (tests/support/replica.py); a test pauses its replay to
 make it lag for as long as it needs, which is what a busy Supabase read replica does
 for a moment. What must hold while it lags: a save is readable at once through the
 cache, a cache miss never answers "not found" or an older version than the cache has

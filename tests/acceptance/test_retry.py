@@ -16,7 +16,7 @@ from conserver_supabase import (
     DatabaseUnavailableError,
     SupabaseStorage,
 )
-from conserver_supabase._redis import Entry
+from conserver_supabase._redis._cache import FENCED, Entry
 
 from ..support.postgrest_standin import PostgrestStandIn
 from ..support.services import redis_client
@@ -98,7 +98,7 @@ class TestRealFaults:
             r = redis_client(redis_json_url)
             assert r.get(f"conserver_supabase:version:{{vcon:{document['uuid']}}}") == b"-3"
             late_write = Entry(document["uuid"], json.dumps(late), "overwrite", 2)
-            assert store._redis._cache.write(late_write) != 1  # not written
+            assert store._redis._cache.write(late_write) == FENCED  # older than the delete
             assert store.get_vcon(document["uuid"]) is None
             assert store.exists(document["uuid"]) is False
 

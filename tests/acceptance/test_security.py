@@ -23,7 +23,7 @@ from ..support.postgrest_standin import PostgrestStandIn
 from ..support.services import environment_without_services, redis_client, unavailable
 from ..support.vcons import sample
 
-pytestmark = [pytest.mark.integration, pytest.mark.one_database]
+pytestmark = pytest.mark.integration
 
 SERVICE_KEY = "sk-FAKE-service-role-4f1c9a7e2b"
 REDIS_PASSWORD = "redis-FAKE-pass-8d2e61"

@@ -25,8 +25,8 @@ import pytest
 import conserver_supabase
 from conserver_supabase import _migrations as migrations
 
+from ..support.past_builds import migrate_as
 from ..support.services import with_database
-from .test_migrations import migrate_as
 
 SQL = Path(conserver_supabase.__file__).parent / "sql"
 HELPER = "conserver_restrict_to_service_role"

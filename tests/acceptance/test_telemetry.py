@@ -21,7 +21,7 @@ from conserver_supabase.testing import make_vcon
 from ..support.postgrest_standin import PostgrestStandIn
 from ..support.services import redis_client
 
-pytestmark = [pytest.mark.integration, pytest.mark.one_database]
+pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -16,7 +16,7 @@ from ..support.services import redis_client
 from ..support.tls_proxy import TlsProxy
 from ..support.vcons import sample
 
-pytestmark = [pytest.mark.integration, pytest.mark.one_database]
+pytestmark = pytest.mark.integration
 KEY = "tls-test-key"
 
 

@@ -223,7 +223,7 @@ class ClusterDeployment:
         ]
         return "\n".join(tails) or "(no logs)"
 
-    # --- for save_through_failover (tests/sentinel_deployment.py) ------------------------
+    # --- for save_through_failover (tests/support/sentinel_deployment.py) ------------------------
 
     def kill_master(self, key: str) -> Callable[[], bool]:
         """SIGKILL the master serving ``key``; return a check that tells when its

@@ -10,14 +10,14 @@ cache delete. A sampler thread also reads the cache keys directly all along.
 The checks use the database versions. Every save writes a unique write id (in
 ``subject``) and records the version it got; every delete records the version it
 deleted; every operation records when it started and returned. Versions of one vCon
-grow in commit order, deletes included (migration 0005), so a value written by the
+grow in commit order, deletes included, so a value written by the
 save of version v is stale when a save or delete of a version above v had returned
 before the read began. ``None`` from a get is stale when the newest save returned
 before the get began outranks every delete that started before the get ended. This
 is the issue's "no get returns a version older than the newest save that completed
 before that get began", and for the cache samples "no deleted vCon reappears".
 
-Used by ``tests/test_coherency.py`` (asserts the counts are zero) and by
+Used by ``tests/acceptance/test_coherency.py`` (asserts the counts are zero) and by
 ``scripts/reliability_report.py`` (prints them for docs/reliability.md).
 """
 
@@ -113,6 +113,65 @@ class DelayedDatabase:
         return getattr(self._inner, name)
 
 
+class _Workload:
+    """What the threads of one run share: the storage, its vCons and what they recorded."""
+
+    def __init__(
+        self, store: SupabaseStorage, database: DelayedDatabase, subjects: list[str]
+    ) -> None:
+        self.store = store
+        self.database = database
+        self.subjects = subjects
+        self.write_ids = itertools.count(1)
+        self.history: list[Op] = []
+        self.samples: list[tuple[str, float, str]] = []  # (uuid, read start, write id)
+        self.errors: list[str] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+
+    def worker(self, rng: random.Random, operations: int) -> None:
+        for _ in range(operations):
+            vcon_uuid = rng.choice(self.subjects)
+            try:
+                op = self._one(rng, vcon_uuid)
+            except Exception as exc:  # every failure is counted, none is expected
+                with self.lock:
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            with self.lock:
+                self.history.append(op)
+
+    def _one(self, rng: random.Random, vcon_uuid: str) -> Op:
+        roll = rng.random()
+        if roll < 0.40:
+            with self.lock:
+                write = f"w{next(self.write_ids)}"
+            document = make_vcon(seed=rng.randrange(1000), vcon_uuid=vcon_uuid)
+            document["subject"] = write
+            start = time.monotonic()
+            version = self.store.save_vcon(document)
+            return Op("save", vcon_uuid, start, time.monotonic(), write, version)
+        if roll < 0.90:
+            start = time.monotonic()
+            got = self.store.get_vcon(vcon_uuid)
+            return Op("get", vcon_uuid, start, time.monotonic(), _write_of(got))
+        start = time.monotonic()
+        self.store.delete_vcon(vcon_uuid)
+        deleted = self.database.deleted.version
+        return Op("delete", vcon_uuid, start, time.monotonic(), None, deleted)
+
+    def sampler(self) -> None:
+        cache = self.store._redis._cache
+        while not self.stop.is_set():
+            for vcon_uuid in self.subjects:
+                start = time.monotonic()
+                write = _write_of(cache.read(cache.key(vcon_uuid), vcon_uuid))
+                if write is not None:
+                    with self.lock:
+                        self.samples.append((vcon_uuid, start, write))
+            time.sleep(0.001)
+
+
 def run_coherency(
     options: dict[str, Any],
     *,
@@ -127,68 +186,26 @@ def run_coherency(
     database = DelayedDatabase(open_database(config), max_delay, seed)
     store = SupabaseStorage(config, database=database)
     subjects = [make_vcon(seed=seed * 1000 + i)["uuid"] for i in range(uuids)]
-    write_ids = itertools.count(1)
-    history: list[Op] = []
-    samples: list[tuple[str, float, str]] = []  # (uuid, read start, write id) of the cache
-    errors: list[str] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def worker(index: int) -> None:
-        rng = random.Random(seed * 7919 + index)  # noqa: S311 - a schedule
-        for _ in range(operations):
-            vcon_uuid = rng.choice(subjects)
-            roll = rng.random()
-            try:
-                if roll < 0.40:
-                    with lock:
-                        write = f"w{next(write_ids)}"
-                    document = make_vcon(seed=rng.randrange(1000), vcon_uuid=vcon_uuid)
-                    document["subject"] = write
-                    start = time.monotonic()
-                    version = store.save_vcon(document)
-                    op = Op("save", vcon_uuid, start, time.monotonic(), write, version)
-                elif roll < 0.90:
-                    start = time.monotonic()
-                    got = store.get_vcon(vcon_uuid)
-                    op = Op("get", vcon_uuid, start, time.monotonic(), _write_of(got))
-                else:
-                    start = time.monotonic()
-                    store.delete_vcon(vcon_uuid)
-                    deleted = database.deleted.version
-                    op = Op("delete", vcon_uuid, start, time.monotonic(), None, deleted)
-            except Exception as exc:  # every failure is counted, none is expected
-                with lock:
-                    errors.append(f"{type(exc).__name__}: {exc}")
-                continue
-            with lock:
-                history.append(op)
-
-    def sampler() -> None:
-        while not stop.is_set():
-            for vcon_uuid in subjects:
-                start = time.monotonic()
-                write = _write_of(
-                    store._redis._cache.read(store._redis._cache.key(vcon_uuid), vcon_uuid)
-                )
-                if write is not None:
-                    with lock:
-                        samples.append((vcon_uuid, start, write))
-            time.sleep(0.001)
-
-    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    watcher = threading.Thread(target=sampler)
+    run = _Workload(store, database, subjects)
+    workers = [
+        threading.Thread(
+            target=run.worker,
+            args=(random.Random(seed * 7919 + i), operations),  # noqa: S311 - a schedule
+        )
+        for i in range(threads)
+    ]
+    watcher = threading.Thread(target=run.sampler)
     watcher.start()
     for thread in workers:
         thread.start()
     for thread in workers:
         thread.join()
-    stop.set()
+    run.stop.set()
     watcher.join()
 
     stats = store.cache_stats()
     counts = {
-        kind: sum(1 for op in history if op.kind == kind) for kind in ("save", "get", "delete")
+        kind: sum(1 for op in run.history if op.kind == kind) for kind in ("save", "get", "delete")
     }
     report = CoherencyReport(
         threads=threads,
@@ -197,11 +214,11 @@ def run_coherency(
         cache_hits=stats["hits"],
         cache_misses=stats["misses"],
         cache_fills=stats["fills"],
-        cache_samples=len(samples),
+        cache_samples=len(run.samples),
         cache_errors=stats["errors"],
-        errors=errors,
+        errors=run.errors,
     )
-    _check_history(history, samples, report)
+    _check_history(run.history, run.samples, report)
     _check_quiescent(store, database, subjects, report)
     store.close()
     return report
@@ -217,7 +234,7 @@ def _write_of(document: Any) -> str | None:
 def _newer(version: int, ops: list[Op], before: float) -> Op | None:
     """A save or delete of a higher version that returned before ``before``.
 
-    Versions of one vCon grow in commit order, deletes included (migration 0005), so such
+    Versions of one vCon grow in commit order, deletes included, so such
     an operation certainly committed after the one that wrote ``version``.
     """
     for other in ops:

@@ -1,5 +1,5 @@
 """Fault-injection runs on real services, with a per-scenario count of what happened to
-every save: used by ``tests/test_faults.py`` (which asserts the counts) and by
+every save: used by ``tests/acceptance/test_faults.py`` (which asserts the counts) and by
 ``scripts/reliability_report.py`` (which prints the table in docs/reliability.md).
 
 A run: ``threads`` workers save new vCons (some through the conserver's path: a

@@ -35,7 +35,6 @@ speaks HTTP/1.0 (one TCP connection per request).
 from __future__ import annotations
 
 import json
-import re
 import socket
 import threading
 import time
@@ -47,138 +46,8 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Json
 
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_FUNCTION = re.compile(rf"^/rest/v1/rpc/({_NAME})$")
-_TABLE = re.compile(rf"^/rest/v1/({_NAME})$")
-_IDENTIFIER = re.compile(rf"^{_NAME}$")
-_RESERVED = {"select", "order", "limit", "offset", "on_conflict", "columns"}
-_OPERATORS = {
-    "eq": "=",
-    "neq": "<>",
-    "gt": ">",
-    "gte": ">=",
-    "lt": "<",
-    "lte": "<=",
-    "like": "LIKE",
-    "ilike": "ILIKE",
-}
-_IS = {"null": "NULL", "true": "TRUE", "false": "FALSE", "unknown": "UNKNOWN"}
-
-#: A response: status, JSON body (``EMPTY``: no body), extra headers.
-Response = tuple[int, Any, dict[str, str]]
-#: No body at all (201 or 204 under ``return=minimal``), unlike JSON ``null``.
-EMPTY: Any = object()
-
-
-class RequestError(Exception):
-    """A request PostgREST refuses before any SQL runs (its ``PGRST`` errors)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def _status(sqlstate: str) -> int:
-    if sqlstate in ("23503", "23505"):
-        return 409
-    if sqlstate in ("42883", "42P01"):
-        return 404
-    if sqlstate == "42501":
-        return 403
-    if sqlstate.startswith("08") or sqlstate.startswith("57P"):
-        return 503
-    if sqlstate[:2] in ("22", "23") or sqlstate in ("P0001", "42703"):
-        return 400
-    return 500
-
-
-def _identifier(name: str) -> sql.Identifier:
-    if not _IDENTIFIER.match(name):
-        raise RequestError(400, "PGRST100", f"unsupported name {name!r} (stand-in)")
-    return sql.Identifier(name)
-
-
-def _columns(names: str) -> sql.Composable:
-    if names.strip() == "*":
-        return sql.SQL("*")
-    return sql.SQL(", ").join(_identifier(name.strip()) for name in names.split(","))
-
-
-def _filter(column: str, expression: str) -> tuple[sql.Composable, list[str]]:
-    """``col=[not.]op.value`` -> an SQL condition and its parameters. Values go as
-    untyped parameters, so PostgreSQL reads them as the column's type (PostgREST too)."""
-    negate = expression.startswith("not.")
-    if negate:
-        expression = expression[4:]
-    operator, dot, value = expression.partition(".")
-    target = _identifier(column)
-    params: list[str] = []
-    if not dot:
-        raise RequestError(400, "PGRST100", f"failed to parse filter ({column}={expression})")
-    if operator in _OPERATORS:
-        if operator in ("like", "ilike"):
-            value = value.replace("*", "%")
-        condition = sql.SQL("{} {} %s").format(target, sql.SQL(_OPERATORS[operator]))
-        params = [value]
-    elif operator == "in" and value.startswith("(") and value.endswith(")"):
-        params = [v.strip().strip('"') for v in value[1:-1].split(",") if v.strip()]
-        if not params:
-            return sql.SQL("false" if not negate else "true"), []
-        holders = sql.SQL(", ").join(sql.Placeholder() * len(params))
-        condition = sql.SQL("{} IN ({})").format(target, holders)
-    elif operator == "is" and value.lower() in _IS:
-        condition = sql.SQL("{} IS {}").format(target, sql.SQL(_IS[value.lower()]))
-    else:
-        raise RequestError(400, "PGRST100", f"unsupported filter ({column}={expression})")
-    if negate:
-        condition = sql.SQL("NOT ({})").format(condition)
-    return condition, params
-
-
-def _where(query: list[tuple[str, str]]) -> tuple[sql.Composable, list[str]]:
-    conditions: list[sql.Composable] = []
-    params: list[str] = []
-    for key, value in query:
-        if key in _RESERVED:
-            continue
-        if key in ("or", "and", "not.or", "not.and"):
-            raise RequestError(400, "PGRST100", f"'{key}' filters are not supported (stand-in)")
-        condition, values = _filter(key, value)
-        conditions.append(condition)
-        params += values
-    if not conditions:
-        return sql.SQL(""), []
-    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions), params
-
-
-def _order(spec: str) -> sql.Composable:
-    terms: list[sql.Composable] = []
-    for term in spec.split(","):
-        column, *modifiers = term.strip().split(".")
-        parts: list[sql.Composable] = [_identifier(column)]
-        for modifier in modifiers:
-            words = {"asc": "ASC", "desc": "DESC", "nullsfirst": "NULLS FIRST",
-                     "nullslast": "NULLS LAST"}  # fmt: skip
-            if modifier not in words:
-                raise RequestError(400, "PGRST100", f"failed to parse order ({spec})")
-            parts.append(sql.SQL(words[modifier]))
-        terms.append(sql.SQL(" ").join(parts))
-    return sql.SQL(" ORDER BY ") + sql.SQL(", ").join(terms)
-
-
-def _count(query: dict[str, str], name: str) -> int | None:
-    if name not in query:
-        return None
-    try:
-        return max(0, int(query[name]))
-    except ValueError:
-        raise RequestError(400, "PGRST100", f"failed to parse {name}") from None
-
-
-def _prefer(headers: Any) -> set[str]:
-    return {p.strip() for p in (headers.get("Prefer") or "").split(",") if p.strip()}
+from . import postgrest_query as syntax
+from .postgrest_query import EMPTY, RequestError, Response
 
 
 class _Pool:
@@ -364,7 +233,7 @@ class PostgrestStandIn:
             state = exc.sqlstate or "08006"
             self._reply(
                 handler,
-                _status(state),
+                syntax.status(state),
                 {
                     "code": state,
                     "message": exc.diag.message_primary or str(exc),
@@ -380,15 +249,15 @@ class PostgrestStandIn:
         parts = urlsplit(handler.path)
         profile = "Accept-Profile" if method == "GET" else "Content-Profile"
         schema = handler.headers.get(profile, "public")
-        function = _FUNCTION.match(parts.path) if method == "POST" else None
+        function = syntax.FUNCTION_PATH.match(parts.path) if method == "POST" else None
         if function:
             return self._rpc(sql.Identifier(schema), sql.Identifier(function.group(1)), raw)
-        table = _TABLE.match(parts.path)
+        table = syntax.TABLE_PATH.match(parts.path)
         if not table or table.group(1) == "rpc":
             raise RequestError(404, "PGRST125", "invalid path")
         relation = sql.Identifier(schema, table.group(1))
         query = parse_qsl(parts.query, keep_blank_values=True)
-        prefer = _prefer(handler.headers)
+        prefer = syntax.prefer(handler.headers)
         if method == "GET":
             return self._select(relation, query)
         if method == "DELETE":
@@ -420,18 +289,18 @@ class PostgrestStandIn:
         return sql.SQL(
             "WITH pgrst_rows AS ({}) SELECT coalesce(json_agg(pgrst_out), '[]'::json)"
             " FROM (SELECT {} FROM pgrst_rows) pgrst_out"
-        ).format(rows, _columns(select))
+        ).format(rows, syntax.columns(select))
 
     def _select(self, relation: sql.Identifier, query: list[tuple[str, str]]) -> Response:
         options = dict(query)
-        where, params = _where(query)
+        where, params = syntax.where(query)
         statement = sql.SQL("SELECT {} FROM {}{}").format(
-            _columns(options.get("select", "*")), relation, where
+            syntax.columns(options.get("select", "*")), relation, where
         )
         if "order" in options:
-            statement += _order(options["order"])
+            statement += syntax.order(options["order"])
         for clause in ("limit", "offset"):
-            count = _count(options, clause)
+            count = syntax.count(options, clause)
             if count is not None:
                 statement += sql.SQL(f" {clause.upper()} {{}}").format(sql.Literal(count))
         rows = self._pool.execute(
@@ -446,7 +315,7 @@ class PostgrestStandIn:
     def _delete(
         self, relation: sql.Identifier, query: list[tuple[str, str]], prefer: set[str]
     ) -> Response:
-        where, params = _where(query)
+        where, params = syntax.where(query)
         deleted = sql.SQL("DELETE FROM {}{} RETURNING *").format(relation, where)
         rows = self._pool.execute(self._returned(deleted, dict(query).get("select", "*")), params)
         if "return=representation" in prefer:
@@ -473,7 +342,7 @@ class PostgrestStandIn:
                 raise RequestError(400, "PGRST102", "All object keys must match")
         if not rows:
             return 201, [] if "return=representation" in prefer else EMPTY, {}
-        columns = sql.SQL(", ").join(_identifier(name) for name in names)
+        columns = sql.SQL(", ").join(syntax.identifier(name) for name in names)
         statement = sql.SQL(
             "INSERT INTO {relation} ({columns}) SELECT {columns}"
             " FROM json_populate_recordset(NULL::{relation}, %s) pgrst_body"
@@ -481,11 +350,11 @@ class PostgrestStandIn:
         if "resolution=merge-duplicates" in prefer or "resolution=ignore-duplicates" in prefer:
             target = options.get("on_conflict") or ",".join(self._primary_key(relation))
             statement += sql.SQL(" ON CONFLICT ({})").format(
-                sql.SQL(", ").join(_identifier(name.strip()) for name in target.split(","))
+                sql.SQL(", ").join(syntax.identifier(name.strip()) for name in target.split(","))
             )
             if "resolution=merge-duplicates" in prefer:
                 statement += sql.SQL(" DO UPDATE SET ") + sql.SQL(", ").join(
-                    sql.SQL("{0} = EXCLUDED.{0}").format(_identifier(name)) for name in names
+                    sql.SQL("{0} = EXCLUDED.{0}").format(syntax.identifier(name)) for name in names
                 )
             else:
                 statement += sql.SQL(" DO NOTHING")

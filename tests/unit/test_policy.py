@@ -4,7 +4,7 @@ They pin the order of effects (database before Redis, on save and on delete) and
 fault shapes fakeredis can emulate (a Redis that drops and comes back). fakeredis
 cannot hold RedisJSON keys here (its ``TYPE`` fails on them), so these tests use
 string keys under an ``app:`` prefix; the RedisJSON paths run against real Redis in
-test_cache.py and test_storage.py.
+tests/acceptance/test_cache.py and tests/acceptance/storage/.
 """
 
 from __future__ import annotations

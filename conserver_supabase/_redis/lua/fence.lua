@@ -8,7 +8,7 @@
 -- a document (a save, or a read from the database).
 --
 -- Every save adds one to the version, a delete takes the next one, and a save after a
--- delete continues from the delete's (migration 0005): what committed later has the
+-- delete continues from the delete's (conserver_vcon_remove): what committed later has the
 -- higher version. So nothing older than what the cache knows may replace it: a document
 -- only if it is newer than a tombstone (at least as new as a saved version: the same
 -- save twice), a delete if it is at least as new as anything on record (a retried
