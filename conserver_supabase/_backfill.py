@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from ._documents import loads
 from ._errors import (
     ChainPushError,
     ConfigurationError,
@@ -308,8 +309,8 @@ def _parse(
         fail(item.label, None, item.error or "cannot be read")
         return None
     try:
-        document = json.loads(item.text)
-    except (ValueError, RecursionError) as exc:
+        document = loads(item.text)
+    except (ValueError, RecursionError) as exc:  # a name twice in one object too
         fail(item.label, None, f"is not valid JSON: {exc}"[:500])
         return None
     if not isinstance(document, dict):

@@ -1,5 +1,10 @@
 """What callers hand in as a vCon, turned into the document the storage keeps, and the
-JSON text it is written as (to the cache and the journal)."""
+JSON text it is written as (to the cache and the journal).
+
+JSON text with a name twice in one object is refused: RFC 8259 leaves which one counts
+to the parser (Python and PostgreSQL's jsonb keep the last, others the first), so the
+storage cannot know which vCon the sender meant, least of all with two ``uuid`` values.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,39 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._errors import InvalidVconError
+from ._validation import is_uuid
 
-__all__ = ["as_document", "dumps"]
+__all__ = ["DuplicateKeyError", "as_document", "dumps", "loads"]
+
+
+class DuplicateKeyError(ValueError):
+    """JSON text with a name given twice in one object."""
+
+    def __init__(self, name: str, values: list[Any]) -> None:
+        # Values can be personal data: only uuids are shown (which vCons were meant).
+        shown = f" ({', '.join(_short(v) for v in values[:3])})" if name == "uuid" else ""
+        super().__init__(f"{name!r} appears {len(values)} times in one object{shown}")
+        self.name = name
+
+
+def loads(text: str | bytes | bytearray) -> Any:
+    """Parse JSON text as :func:`json.loads` does, refusing a name twice in one object
+    (:class:`DuplicateKeyError`)."""
+    return json.loads(text, object_pairs_hook=_unique_names)
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        names = [name for name, _ in pairs]
+        twice = next(name for name in names if names.count(name) > 1)
+        raise DuplicateKeyError(twice, [value for name, value in pairs if name == twice])
+    return found
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def as_document(vcon: Any) -> dict[str, Any]:
@@ -21,7 +57,13 @@ def as_document(vcon: Any) -> dict[str, Any]:
         return dict(vcon)
     if isinstance(vcon, str | bytes | bytearray):
         try:
-            document = json.loads(vcon)
+            document = loads(vcon)
+        except DuplicateKeyError as exc:
+            raise InvalidVconError(
+                _uuid_of(vcon) if exc.name != "uuid" else None,
+                exc.name,
+                f"{exc}: refused, since which one counts depends on the JSON parser",
+            ) from None
         except (ValueError, RecursionError) as exc:
             raise InvalidVconError(None, "(document)", f"is not valid JSON: {exc}") from None
         if not isinstance(document, dict):
@@ -40,6 +82,16 @@ def as_document(vcon: Any) -> dict[str, Any]:
         "must be a dict, JSON text or an object with to_dict(), "
         f"got {type(vcon).__module__}.{type(vcon).__qualname__}",
     )
+
+
+def _uuid_of(text: str | bytes | bytearray) -> str | None:
+    """The uuid a JSON text names at its top level, for an error message (or None)."""
+    try:
+        found = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    value = found.get("uuid") if isinstance(found, dict) else None
+    return value if isinstance(value, str) and is_uuid(value) else None
 
 
 def dumps(document: Mapping[str, Any]) -> str:

@@ -78,14 +78,20 @@ class InvalidVconError(ConserverSupabaseError, ValueError):
 
     Raised before anything is written. ``vcon_uuid`` is the uuid the caller gave
     (``None`` when the document has none), ``field`` a path such as
-    ``dialog[2].encoding`` and ``reason`` says what is wrong with it.
+    ``dialog[2].encoding`` and ``reason`` says what is wrong with it. ``code`` is the
+    SQLSTATE when the database refused the data (the transaction wrote nothing; the
+    field is then as exact as the database says, e.g. ``dialog[].type`` or
+    ``(document)``), ``None`` when the checks before the database did.
     """
 
-    def __init__(self, vcon_uuid: str | None, field: str, reason: str) -> None:
+    def __init__(
+        self, vcon_uuid: str | None, field: str, reason: str, *, code: str | None = None
+    ) -> None:
         super().__init__(f"invalid {_describe(vcon_uuid)}: {field}: {reason}")
         self.vcon_uuid = vcon_uuid
         self.field = field
         self.reason = reason
+        self.code = code
 
 
 class VconNotFoundError(ConserverSupabaseError, LookupError):

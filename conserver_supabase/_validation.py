@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, NoReturn
 from uuid import UUID
 
@@ -47,6 +48,9 @@ _RFC3339: Final = re.compile(
 )
 # PostgreSQL real (dialog.duration): larger magnitudes do not fit.
 _MAX_REAL: Final = 3.4e38
+# PostgreSQL timestamptz input: UTC offsets up to 15:59 (16:00 is "time zone
+# displacement out of range"); Python's datetime takes up to 23:59.
+_MAX_UTC_OFFSET: Final = timedelta(hours=15, minutes=59)
 _INT4_MAX: Final = 2**31 - 1
 _LONE_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
 _UNSTORABLE_CHAR: Final = re.compile(r"[\x00\ud800-\udfff]")
@@ -156,7 +160,7 @@ def _check_party(check: _Checker, party: Mapping[str, Any], path: str) -> None:
 
 def _check_dialog(check: _Checker, dialog: Mapping[str, Any], path: str) -> None:
     kind = dialog.get("type")
-    if kind not in DIALOG_TYPES:
+    if not isinstance(kind, str) or kind not in DIALOG_TYPES:
         check.fail(
             f"{path}.type",
             f"must be one of {', '.join(sorted(DIALOG_TYPES))}, got {_short(kind)}",
@@ -171,6 +175,12 @@ def _check_dialog(check: _Checker, dialog: Mapping[str, Any], path: str) -> None
         check.fail(
             f"{path}.duration",
             f"must be a non-negative number (at most {_MAX_REAL:g}), got {_short(duration)}",
+        )
+    if duration and _as_real(duration) == 0:
+        check.fail(
+            f"{path}.duration",
+            f"is too small for the database's real column (it would round to 0, which "
+            f"PostgreSQL refuses): {_short(duration)}; write 0",
         )
     check.index_list(dialog, "parties", f"{path}.parties")
     for name in ("originator", "transferee", "transferor"):
@@ -297,9 +307,14 @@ class _Checker:
         if not _RFC3339.fullmatch(value):
             self.fail(path, f"is not an RFC 3339 date-time: {_short(value)}")
         try:
-            datetime.fromisoformat(value)
+            offset = datetime.fromisoformat(value).utcoffset()
         except ValueError:
             self.fail(path, f"is not an RFC 3339 date-time: {_short(value)}")
+        if offset is not None and abs(offset) > _MAX_UTC_OFFSET:
+            self.fail(
+                path,
+                f"has a UTC offset beyond PostgreSQL's range of -15:59 to +15:59: {_short(value)}",
+            )
 
     def index(self, obj: Mapping[str, Any], name: str, path: str) -> None:
         value = obj.get(name)
@@ -326,7 +341,7 @@ class _Checker:
 
     def content(self, obj: Mapping[str, Any], path: str) -> None:
         encoding = obj.get("encoding")
-        if encoding is not None and encoding not in ENCODINGS:
+        if encoding is not None and (not isinstance(encoding, str) or encoding not in ENCODINGS):
             self.fail(
                 f"{path}.encoding",
                 f"must be one of {', '.join(sorted(ENCODINGS))}, got {_short(encoding)}",
@@ -424,6 +439,12 @@ def _plainly_storable(document: Mapping[str, Any]) -> bool:
 def _printable(text: str) -> str:
     """``text`` with control characters escaped: a message must not forge log lines."""
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+def _as_real(value: float) -> float:
+    """``value`` as PostgreSQL's ``real`` (single precision) holds it."""
+    rounded: float = struct.unpack("f", struct.pack("f", value))[0]
+    return rounded
 
 
 def _is_index(value: Any) -> bool:

@@ -232,7 +232,8 @@ class Writes:
         # > 0: deleted now, at that version; < 0: already gone, deleted at -version (a
         # retried delete whose first answer was lost); 0: never saved through us.
         version = self.retrying("delete", lambda: self._database.delete(canonical))
-        self._redis.forget(canonical, abs(version))
+        if self._redis.forget(canonical, abs(version)):  # Redis answered: also
+            self._redis.drop_journaled(canonical)  # the journal, so no replay revives it
         return version > 0
 
     # --- the journal ------------------------------------------------------------------------

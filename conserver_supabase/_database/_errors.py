@@ -42,6 +42,24 @@ _TRANSIENT_CLASSES: Final = frozenset({"08", "53", "58"})  # connection, resourc
 # PostgREST's own codes for "cannot reach the database" (HTTP 503/504).
 _TRANSIENT_POSTGREST: Final = frozenset({"PGRST000", "PGRST001", "PGRST002", "PGRST003"})
 
+# Saves, and the refusals their data can cause besides class 22 (data exceptions).
+_SAVES: Final = frozenset({"save", "save_many"})
+_DATA_CONSTRAINTS: Final = frozenset({"23502", "23514"})  # not_null, check
+# vcon-mcp's tables and columns as fields of a vCon (reference/vcon-mcp-mapping.md).
+_ROW_FIELDS: Final = {
+    "vcons": "",
+    "parties": "parties[]",
+    "dialog": "dialog[]",
+    "analysis": "analysis[]",
+    "attachments": "attachments[]",
+}
+_COLUMN_FIELDS: Final = {
+    "start_time": "start",
+    "duration_seconds": "duration",
+    "mimetype": "mediatype",
+    "dialog_indices": "dialog",
+}
+
 _HINTS: Final = {
     "42883": "the SQL functions are missing: run `conserver-supabase migrate`",
     "42P01": "the tables are missing: run `conserver-supabase migrate`",
@@ -113,6 +131,26 @@ def _invalid_vcon_field(exc: BaseException, code: str | None, message: str) -> s
     return str(detail) if detail else "(document)"
 
 
+def _refused_data_field(exc: BaseException, operation: str, code: str | None) -> str | None:
+    """For a save the database refused because of what the vCon holds (a data exception,
+    class 22, or a NOT NULL or CHECK constraint): the field, as far as the database
+    names it (its table and column), else ``(document)``. None for anything else."""
+    if operation not in _SAVES or code is None:
+        return None
+    if not (code.startswith("22") or code in _DATA_CONSTRAINTS):
+        return None
+    diag = getattr(exc, "diag", None)
+    table = getattr(diag, "table_name", None)
+    column = getattr(diag, "column_name", None)
+    constraint = getattr(diag, "constraint_name", None) or ""
+    if table and not column and constraint.startswith(f"{table}_"):
+        column = constraint.removeprefix(f"{table}_").removesuffix("_check") or None
+    if table not in _ROW_FIELDS or not column:
+        return "(document)"
+    name = _COLUMN_FIELDS.get(column, column)
+    return f"{_ROW_FIELDS[table]}.{name}" if _ROW_FIELDS[table] else name
+
+
 @contextmanager
 def database_errors(operation: str, vcon_uuid: str | None = None) -> Iterator[None]:
     """Translate database exceptions raised inside the block.
@@ -136,7 +174,12 @@ def database_errors(operation: str, vcon_uuid: str | None = None) -> Iterator[No
         field = _invalid_vcon_field(exc, code, message)
         if field is not None:
             reason = message.rsplit(": ", 1)[-1]
-            raise InvalidVconError(vcon_uuid, field, reason) from exc
+            raise InvalidVconError(vcon_uuid, field, reason, code=code) from exc
+        field = _refused_data_field(exc, operation, code)
+        if field is not None:  # the data, not the database: never retried nor journaled
+            where = "" if vcon_uuid else "one vCon of the batch: "
+            reason = f"{where}the database refused it ({code}: {message})"
+            raise InvalidVconError(vcon_uuid, field, reason[:500], code=code) from exc
         subject = f" of vCon {vcon_uuid}" if vcon_uuid else ""
         kind = "database unavailable" if cls is DatabaseUnavailableError else "database rejected it"
         text = f"{operation}{subject} failed: {kind}: {message}"

@@ -81,6 +81,23 @@ class Journal:
         )
         return text.decode() if isinstance(text, bytes) else text
 
+    def drop(self, vcon_uuid: str, working_copy: str, ttl: int) -> bool:
+        """Take every entry of a deleted vCon off the journal, with its document, so no
+        replay brings it back; the working copy an entry kept without a TTL gets ``ttl``
+        again. Return whether there was an entry; raises CacheError. Unlike the rest of
+        the journal it respects the circuit breaker (a delete during a Redis outage must
+        not wait on it)."""
+        client = self._redis.client
+
+        def drop() -> bool:
+            removed = int(client.lrem(self.name, 0, vcon_uuid) or 0)
+            client.delete(document_key(self.name, vcon_uuid))
+            if removed and client.ttl(working_copy) == -1:  # exists, without a TTL
+                client.expire(working_copy, ttl)
+            return removed > 0
+
+        return self._guard.call("delete", vcon_uuid, drop)
+
     def remove(self, vcon_uuid: str) -> None:
         """Take one entry of ``vcon_uuid`` off the journal, with its document."""
         client = self._redis.client

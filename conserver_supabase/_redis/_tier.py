@@ -164,11 +164,13 @@ class RedisTier:
         self._telemetry.event("fills", sum(s == 1 for s in written))
         return written
 
-    def forget(self, vcon_uuid: str, version: int) -> None:
-        """Remove a deleted vCon from the cache, leaving its tombstone (see _cache)."""
-        self._cache.delete(
+    def forget(self, vcon_uuid: str, version: int) -> bool:
+        """Remove a deleted vCon from the cache, leaving its tombstone (see _cache); return
+        whether Redis answered (a failure is excused as the cache's are)."""
+        removed = self._cache.delete(
             vcon_uuid, version, fallback=None, context="the vCon is deleted from the database"
         )
+        return removed is not None
 
     # --- writes -----------------------------------------------------------------------
 
@@ -260,6 +262,17 @@ class RedisTier:
     def journaled_document(self, vcon_uuid: str) -> str | None:
         """The document journaled for ``vcon_uuid`` (None: its working copy was kept)."""
         return self._journal.document(vcon_uuid)
+
+    def drop_journaled(self, vcon_uuid: str) -> None:
+        """A deleted vCon leaves the journal (every entry, its document; a working copy
+        the journal kept gets its TTL back). A Redis failure is excused as the cache's
+        are: the delete is done in the database."""
+        if not self._journal.name:
+            return
+        try:
+            self._journal.drop(vcon_uuid, f"{CONSERVER_KEY_PREFIX}{vcon_uuid}", self._cache.ttl)
+        except CacheError as exc:
+            self._guard.excuse(exc, "the vCon is deleted from the database", None)
 
     def unjournal(self, vcon_uuid: str) -> None:
         """Take one journal entry of ``vcon_uuid`` off, with its document."""

@@ -190,3 +190,48 @@ def test_a_replay_keeps_rejected_entries_and_goes_on(
         assert store.replay_journal().replayed == 2
     for document in documents:
         assert in_database(database_url, document["uuid"]) == document
+
+
+def test_a_delete_takes_its_vcon_off_the_journal(
+    server: PostgrestStandIn, redis_json_url: str, database_url: str
+) -> None:
+    """Saved, then a later save fails and is journaled, then the vCon is deleted: the
+    journaled document goes with it, so no replay brings the deleted vCon back."""
+    r = redis_client(redis_json_url)
+    document = sample()
+    later = {**document, "subject": "the failed save"}
+    with storage(server, redis_json_url) as store:
+        store.save_vcon(document)
+        server.faults = ["503"] * 1000
+        with pytest.raises(DatabaseUnavailableError):
+            store.save_vcon(later)
+        assert r.lrange(JOURNAL, 0, -1) == [document["uuid"].encode()]
+        server.faults = []
+        assert store.delete_vcon(document["uuid"]) is True
+        assert r.llen(JOURNAL) == 0
+        assert r.exists(f"{JOURNAL}:vcon:{document['uuid']}") == 0
+        assert store.replay_journal().total == 0
+        assert store.get_vcon(document["uuid"]) is None
+    assert in_database(database_url, document["uuid"]) is None
+
+
+def test_a_delete_gives_a_journaled_working_copy_its_ttl_back(
+    server: PostgrestStandIn, redis_json_url: str
+) -> None:
+    """The journal kept the conserver's working copy without a TTL; once the vCon is
+    deleted nothing replays it, and Redis expires it as it would have."""
+    r = redis_client(redis_json_url)
+    document = sample()
+    key = f"vcon:{document['uuid']}"
+    r.json().set(key, "$", document)
+    r.expire(key, 60)
+    with storage(server, redis_json_url, cache_key_prefix="app:") as store:
+        server.faults = ["503"] * 1000
+        with pytest.raises(DatabaseUnavailableError):
+            store.save_working_copy(document["uuid"])
+        assert r.ttl(key) == -1
+        server.faults = []
+        assert store.delete_vcon(document["uuid"]) is False  # never saved
+        assert r.llen(JOURNAL) == 0
+        assert 0 < r.ttl(key) <= 300
+        assert store.replay_journal().total == 0

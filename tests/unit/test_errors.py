@@ -89,7 +89,7 @@ class TestBoundary:
     @pytest.mark.parametrize(
         ("exc", "hint"),
         [
-            (psycopg.errors.CheckViolation("violates check constraint"), None),
+            (psycopg.errors.UniqueViolation("duplicate key value"), None),
             (psycopg.errors.UndefinedFunction("function does not exist"), "migrate"),
             (psycopg.errors.InsufficientPrivilege("permission denied"), "service-role"),
             (
@@ -110,6 +110,37 @@ class TestBoundary:
         assert type(error) is DatabaseRejectedError
         if hint:
             assert hint in str(error)
+
+    @pytest.mark.parametrize(
+        ("exc", "code"),
+        [
+            (psycopg.errors.CheckViolation("violates check constraint"), "23514"),
+            (psycopg.errors.NotNullViolation("null value in column"), "23502"),
+            (psycopg.errors.InvalidDatetimeFormat("invalid input syntax"), "22007"),
+            (psycopg.errors.NumericValueOutOfRange("out of range for type real"), "22003"),
+            (
+                APIError(
+                    {"code": "22008", "message": "out of range", "details": None, "hint": None}
+                ),
+                "22008",
+            ),
+        ],
+    )
+    @pytest.mark.parametrize("operation", ["save", "save_many"])
+    def test_a_save_refused_for_its_data_is_an_invalid_vcon(
+        self, exc: BaseException, code: str, operation: str
+    ) -> None:
+        """Not a DatabaseError: neither retried nor journaled (the data will not pass
+        later), with the SQLSTATE; no field is named without the table and column."""
+        error = translate(exc, operation)
+        assert type(error) is InvalidVconError
+        assert error.code == code
+        assert error.field == "(document)"
+        assert "the database refused it" in str(error)
+
+    def test_the_same_states_elsewhere_are_rejections(self) -> None:
+        error = translate(psycopg.errors.CheckViolation("violates check constraint"), "delete")
+        assert type(error) is DatabaseRejectedError
 
     def test_sql_guard_becomes_invalid_vcon(self) -> None:
         exc = APIError(
