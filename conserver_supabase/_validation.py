@@ -159,12 +159,7 @@ def _check_party(check: _Checker, party: Mapping[str, Any], path: str) -> None:
 
 
 def _check_dialog(check: _Checker, dialog: Mapping[str, Any], path: str) -> None:
-    kind = dialog.get("type")
-    if not isinstance(kind, str) or kind not in DIALOG_TYPES:
-        check.fail(
-            f"{path}.type",
-            f"must be one of {', '.join(sorted(DIALOG_TYPES))}, got {_short(kind)}",
-        )
+    check.choice(dialog, "type", f"{path}.type", DIALOG_TYPES, required=True)
     check.timestamp(dialog, "start", f"{path}.start")
     duration = dialog.get("duration")
     if duration is not None and (
@@ -291,6 +286,22 @@ class _Checker:
         if max_length and len(value) > max_length:
             self.fail(path, f"must be at most {max_length} characters, got {len(value)}")
 
+    def choice(
+        self,
+        obj: Mapping[str, Any],
+        name: str,
+        path: str,
+        allowed: frozenset[str],
+        *,
+        required: bool = False,
+    ) -> None:
+        """One of ``allowed`` (a string: any other value, even unhashable, is refused)."""
+        value = obj.get(name)
+        if value is None and not required:
+            return
+        if not isinstance(value, str) or value not in allowed:
+            self.fail(path, f"must be one of {', '.join(sorted(allowed))}, got {_short(value)}")
+
     def text_list(self, obj: Mapping[str, Any], name: str, path: str) -> None:
         value = obj.get(name)
         if value is None:
@@ -340,12 +351,8 @@ class _Checker:
                 )
 
     def content(self, obj: Mapping[str, Any], path: str) -> None:
+        self.choice(obj, "encoding", f"{path}.encoding", ENCODINGS)
         encoding = obj.get("encoding")
-        if encoding is not None and (not isinstance(encoding, str) or encoding not in ENCODINGS):
-            self.fail(
-                f"{path}.encoding",
-                f"must be one of {', '.join(sorted(ENCODINGS))}, got {_short(encoding)}",
-            )
         body = obj.get("body")
         if encoding == "base64url" and not isinstance(body, str | None):
             self.fail(f"{path}.body", "must be a string when encoding is base64url")

@@ -143,8 +143,11 @@ def _refused_data_field(exc: BaseException, operation: str, code: str | None) ->
     table = getattr(diag, "table_name", None)
     column = getattr(diag, "column_name", None)
     constraint = getattr(diag, "constraint_name", None) or ""
-    if table and not column and constraint.startswith(f"{table}_"):
-        column = constraint.removeprefix(f"{table}_").removesuffix("_check") or None
+    named = constraint.removeprefix(f"{table}_")
+    if table and not column and named != constraint and named.endswith("_check"):
+        # PostgreSQL names a one-column CHECK <table>_<column>_check (<table>_check when
+        # it spans several columns: no field then).
+        column = named.removesuffix("_check") or None
     if table not in _ROW_FIELDS or not column:
         return "(document)"
     name = _COLUMN_FIELDS.get(column, column)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import types
+from typing import Any
+
 import httpx
 import psycopg
 import pytest
@@ -137,6 +140,35 @@ class TestBoundary:
         assert error.code == code
         assert error.field == "(document)"
         assert "the database refused it" in str(error)
+
+    @pytest.mark.parametrize(
+        ("table", "column", "constraint", "field"),
+        [
+            ("dialog", None, "dialog_type_check", "dialog[].type"),
+            ("attachments", None, "attachments_mimetype_check", "attachments[].mediatype"),
+            ("dialog", None, "dialog_check", "(document)"),  # a CHECK over several columns
+            ("analysis", "vendor", None, "analysis[].vendor"),  # NOT NULL names the column
+            ("vcons", "subject", None, "subject"),
+            (None, None, None, "(document)"),
+        ],
+    )
+    def test_the_field_is_what_the_database_names(
+        self, table: str | None, column: str | None, constraint: str | None, field: str
+    ) -> None:
+        class Refused(psycopg.errors.CheckViolation):
+            @property
+            def diag(self) -> Any:
+                return types.SimpleNamespace(
+                    message_primary="refused",
+                    message_detail=None,
+                    table_name=table,
+                    column_name=column,
+                    constraint_name=constraint,
+                )
+
+        error = translate(Refused("refused"))
+        assert isinstance(error, InvalidVconError)
+        assert error.field == field
 
     def test_the_same_states_elsewhere_are_rejections(self) -> None:
         error = translate(psycopg.errors.CheckViolation("violates check constraint"), "delete")
