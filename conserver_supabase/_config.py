@@ -33,6 +33,7 @@ from ._options import (
     check_url,
     expand,
     expand_env,
+    read_replica,
     redact_url,
 )
 
@@ -68,6 +69,7 @@ DEFAULT_OPTIONS: Final[Mapping[str, Any]] = {
     "retry_deadline": 10.0,
     "max_body_bytes": 10 * 1024 * 1024,
     "journal_list": "conserver_supabase:journal",
+    "journal_retention_days": 7.0,
     "chain_lists": [],
     "pool_size": 10,
     "tenant_id": None,
@@ -131,6 +133,7 @@ class StorageConfig:
     retry_deadline: float = 10.0
     max_body_bytes: int = 10 * 1024 * 1024
     journal_list: str = "conserver_supabase:journal"
+    journal_retention_days: float = 7.0
     chain_lists: tuple[str, ...] = ()
     pool_size: int = 10
     tenant_id: str | None = None
@@ -214,6 +217,11 @@ class StorageConfig:
                 option="key",
             )
 
+    @property
+    def journal_retention(self) -> int:
+        """Seconds the journal keeps a vCon (``journal_retention_days``)."""
+        return max(1, round(self.journal_retention_days * 86400))
+
     def describe(self) -> dict[str, Any]:
         """Return the options as a plain mapping with secrets redacted (for logs, doctor)."""
         out: dict[str, Any] = {}
@@ -254,7 +262,7 @@ def _database_options(values: Mapping[str, Any]) -> dict[str, Any]:
             ("postgresql", "postgres"),
             "use the connection string from Supabase's database settings",
         )
-    read_url, read_database_url = _read_replica(values, url, database_url)
+    read_url, read_database_url = read_replica(values, url, database_url)
     schema = as_str("schema", values["schema"])
     if not _IDENTIFIER.match(schema):
         raise ConfigurationError(
@@ -326,57 +334,11 @@ def _redis_options(values: Mapping[str, Any]) -> dict[str, Any]:
             "redis_failover_timeout", values["redis_failover_timeout"]
         ),
         "journal_list": as_str("journal_list", values["journal_list"]),
+        "journal_retention_days": as_float(
+            "journal_retention_days", values["journal_retention_days"], minimum=0.0
+        ),
         "chain_lists": as_name_list("chain_lists", values["chain_lists"]),
     }
-
-
-def _read_replica(
-    values: Mapping[str, Any], url: str | None, database_url: str | None
-) -> tuple[str | None, str | None]:
-    """Validate ``read_url`` and ``read_database_url`` against the write options.
-
-    A replica is read through the same transport as the primary, so each read option
-    needs its write option, and the replica of the transport in use must be given.
-    """
-    read_url = values["read_url"]
-    if read_url is not None:
-        read_url = check_url(
-            "read_url",
-            as_str("read_url", read_url).rstrip("/"),
-            ("https", "http"),
-            "use the read replica's API URL from Supabase's settings "
-            "(e.g. https://xyz-rr-eu-west-1-abcde.supabase.co)",
-        )
-    read_database_url = values["read_database_url"]
-    if read_database_url is not None:
-        read_database_url = check_url(
-            "read_database_url",
-            as_str("read_database_url", read_database_url),
-            ("postgresql", "postgres"),
-            "use the read replica's connection string from Supabase's database settings",
-        )
-    if read_database_url is not None and database_url is None:
-        raise ConfigurationError(
-            "option 'read_database_url' (a read replica) is set but 'database_url' is not: "
-            "writes go to the primary, so set 'database_url' (or SUPABASE_DB_URL) to the "
-            "primary's connection string; for the PostgREST transport use 'read_url' "
-            "with 'url'",
-            option="read_database_url",
-        )
-    if read_url is not None and database_url is not None and read_database_url is None:
-        raise ConfigurationError(
-            "option 'read_url' (a read replica's API URL) is set but 'database_url' is "
-            "too, so the PostgreSQL transport is used and would never read the replica: "
-            "set 'read_database_url' to the replica's connection string instead",
-            option="read_url",
-        )
-    if read_url is not None and url is None and database_url is None:
-        raise ConfigurationError(
-            "option 'read_url' (a read replica) is set but 'url' is not: writes go to the "
-            "primary, so set 'url' (or SUPABASE_URL) to the project URL",
-            option="read_url",
-        )
-    return read_url, read_database_url
 
 
 def _tenancy(values: Mapping[str, Any]) -> dict[str, Any]:

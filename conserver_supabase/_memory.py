@@ -38,9 +38,10 @@ class MemoryDatabase:
         self.tenants: dict[str, str | None] = {}
         self.saved_at: dict[str, datetime] = {}
         self.tombstones: dict[str, int] = {}
+        self.deleted_at: dict[str, datetime] = {}
         self.calls: list[str] = []
         self.fail: BaseException | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def _enter(self, name: str) -> None:
         self.calls.append(name)
@@ -51,6 +52,12 @@ class MemoryDatabase:
         self, documents: Sequence[Mapping[str, Any]], tenants: Sequence[Tenant] | None
     ) -> dict[str, int]:
         self._enter("save")
+        with self._lock:
+            return self._write(documents, tenants)
+
+    def _write(
+        self, documents: Sequence[Mapping[str, Any]], tenants: Sequence[Tenant] | None
+    ) -> dict[str, int]:
         with self._lock:
             for index, document in enumerate(documents):
                 vcon_uuid = str(document["uuid"]).lower()
@@ -81,6 +88,35 @@ class MemoryDatabase:
                     self.tenants.setdefault(vcon_uuid, None)
         return result
 
+    def replay(
+        self, document: Mapping[str, Any], tenant: Tenant | None, base: Mapping[str, Any]
+    ) -> tuple[int, str | None]:
+        """The fence of ``conserver_vcon_replay`` (its rule, without its messages' detail)."""
+        self._enter("replay")
+        vcon_uuid = str(document["uuid"]).lower()
+        with self._lock:
+            why = self._superseded(vcon_uuid, base)
+            if why is not None:
+                return 0, why
+            return self._write([document], None if tenant is None else [tenant])[vcon_uuid], None
+
+    def _superseded(self, vcon_uuid: str, base: Mapping[str, Any]) -> str | None:
+        version, tomb = self.versions.get(vcon_uuid), self.tombstones.get(vcon_uuid)
+        known = base.get("version")
+        if known is not None and known > 0:
+            return None if version == known else f"it was based on version {known}"
+        if known is not None:
+            newer = version is not None or (tomb or 0) > -known
+            return f"it was based on the delete at version {-known}" if newer else None
+        if base.get("at") is not None:
+            at = datetime.fromtimestamp(float(base["at"]), UTC)
+            saved, deleted = self.saved_at.get(vcon_uuid), self.deleted_at.get(vcon_uuid)
+            later = (saved is not None and saved >= at) or (deleted is not None and deleted >= at)
+            return "the database changed it after the failed save" if later else None
+        if version is not None or tomb is not None:
+            return "the entry was journaled by a release before 0.2 (no base recorded)"
+        return None
+
     def fetch(self, vcon_uuids: Sequence[str]) -> dict[str, Versioned]:
         self._enter("fetch")
         with self._lock:
@@ -101,6 +137,7 @@ class MemoryDatabase:
                 return -self.tombstones.get(vcon_uuid, 0)
             version = self.versions.pop(vcon_uuid) + 1
             self.tombstones[vcon_uuid] = version
+            self.deleted_at[vcon_uuid] = datetime.now(UTC)
             self.tenants.pop(vcon_uuid, None)
             self.saved_at.pop(vcon_uuid, None)
             return version

@@ -25,6 +25,7 @@ __all__ = [
     "check_url",
     "expand",
     "expand_env",
+    "read_replica",
     "redact_url",
 ]
 
@@ -271,3 +272,52 @@ def as_bool(option: str, value: Any) -> bool:
             f"option {option!r} must be true or false, got {value!r}", option=option
         )
     return value
+
+
+def read_replica(
+    values: Mapping[str, Any], url: str | None, database_url: str | None
+) -> tuple[str | None, str | None]:
+    """Validate ``read_url`` and ``read_database_url`` against the write options.
+
+    A replica is read through the same transport as the primary, so each read option
+    needs its write option, and the replica of the transport in use must be given.
+    """
+    read_url = values["read_url"]
+    if read_url is not None:
+        read_url = check_url(
+            "read_url",
+            as_str("read_url", read_url).rstrip("/"),
+            ("https", "http"),
+            "use the read replica's API URL from Supabase's settings "
+            "(e.g. https://xyz-rr-eu-west-1-abcde.supabase.co)",
+        )
+    read_database_url = values["read_database_url"]
+    if read_database_url is not None:
+        read_database_url = check_url(
+            "read_database_url",
+            as_str("read_database_url", read_database_url),
+            ("postgresql", "postgres"),
+            "use the read replica's connection string from Supabase's database settings",
+        )
+    if read_database_url is not None and database_url is None:
+        raise ConfigurationError(
+            "option 'read_database_url' (a read replica) is set but 'database_url' is not: "
+            "writes go to the primary, so set 'database_url' (or SUPABASE_DB_URL) to the "
+            "primary's connection string; for the PostgREST transport use 'read_url' "
+            "with 'url'",
+            option="read_database_url",
+        )
+    if read_url is not None and database_url is not None and read_database_url is None:
+        raise ConfigurationError(
+            "option 'read_url' (a read replica's API URL) is set but 'database_url' is "
+            "too, so the PostgreSQL transport is used and would never read the replica: "
+            "set 'read_database_url' to the replica's connection string instead",
+            option="read_url",
+        )
+    if read_url is not None and url is None and database_url is None:
+        raise ConfigurationError(
+            "option 'read_url' (a read replica) is set but 'url' is not: writes go to the "
+            "primary, so set 'url' (or SUPABASE_URL) to the project URL",
+            option="read_url",
+        )
+    return read_url, read_database_url

@@ -32,7 +32,7 @@ from ._reads import Reads
 from ._redis import CacheUsage, RedisTier, WriteMode
 from ._search import DEFAULT_LIMIT, SearchPage, build_query, merge_filters, read_page
 from ._telemetry import Telemetry
-from ._writes import ReplayReport, Writes
+from ._writes import ReplayReport, Writes, journal_listing
 
 __all__ = ["SupabaseStorage"]
 
@@ -189,10 +189,34 @@ class SupabaseStorage:
     def replay_journal(self, progress: Callable[[int, int], None] | None = None) -> ReplayReport:
         """Save every vCon on the failed-save journal again; return what happened.
 
-        Idempotent: an entry leaves the journal only after its vCon is saved (saving
-        twice is harmless). Stops at the first database failure, keeping the rest.
+        Fenced: an entry is saved only if the database acknowledged no save or delete
+        of its vCon after the failed save (else it is dropped as superseded), with the
+        tenant guard the failed save had. Entries refused for their data move to the
+        dead letters. Idempotent: an entry leaves the journal only once it is saved,
+        superseded or dead-lettered. Stops at the first database failure (or a refusal
+        a configuration fix removes), keeping the rest.
         """
         return self._writes.replay(progress)
+
+    def journal_entries(self, dead: bool = False) -> list[dict[str, Any]]:
+        """What the failed-save journal keeps (``dead``: its dead letters), oldest first,
+        without the documents: one JSON-ready dict per vCon."""
+        return journal_listing(self._redis, dead)
+
+    def purge_journal(
+        self,
+        older_than_days: float | None = None,
+        *,
+        dead: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Remove the journal entries (``dead``: the dead letters) kept at least
+        ``older_than_days`` (default: the retention; 0: all), and those whose vCon
+        expired; return how many vCons were removed. What is removed is not replayed."""
+        days = self.config.journal_retention_days if older_than_days is None else older_than_days
+        if days < 0:
+            raise ConfigurationError(f"older_than_days must be 0 or more, got {days}")
+        return self._redis.purge_journal(days * 86400, dead, progress)
 
     def _lists(self, chain_lists: Sequence[str] | None) -> Sequence[str]:
         if chain_lists is None:

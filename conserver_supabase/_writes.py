@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 from uuid import UUID
 
@@ -35,16 +37,25 @@ from ._errors import (
     ChainPushError,
     DatabaseError,
     DatabaseRejectedError,
+    DatabaseUnavailableError,
     InvalidVconError,
     VconNotFoundError,
 )
-from ._redis import CONSERVER_KEY_PREFIX, Entry, JournalEntry, RedisTier, StoreOutcome, WriteMode
+from ._redis import (
+    CONSERVER_KEY_PREFIX,
+    Entry,
+    Journaled,
+    JournalEntry,
+    RedisTier,
+    StoreOutcome,
+    WriteMode,
+)
 from ._retry import call_with_retry
 from ._telemetry import Telemetry, note_subject
 from ._tenants import tenant_for
 from ._validation import canonical_uuid, is_uuid, validate_vcon
 
-__all__ = ["Prepared", "ReplayReport", "Writes"]
+__all__ = ["Prepared", "ReplayReport", "Writes", "journal_listing"]
 
 logger = logging.getLogger("conserver_supabase.storage")
 
@@ -58,7 +69,7 @@ class Prepared:
     tenant: Tenant | None
     #: The JSON text written to the cache (and the journal).
     text: str
-    #: What the journal keeps if the save fails: (uuid, working copy key, document).
+    #: What the journal keeps if the save fails (the document, or the working copy's key).
     journaled: JournalEntry
     #: How the cache key is written after the commit.
     mode: WriteMode = "overwrite"
@@ -70,13 +81,19 @@ class ReplayReport:
 
     total: int
     replayed: int = 0
-    #: Entries removed without a save (no document left, or invalid), with the reason.
+    #: Entries removed without a save (nothing left of them: expired, or taken), with
+    #: the reason.
     dropped: list[str] = dataclasses.field(default_factory=list)
-    #: Refused by the database (kept on the journal, e.g. until a migration is applied).
-    kept: list[str] = dataclasses.field(default_factory=list)
+    #: Entries removed without a save because the database acknowledged a newer save or
+    #: delete of the vCon after the failed save (the fence), with the versions.
+    superseded: list[str] = dataclasses.field(default_factory=list)
+    #: Entries the database (or validation) refused for their data: moved to the dead
+    #: letters (``conserver-supabase journal list --dead``), with the reason.
+    dead_lettered: list[str] = dataclasses.field(default_factory=list)
     #: Saved, but the uuid did not reach every chain list (the ChainPushError texts).
     unpushed: list[str] = dataclasses.field(default_factory=list)
-    #: Set when the database failed again: the replay stopped, the rest stays journaled.
+    #: Set when the database failed again, or refused for a reason a fix of the
+    #: configuration removes: the replay stopped, the rest stays journaled.
     error: str | None = None
 
 
@@ -103,7 +120,8 @@ class Writes:
         vcon_uuid = self._validated(document)
         text = dumps(document)
         tenant = tenant_for(self._config, document, vcon_uuid)
-        return Prepared(vcon_uuid, document, tenant, text, (vcon_uuid, None, text), mode)
+        journaled = JournalEntry(vcon_uuid, None, text, _guard(tenant))
+        return Prepared(vcon_uuid, document, tenant, text, journaled, mode)
 
     def prepare_working_copy(self, vcon_uuid: str | UUID) -> Prepared:
         """The vCon the conserver holds in Redis at ``vcon:{uuid}`` (the ``save`` hook)."""
@@ -129,7 +147,8 @@ class Writes:
         # When the working copy is our cache key it already holds this document (or a
         # newer one a link wrote meanwhile): renew its TTL rather than rewrite it.
         mode: WriteMode = "touch" if key == self._redis.cache_key(canonical) else "overwrite"
-        return Prepared(canonical, document, tenant, dumps(document), (canonical, key, None), mode)
+        journaled = JournalEntry(canonical, key, None, _guard(tenant))
+        return Prepared(canonical, document, tenant, dumps(document), journaled, mode)
 
     def _validated(self, document: Any, expected_uuid: str | None = None) -> str:
         try:
@@ -154,22 +173,32 @@ class Writes:
         journal: bool = True,
     ) -> dict[str, int]:
         """Save the batch in one database transaction, then cache it and push it;
-        return ``{uuid: version}``. ``journal=False``: a database failure is raised
-        without journaling (the caller still holds the vCons)."""
+        return ``{uuid: version}``. A database failure that stays is journaled (only a
+        transient one: a refusal is raised as it is, see :meth:`_journal_and_raise`);
+        ``journal=False``: raised without journaling (the caller still holds the vCons)."""
         documents = [prepared.document for prepared in batch]
         tenants = self._tenants(batch)
+        started = time.time()
         try:
             versions = self.retrying(operation, lambda: self._database.save(documents, tenants))
         except DatabaseError as exc:
             if not journal:
                 raise
-            self._journal_and_raise(exc, [prepared.journaled for prepared in batch])
+            entries = [dataclasses.replace(p.journaled, at=started) for p in batch]
+            self._journal_and_raise(exc, entries)
+        self._after_commit(batch, versions, lists)
+        return versions
+
+    def _after_commit(
+        self, batch: Sequence[Prepared], versions: Mapping[str, int], lists: Sequence[str]
+    ) -> None:
+        """Cache the saved batch and push it onto ``lists``; raise what the caller must
+        hear about."""
         # A uuid given twice was saved twice, in order: its version belongs to the last
         # document, which alone goes to the cache (and its uuid once to each list).
         last = {prepared.vcon_uuid: prepared for prepared in batch}
         entries = [Entry(u, p.text, p.mode, versions[u]) for u, p in last.items()]
         self._report(self._redis.store(entries, lists), versions)
-        return versions
 
     @staticmethod
     def _tenants(batch: Sequence[Prepared]) -> list[Tenant] | None:
@@ -199,8 +228,18 @@ class Writes:
             )
 
     def _journal_and_raise(self, exc: DatabaseError, entries: Sequence[JournalEntry]) -> NoReturn:
-        """A save failed for good: journal it (or say that it could not be), then raise."""
+        """A save failed for good: journal it (or say that it could not be), then raise.
+
+        Only a transient failure (the database unreachable, timed out, overloaded) is
+        journaled: a refusal (a wrong key or password, missing migrations, a pooler that
+        refuses the connection, another tenant's vCon) would be refused again by every
+        replay until someone fixes it, so it is raised as it is, with the fix, and the
+        caller keeps the vCon (the conserver: its working copy and its dead-letter
+        queue)."""
         name = self._config.journal_list
+        if not isinstance(exc, DatabaseUnavailableError):
+            exc.journaled = False
+            raise exc
         try:
             if not name:
                 raise CacheError("the journal is off (journal_list is empty)", operation="journal")
@@ -239,44 +278,77 @@ class Writes:
     # --- the journal ------------------------------------------------------------------------
 
     def replay(self, progress: Callable[[int, int], None] | None = None) -> ReplayReport:
-        """Save every journaled vCon again, oldest first; see ``replay_journal``."""
+        """Save every journaled vCon again, oldest first, each only if the database
+        acknowledged nothing newer for it since its failed save; see ``replay_journal``."""
         pending = self._redis.journaled()
         report = ReplayReport(total=len(pending))
         for index, vcon_uuid in enumerate(pending, start=1):
-            outcome = self._replay_one(vcon_uuid, report)
-            if outcome == "stop":
+            if self._replay_one(self._redis.journaled_entry(vcon_uuid), report) == "stop":
                 break
-            if outcome == "done":
-                self._redis.unjournal(vcon_uuid)
             if progress is not None:
                 progress(index, len(pending))
         return report
 
-    def _replay_one(self, vcon_uuid: str, report: ReplayReport) -> str:
-        """Save one journaled vCon (counted as a save); ``done`` (off the journal),
-        ``kept`` or ``stop``."""
+    def _replay_one(self, entry: Journaled, report: ReplayReport) -> str:
+        """Replay one entry (counted as a save); ``done`` (it left the journal: saved,
+        superseded, dead-lettered or dropped) or ``stop``."""
+        vcon_uuid, prepared, why = entry.vcon_uuid, None, None
         try:
             with self._telemetry.operation("save"):
-                document = self._redis.journaled_document(vcon_uuid)
-                prepared = (
-                    self.prepare_working_copy(vcon_uuid)
-                    if document is None
-                    else self.prepare(document)
+                prepared = ready = self._replayed(entry)
+                tenant, base = self._recorded_tenant(entry, ready), _base(entry)
+                version, why = self.retrying(
+                    "save", lambda: self._database.replay(ready.document, tenant, base)
                 )
-                self.save([prepared], self._config.chain_lists, journal=False)
-        except (VconNotFoundError, InvalidVconError) as exc:
-            report.dropped.append(f"{vcon_uuid}: {exc}")
+                if why is None:
+                    self._redis.unjournal(vcon_uuid)
+                    self._after_commit([ready], {vcon_uuid: version}, self._config.chain_lists)
+        except VconNotFoundError as exc:
+            self._leave(report.dropped, entry, f"nothing left to save ({exc})")
             return "done"
-        except DatabaseRejectedError as exc:  # kept: it may pass after a fix
-            report.kept.append(f"{vcon_uuid}: {exc}")
-            return "kept"
+        except (InvalidVconError, DatabaseRejectedError) as exc:
+            if isinstance(exc, DatabaseRejectedError) and exc.code != "P0001":
+                report.error = str(exc)  # the configuration, not this vCon: fix, rerun
+                return "stop"
+            text = entry.document if prepared is None else prepared.text
+            self._redis.bury(entry, text, str(exc), exc.code)
+            report.dead_lettered.append(f"{vcon_uuid}: {exc}")
+            logger.error("replay of vCon %s: moved to the dead letters: %s", vcon_uuid, exc)
+            return "done"
         except DatabaseError as exc:
             report.error = str(exc)
             return "stop"
         except ChainPushError as exc:  # saved; the push is reported, not retried here
             report.unpushed.append(str(exc))
+        if why is not None:
+            self._leave(report.superseded, entry, f"superseded: {why}")
+            return "done"
         report.replayed += 1
         return "done"
+
+    def _replayed(self, entry: Journaled) -> Prepared:
+        """The vCon of a journal entry, prepared (the document journaled, else the
+        working copy the journal kept)."""
+        if entry.document is not None:
+            return self.prepare(entry.document)
+        return self.prepare_working_copy(entry.vcon_uuid)
+
+    def _recorded_tenant(self, entry: Journaled, prepared: Prepared) -> Tenant | None:
+        """The tenant guard the failed save had, whatever this storage's options say (an
+        entry journaled before 0.2 recorded none: this storage's, and its fence saves
+        only a vCon the database has no trace of)."""
+        if entry.meta is None:
+            return prepared.tenant
+        guard = entry.meta.get("tenant")
+        if guard is None:
+            return None
+        return Tenant(guard.get("tenant_id"), bool(guard.get("exclusive")))
+
+    def _leave(self, where: list[str], entry: Journaled, why: str) -> None:
+        """Take an entry off the journal without a save, and say so."""
+        self._redis.unjournal(entry.vcon_uuid)
+        where.append(f"{entry.vcon_uuid}: {why}")
+        logger.warning("replay of vCon %s: removed from the journal, %s", entry.vcon_uuid, why)
 
     # --- shared ---------------------------------------------------------------------------
 
@@ -288,3 +360,55 @@ class Writes:
             operation=operation,
             on_retry=lambda: self._telemetry.event("retries"),
         )
+
+
+def _guard(tenant: Tenant | None) -> dict[str, Any] | None:
+    """The tenant guard as the journal records it."""
+    return None if tenant is None else tenant.as_json()
+
+
+def _base(entry: Journaled) -> dict[str, Any]:
+    """What ``conserver_vcon_replay`` fences the entry on: the version the cache knew
+    (negative: a delete), else when the failed save started, else (an entry journaled
+    before 0.2) nothing."""
+    if entry.meta is None:
+        return {}
+    if entry.meta.get("base") is not None:
+        return {"version": int(entry.meta["base"])}
+    return {"at": float(entry.meta.get("at") or 0)}
+
+
+def journal_listing(redis: RedisTier, dead: bool) -> list[dict[str, Any]]:
+    """The journal's entries (or dead letters) as ``journal list`` shows them."""
+    if dead:
+        return [
+            {
+                "uuid": letter.vcon_uuid,
+                "dead_since": _moment(letter.at),
+                "journaled_at": _moment(letter.journaled_at),
+                "reason": letter.reason,
+                "code": letter.code,
+                "bytes": letter.size,
+            }
+            for letter in redis.dead_letters()
+        ]
+    listing = []
+    for entry, size in redis.journal_sizes():
+        meta = entry.meta or {}
+        listing.append(
+            {
+                "uuid": entry.vcon_uuid,
+                "journaled_at": _moment(meta.get("at")),
+                "base": meta.get("base"),
+                "tenant": meta.get("tenant"),
+                "kept_as": entry.working_copy or ("document" if size else "nothing (expired)"),
+                "bytes": size,
+            }
+        )
+    return listing
+
+
+def _moment(epoch: float | None) -> str | None:
+    if not epoch:
+        return None
+    return datetime.fromtimestamp(float(epoch), UTC).isoformat(timespec="seconds")

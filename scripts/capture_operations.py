@@ -14,6 +14,7 @@ error and the exit code. Temporary paths and ports are replaced by placeholders
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -26,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from conserver_supabase import SupabaseStorage  # noqa: E402
+from conserver_supabase import DatabaseUnavailableError, SupabaseStorage  # noqa: E402
 from conserver_supabase.testing import EmbeddedPostgres, EmbeddedRedis, make_vcon  # noqa: E402
 
 
@@ -101,6 +102,7 @@ def main() -> int:
 def capture(session: Session, database_url: str, redis_url: str) -> dict[str, str]:
     blocks = _setup_and_vcons(session, database_url, redis_url)
     blocks.update(_bulk_and_recovery(session))
+    blocks.update(_journal(session, redis_url))
     blocks.update(_failures_and_stats(session, database_url, redis_url))
     return blocks
 
@@ -163,7 +165,26 @@ def _bulk_and_recovery(session: Session) -> dict[str, str]:
     blocks["requeue"] = run(
         "requeue", "--since", "2026-01-01T00:00:00Z", "--list", "recovery_ingress"
     )
+    return blocks
+
+
+def _journal(session: Session, redis_url: str) -> dict[str, str]:
+    """A save while the database is unreachable, journaled; journal list, replay, purge."""
+    run = session.run
+    down = {
+        "database_url": "postgresql://postgres@127.0.0.1:9/postgres",
+        "redis_url": redis_url,
+        "retry_deadline": 0.5,
+    }
+    with SupabaseStorage(down) as store:
+        for seed in (50, 51):
+            with contextlib.suppress(DatabaseUnavailableError):
+                store.save_vcon(make_vcon(seed=seed))
+    blocks = {"journal_list": run("journal", "list")}
+    blocks["journal_list_json"] = run("journal", "list", "--json")
     blocks["replay"] = run("replay")
+    blocks["journal_list_dead"] = run("journal", "list", "--dead")
+    blocks["journal_purge"] = run("journal", "purge", "--older-than", "0", "--yes")
     return blocks
 
 

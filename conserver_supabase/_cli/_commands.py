@@ -29,6 +29,8 @@ __all__ = [
     "doctor",
     "exists",
     "get",
+    "journal_list",
+    "journal_purge",
     "migrate",
     "replay",
     "requeue",
@@ -299,24 +301,32 @@ def requeue(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def replay(args: argparse.Namespace) -> int:
+def _progress(verb: str) -> Any:
+    """A progress reporter on stderr: a bar at a terminal, a line per 100 otherwise."""
     interactive = sys.stderr.isatty()
 
     def progress(done: int, total: int) -> None:
         if interactive:
             bar = "#" * (30 * done // total)
-            print(f"\r[{bar:<30}] {done}/{total}", end="", file=sys.stderr, flush=True)
+            end = "\n" if done == total else ""
+            print(f"\r[{bar:<30}] {done}/{total}", end=end, file=sys.stderr, flush=True)
         elif done == total or done % 100 == 0:
-            print(f"replayed {done}/{total}", file=sys.stderr)
+            print(f"{verb} {done}/{total}", file=sys.stderr)
 
+    return progress
+
+
+def replay(args: argparse.Namespace) -> int:
     with _storage(args) as storage:
-        report = storage.replay_journal(progress)
-    if interactive and report.total:
-        print(file=sys.stderr)
+        report = storage.replay_journal(_progress("replayed"))
+    if args.json:
+        print(json.dumps(dataclasses.asdict(report), indent=2))
+        return EXIT_FAILED if report.error else EXIT_OK
     lines: list[tuple[str, list[str]]] = [
         ("removed without a save", report.dropped),
+        ("superseded, removed", report.superseded),
+        ("refused for its data, moved to the dead letters", report.dead_lettered),
         ("saved, not pushed", report.unpushed),
-        ("refused by the database, kept on the journal", report.kept),
     ]
     print(f"journal {storage.config.journal_list}: {report.total} vCon(s) waiting")
     print(f"saved again: {report.replayed}")
@@ -326,6 +336,43 @@ def replay(args: argparse.Namespace) -> int:
     if report.error:
         print(f"stopped, the rest stays journaled: {report.error}")
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def journal_list(args: argparse.Namespace) -> int:
+    with _storage(args) as storage:
+        entries = storage.journal_entries(dead=args.dead)
+        name = storage.config.journal_list + (":dead" if args.dead else "")
+        days = storage.config.journal_retention_days
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return EXIT_OK
+    what = "dead letter(s)" if args.dead else "journaled vCon(s)"
+    print(f"{name}: {len(entries)} {what}, each kept at most {days:g} day(s)")
+    for entry in entries:
+        if args.dead:
+            print(f"{entry['uuid']}  dead since {entry['dead_since']}  {entry['bytes']} B  "
+                  f"{entry['reason']}")  # fmt: skip
+        else:
+            base = entry["base"] if entry["base"] is not None else "unknown"
+            tenant = (entry["tenant"] or {}).get("tenant_id", "as is")
+            print(f"{entry['uuid']}  failed {entry['journaled_at']}  base {base}  "
+                  f"tenant {tenant}  {entry['kept_as']} {entry['bytes']} B")  # fmt: skip
+    return EXIT_OK
+
+
+def journal_purge(args: argparse.Namespace) -> int:
+    with _storage(args) as storage:
+        days = storage.config.journal_retention_days if args.older_than is None else args.older_than
+        what = "dead letters" if args.dead else "journal entries"
+        if not _confirm(args, f"Remove the {what} kept at least {days:g} day(s)?"):
+            print("nothing removed")
+            return EXIT_OK
+        removed = storage.purge_journal(days, dead=args.dead, progress=_progress("checked"))
+    if args.json:
+        print(json.dumps({"removed": removed, "dead": args.dead, "older_than_days": days}))
+    else:
+        print(f"removed {removed} {what} kept at least {days:g} day(s) (or expired)")
     return EXIT_OK
 
 

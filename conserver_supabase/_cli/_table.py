@@ -120,10 +120,26 @@ _REQUEUE = (
     "timezone, e.g. 2026-11-25T09:00:00Z."
 )
 _REPLAY = (
-    "A save that failed for good (after the retries) leaves its vCon on a Redis list, the "
-    "failed-save journal (option journal_list). This saves each one again, oldest first, "
-    "and removes it from the journal once saved. Running it twice is harmless. It stops at "
-    "the first database failure and keeps the rest. Exit code 1 when it stopped early."
+    "A save that failed for good (after the retries) while the database was unavailable "
+    "leaves its vCon on a Redis list, the failed-save journal (option journal_list). This "
+    "saves each one again, oldest first, with the tenant guard the failed save had, and "
+    "only if the database acknowledged no save or delete of that vCon after the failed "
+    "save (else the entry is dropped as superseded, and said so). Entries refused for "
+    "their data move to the dead letters (journal list --dead). Running it twice is "
+    "harmless. It stops at the first database failure (or a refusal a configuration fix "
+    "removes) and keeps the rest. Exit code 1 when it stopped early."
+)
+_JOURNAL_LIST = (
+    "List what the failed-save journal keeps, oldest first: each vCon's uuid, when its "
+    "save failed, what the replay is fenced on (the version the cache knew), its tenant "
+    "guard and its size; with --dead the dead letters and their reasons. Never prints a "
+    "document (they are personal data)."
+)
+_JOURNAL_PURGE = (
+    "Remove journal entries (--dead: dead letters) kept for at least --older-than days "
+    "(default: journal_retention_days; 0: all of them), with their documents, and the "
+    "entries whose vCon already expired. What is removed is never replayed. Asks first "
+    "unless --yes (without a terminal, --yes is required)."
 )
 
 #: Every command, in the order ``--help`` lists them.
@@ -284,6 +300,34 @@ COMMANDS: Final[tuple[Command, ...]] = (
         "replay",
         "save again every vCon on the failed-save journal",
         _REPLAY,
-        groups=("config",),
+        groups=("json", "config"),
+    ),
+    Command(
+        "journal",
+        "list or purge the failed-save journal and its dead letters",
+        "The failed-save journal keeps whole vCons (personal data) for at most "
+        "journal_retention_days; these commands show and remove them.",
+    ),
+    Command(
+        "journal list",
+        "what the journal (or its dead letters) keeps, without the documents",
+        _JOURNAL_LIST,
+        (arg("--dead", action="store_true", help="the dead letters"),),
+        ("json", "config"),
+    ),
+    Command(
+        "journal purge",
+        "remove journal entries or dead letters older than a number of days",
+        _JOURNAL_PURGE,
+        (
+            arg("--dead", action="store_true", help="the dead letters"),
+            arg(
+                "--older-than",
+                type=float,
+                metavar="DAYS",
+                help="entries kept at least DAYS days (default: journal_retention_days)",
+            ),
+        ),
+        ("yes", "json", "config"),
     ),
 )

@@ -30,6 +30,7 @@ class Function:
 FUNCTIONS: Final[Mapping[str, Function]] = {
     "save": Function("conserver_vcon_save", ("p_document", "p_tenant"), "save"),
     "save_many": Function("conserver_vcon_save_many", ("p_documents", "p_tenants"), "save_many"),
+    "replay": Function("conserver_vcon_replay", ("p_document", "p_tenant", "p_base"), "save"),
     "fetch": Function("conserver_vcon_fetch", ("p_uuid",), "load"),
     "fetch_many": Function("conserver_vcon_fetch_many", ("p_uuids",), "load_many"),
     "exists": Function("conserver_vcon_exists", ("p_uuid",), "exists"),
@@ -63,6 +64,16 @@ class Transport:
         stamps = None if tenants is None else [tenant.as_json() for tenant in tenants]
         result = self.call(FUNCTIONS["save_many"], [list(documents), stamps], None)
         return {uuid: int(version) for uuid, version in (result or {}).items()}
+
+    def replay(
+        self, document: Mapping[str, Any], tenant: Tenant | None, base: Mapping[str, Any]
+    ) -> tuple[int, str | None]:
+        vcon_uuid = str(document["uuid"]).lower()
+        stamp = None if tenant is None else tenant.as_json()
+        result = self.call(FUNCTIONS["replay"], [document, stamp, dict(base)], vcon_uuid) or {}
+        if "superseded" in result:
+            return 0, str(result["superseded"])
+        return int(result["version"]), None
 
     def fetch(self, vcon_uuids: Sequence[str]) -> dict[str, Versioned]:
         if len(vcon_uuids) == 1:

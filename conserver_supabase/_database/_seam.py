@@ -51,6 +51,15 @@ class Database(Protocol):
         ``tenant_id`` is left as it is. Always passed, never guessed from the options."""
         ...
 
+    def replay(
+        self, document: Mapping[str, Any], tenant: Tenant | None, base: Mapping[str, Any]
+    ) -> tuple[int, str | None]:
+        """Save one journaled vCon again only if the database acknowledged nothing newer
+        since the failed save (``base``: ``{"version": n}``, ``{"at": epoch}`` or ``{}``,
+        see ``conserver_vcon_replay``); return ``(version, None)`` when it saved, ``(0,
+        why)`` when it wrote nothing (superseded). ``tenant`` as for :meth:`save`."""
+        ...
+
     def fetch(self, vcon_uuids: Sequence[str]) -> dict[str, Versioned]:
         """Return ``{uuid: (vCon, version)}`` for those of ``vcon_uuids`` that exist."""
         ...

@@ -12,15 +12,17 @@
 """
 
 from ._cache import CONSERVER_KEY_PREFIX, CacheUsage, Entry, WriteMode
-from ._journal import JournalEntry
+from ._journal import DeadLetter, Journaled, JournalEntry
 from ._scan import KeyScan, ScannedKey
 from ._tier import RedisTier, StoreOutcome
 
 __all__ = [
     "CONSERVER_KEY_PREFIX",
     "CacheUsage",
+    "DeadLetter",
     "Entry",
     "JournalEntry",
+    "Journaled",
     "KeyScan",
     "RedisTier",
     "ScannedKey",

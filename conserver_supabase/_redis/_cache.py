@@ -226,6 +226,19 @@ class HotTier:
         if lists and not self.pushes_in_write:
             raise ValueError("with Redis Cluster, push the uuid after the write")
 
+    def recorded(self, vcon_uuids: Sequence[str]) -> dict[str, int | None]:
+        """The version each vCon's version key records (a tombstone negative; ``None``:
+        nothing on record), in one round trip. For the journal: it runs even while the
+        circuit breaker skips Redis."""
+        unique = list(dict.fromkeys(vcon_uuids))
+        commands = [("GET", self.version_key(u)) for u in unique]
+        replies = self._guard.call(
+            "journal", None, lambda: Connection.checked(self._redis.pipelined(commands)),
+            always=True,
+        )  # fmt: skip
+        pairs = zip(unique, replies, strict=True)
+        return {u: (int(r) or None) if r is not None else None for u, r in pairs}
+
     def holds_saved(
         self, vcon_uuid: str, *, fallback: Any = RAISE, context: str | None = None
     ) -> bool:

@@ -22,7 +22,8 @@ _HINTS: Final = {
 }
 _PERMISSION_HINT: Final = (
     "the Redis user lacks a permission this storage needs: EVALSHA/EVAL, TYPE, GET, SET, "
-    "EXPIRE, PERSIST, DEL, UNLINK, RPUSH, LRANGE, LREM and JSON.GET/JSON.SET on its keys"
+    "EXPIRE, TTL, STRLEN, DEL, UNLINK, RPUSH, LRANGE, LREM, MULTI/EXEC and JSON.GET/JSON.SET "
+    "on its keys"
 )
 _AUTH_HINT: Final = (
     "Redis refused the credentials: put user and password in redis_url "

@@ -14,7 +14,7 @@ here, in :meth:`RedisTier.store`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from .._config import StorageConfig
@@ -25,7 +25,7 @@ from ._chains import ChainLists
 from ._connect import Connection, connect, location
 from ._conserver import ConserverSide
 from ._guard import Guard
-from ._journal import Journal, JournalEntry
+from ._journal import DeadLetter, Journal, Journaled, JournalEntry
 from ._scan import KeyScan
 
 __all__ = ["RedisTier", "StoreOutcome"]
@@ -66,7 +66,9 @@ class RedisTier:
             new_key_format=config.cache_format,
         )
         self._chains = ChainLists(self._connection, self._guard)
-        self._journal = Journal(self._connection, self._guard, config.journal_list)
+        self._journal = Journal(
+            self._connection, self._guard, config.journal_list, config.journal_retention
+        )
         #: What the conserver itself does to this Redis (for the demo and tests).
         self.conserver = ConserverSide(self._connection, self._guard)
 
@@ -251,17 +253,43 @@ class RedisTier:
     def journal_name(self) -> str:
         return self._journal.name
 
+    @property
+    def journal_retention(self) -> int:
+        """Seconds the journal keeps a vCon (documents, dead letters, working copies)."""
+        return self._journal.retention
+
     def journal(self, entries: Sequence[JournalEntry]) -> None:
-        """Keep failed saves on the journal; raises :class:`CacheError`."""
-        self._journal.keep(entries)
+        """Keep failed saves on the journal, each with the version the cache knew of it
+        (its base: what the replay is fenced on); raises :class:`CacheError`."""
+        bases = self._cache.recorded([entry.vcon_uuid for entry in entries])
+        self._journal.keep(entries, bases)
 
-    def journaled(self) -> list[str]:
-        """The journaled uuids, oldest first; raises :class:`CacheError`."""
-        return self._journal.uuids()
+    def journaled(self, dead: bool = False) -> list[str]:
+        """The journaled (or dead-lettered) uuids, oldest first, each once; raises
+        :class:`CacheError`."""
+        return list(dict.fromkeys(self._journal.uuids(dead=dead)))
 
-    def journaled_document(self, vcon_uuid: str) -> str | None:
-        """The document journaled for ``vcon_uuid`` (None: its working copy was kept)."""
-        return self._journal.document(vcon_uuid)
+    def journaled_entry(self, vcon_uuid: str) -> Journaled:
+        """What the journal keeps for ``vcon_uuid``; raises :class:`CacheError`."""
+        return self._journal.entry(vcon_uuid)
+
+    def journal_sizes(self) -> list[tuple[Journaled, int]]:
+        """Every journal entry with its document's size; raises :class:`CacheError`."""
+        return list(self._journal.sizes(self.journaled()))
+
+    def dead_letters(self, with_documents: bool = False) -> list[DeadLetter]:
+        """The dead letters kept; raises :class:`CacheError`."""
+        return self._journal.dead_letters(with_documents)
+
+    def bury(self, entry: Journaled, document: str | None, reason: str, code: str | None) -> None:
+        """Move a journal entry the database refused for its data to the dead letters."""
+        self._journal.bury(entry, document, reason, code)
+
+    def purge_journal(
+        self, older_than: float, dead: bool, progress: Callable[[int, int], None] | None
+    ) -> int:
+        """Remove journal entries (or dead letters) older than ``older_than`` seconds."""
+        return self._journal.purge(older_than, dead=dead, progress=progress)
 
     def drop_journaled(self, vcon_uuid: str) -> None:
         """A deleted vCon leaves the journal (every entry, its document; a working copy

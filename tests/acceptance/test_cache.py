@@ -12,6 +12,7 @@ import pytest
 
 from conserver_supabase import CacheError
 from conserver_supabase._redis._cache import LEFT, WRITTEN, Entry
+from conserver_supabase._redis._journal import JournalEntry
 
 from ..behaviour.cache import (  # the shared suite, run here on real Redis
     TestChainLists,
@@ -170,7 +171,7 @@ def test_a_missing_permission_names_what_is_needed(redis_url: str, client: Any) 
 
 
 #: Commands on one key, or on none (SCAN, SCRIPT LOAD, INFO).
-_SINGLE_KEY = {"GET", "SET", "RPUSH", "PERSIST", "LRANGE", "LREM", "TYPE", "EXISTS",
+_SINGLE_KEY = {"GET", "SET", "RPUSH", "TTL", "STRLEN", "LRANGE", "LREM", "TYPE", "EXISTS",
                "MEMORY USAGE", "JSON.GET", "JSON.SET", "EXPIRE", "SCAN", "INFO",
                "SCRIPT LOAD", "DEL", "UNLINK"}  # fmt: skip
 
@@ -288,8 +289,9 @@ def test_in_cluster_mode_no_command_spans_two_hash_slots(
         assert store.exists(one["uuid"])
         assert store.get_many([d["uuid"] for d in batch]) == {d["uuid"]: d for d in batch}
         store.delete_vcon(batch[0]["uuid"])
-        cache.journal(store.config.journal_list, [(one["uuid"], cache.key(one["uuid"]), None)])
-        cache.journal(store.config.journal_list, [(batch[1]["uuid"], None, json.dumps(batch[1]))])
+        journal = store.config.journal_list
+        cache.journal(journal, [JournalEntry(one["uuid"], cache.key(one["uuid"]), None)])
+        cache.journal(journal, [JournalEntry(batch[1]["uuid"], None, json.dumps(batch[1]))])
         assert store.replay_journal().replayed == 2
         client.execute_command("DEL", cache.key(batch[2]["uuid"]))
         known = [Entry(d["uuid"], json.dumps(d), "known", 1) for d in batch[2:]]

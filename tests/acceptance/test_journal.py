@@ -7,25 +7,21 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from typing import Any
 
-import psycopg
 import pytest
 
 from conserver_supabase import (
     DatabaseRejectedError,
     DatabaseUnavailableError,
     InvalidVconError,
-    SupabaseStorage,
 )
 
+from ..support.journaled import JOURNAL, KEY, RETENTION, in_database, storage
 from ..support.postgrest_standin import PostgrestStandIn
 from ..support.services import environment_without_services, redis_client
 from ..support.vcons import sample
 
 pytestmark = pytest.mark.integration
-KEY = "journal-test-key"
-JOURNAL = "conserver_supabase:journal"
 
 
 @pytest.fixture
@@ -34,28 +30,10 @@ def server(database_url: str) -> Iterator[PostgrestStandIn]:
         yield stand_in
 
 
-def storage(server: PostgrestStandIn, redis_url: str, **options: Any) -> SupabaseStorage:
-    return SupabaseStorage(
-        {
-            "url": server.url,
-            "key": KEY,
-            "redis_url": redis_url,
-            "retry_deadline": 0.2,
-            "cache_ttl": 300,
-            **options,
-        }
-    )
-
-
-def in_database(database_url: str, vcon_uuid: str) -> Any:
-    with psycopg.connect(database_url) as conn:
-        return conn.execute("SELECT conserver_vcon_load(%s)", [vcon_uuid]).fetchone()[0]
-
-
 def test_a_conserver_save_that_fails_is_journaled_and_replayed(
     server: PostgrestStandIn, redis_json_url: str, database_url: str
 ) -> None:
-    """The working copy loses its TTL and the uuid is journaled; replay saves it and
+    """The working copy is kept for the retention and the uuid is journaled; replay saves it and
     gives the key its TTL back."""
     r = redis_client(redis_json_url)
     document = sample()
@@ -70,7 +48,7 @@ def test_a_conserver_save_that_fails_is_journaled_and_replayed(
         assert "failed-save journal" in str(caught.value)
         assert "conserver-supabase replay" in str(caught.value)
         assert r.lrange(JOURNAL, 0, -1) == [document["uuid"].encode()]
-        assert r.ttl(key) == -1  # cannot expire before the replay
+        assert RETENTION - 5 <= r.ttl(key) <= RETENTION  # kept for the replay, not forever
         server.faults = []
         report = store.replay_journal()
         assert (report.total, report.replayed, report.error) == (1, 1, None)
@@ -130,21 +108,25 @@ def test_when_redis_is_down_too_the_error_says_so(
     assert "could NOT be journaled" in str(caught.value)
 
 
-def test_rejections_are_journaled_and_invalid_vcons_are_not(
+def test_refusals_and_invalid_vcons_are_not_journaled(
     server: PostgrestStandIn, redis_json_url: str
 ) -> None:
-    """A rejected save (wrong key, missing migration) can succeed after a fix; an
-    invalid vCon never can, and nothing of it is kept."""
+    """A refusal (a wrong key) is not transient: raised at once with the fix, never
+    journaled (every replay would be refused too until the fix); an invalid vCon never
+    can be saved. Nothing of either is kept."""
     r = redis_client(redis_json_url)
     with storage(server, redis_json_url, key="wrong") as store:
         with pytest.raises(DatabaseRejectedError) as caught:
             store.save_vcon(sample())
-        assert caught.value.journaled is True
+        assert caught.value.journaled is False
+        assert caught.value.attempts == 1
+        assert "service-role key" in str(caught.value)
         bad = sample()
         bad["dialog"][0]["type"] = "hologram"
         with pytest.raises(InvalidVconError):
             store.save_vcon(bad)
-    assert r.llen(JOURNAL) == 1
+    assert r.llen(JOURNAL) == 0
+    assert r.keys(f"{JOURNAL}*") == []
 
 
 def test_the_replay_command(
@@ -172,19 +154,25 @@ def test_the_replay_command(
     assert in_database(database_url, document["uuid"]) == document
 
 
-def test_a_replay_keeps_rejected_entries_and_goes_on(
+def test_a_replay_refused_by_the_configuration_stops_and_keeps_everything(
     server: PostgrestStandIn, redis_json_url: str, database_url: str
 ) -> None:
-    """A refusal (here a wrong key) keeps the entry for later and does not stop the rest;
-    with the key fixed, the next replay saves everything."""
+    """Journaled during an outage, replayed with a wrong key: the refusal is the
+    configuration's, not the vCons', so the replay stops at once and keeps every entry
+    (none is dead-lettered); with the key fixed, the next replay saves everything."""
     r = redis_client(redis_json_url)
     documents = [sample(), sample()]
-    with storage(server, redis_json_url, key="wrong") as store:
+    server.faults = ["503"] * 1000
+    with storage(server, redis_json_url) as store:
         for document in documents:
-            with pytest.raises(DatabaseRejectedError):
+            with pytest.raises(DatabaseUnavailableError):
                 store.save_vcon(document)
+    server.faults = []
+    with storage(server, redis_json_url, key="wrong") as store:
         report = store.replay_journal()
-    assert (report.total, report.replayed, len(report.kept), report.error) == (2, 0, 2, None)
+    assert (report.total, report.replayed, report.dead_lettered) == (2, 0, [])
+    assert report.error is not None
+    assert "service-role key" in report.error
     assert r.llen(JOURNAL) == 2
     with storage(server, redis_json_url) as store:
         assert store.replay_journal().replayed == 2
@@ -218,8 +206,8 @@ def test_a_delete_takes_its_vcon_off_the_journal(
 def test_a_delete_gives_a_journaled_working_copy_its_ttl_back(
     server: PostgrestStandIn, redis_json_url: str
 ) -> None:
-    """The journal kept the conserver's working copy without a TTL; once the vCon is
-    deleted nothing replays it, and Redis expires it as it would have."""
+    """The journal kept the conserver's working copy for the retention; once the vCon is
+    deleted nothing replays it, and Redis expires it with the cache's TTL."""
     r = redis_client(redis_json_url)
     document = sample()
     key = f"vcon:{document['uuid']}"
@@ -229,7 +217,7 @@ def test_a_delete_gives_a_journaled_working_copy_its_ttl_back(
         server.faults = ["503"] * 1000
         with pytest.raises(DatabaseUnavailableError):
             store.save_working_copy(document["uuid"])
-        assert r.ttl(key) == -1
+        assert r.ttl(key) > 300
         server.faults = []
         assert store.delete_vcon(document["uuid"]) is False  # never saved
         assert r.llen(JOURNAL) == 0

@@ -39,6 +39,12 @@ class CountingDatabase:
                 self.before_load(vcon_uuid)
         return found
 
+    def replay(
+        self, document: Mapping[str, Any], tenant: Tenant | None, base: Mapping[str, Any]
+    ) -> tuple[int, str | None]:
+        self.calls.append("replay")
+        return self.inner.replay(document, tenant, base)
+
     def exists(self, vcon_uuid: str) -> bool:
         self.calls.append("exists")
         return self.inner.exists(vcon_uuid)

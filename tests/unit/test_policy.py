@@ -117,7 +117,8 @@ def test_a_failed_database_write_touches_only_the_journal(
     with pytest.raises(DatabaseUnavailableError):
         store.save_vcon(document)
     journal = "conserver_supabase:journal"
-    assert set(redis.keys("*")) == {journal.encode(), f"{journal}:vcon:{document['uuid']}".encode()}
+    kept = {journal, f"{journal}:vcon:{document['uuid']}", f"{journal}:meta:{document['uuid']}"}
+    assert set(redis.keys("*")) == {key.encode() for key in kept}
 
 
 def test_a_save_that_fails_while_a_replay_runs_is_journaled(
