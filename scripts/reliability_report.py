@@ -35,6 +35,7 @@ from tests.support.coherency import run_coherency  # noqa: E402
 from tests.support.fault_scenarios import SCENARIOS, Services, run_kill, run_scenario  # noqa: E402
 from tests.support.faults import CuttableProxy, postgres_upstream  # noqa: E402
 from tests.support.postgrest_standin import PostgrestStandIn  # noqa: E402
+from tests.support.promise_scenarios import SCENARIOS as PROMISE  # noqa: E402
 
 KEY = "reliability-report-key"
 
@@ -79,7 +80,14 @@ def main() -> int:
                 )
                 print(f"{scenario.name}: {time.monotonic() - began:.1f} s", file=sys.stderr)
                 faults.append(dataclasses.asdict(report))
+            promise = []
+            for promised in PROMISE:
+                redis_server.restart()
+                row = promised(services)
+                print(f"{row.scenario}: {row.operations} calls", file=sys.stderr)
+                promise.append(dataclasses.asdict(row))
         results["faults"] = faults
+        results["promise"] = promise
         redis_server.restart()
         kill = run_kill(postgres.url, redis_server.url, rounds=args.kill_rounds)
         results["kill"] = dataclasses.asdict(kill)
@@ -95,6 +103,9 @@ def main() -> int:
         args.json.write_text(json.dumps(results, indent=2) + "\n", "utf-8")
     bad = (
         any(f["lost"] or f["unexpected"] or f["reads_wrong"] for f in faults)
+        or any(
+            p["lost"] or p["stale"] or p["reverted"] or p["slowest"] > p["bound"] for p in promise
+        )
         or kill.lost
         or kill.half_written
         or coherency.violations
@@ -124,6 +135,7 @@ def render(results: dict[str, object]) -> str:
             f"| {f['refused']} | {f['unpushed']} | {f['lost']} | {f['after_replay']}/{kept} "
             f"| {f['reads']} ({f['reads_failed']}, {f['reads_wrong']}) | {f['slowest']:.2f} s |"
         )
+    lines += ["", *render_promise(results["promise"])]
     lines += [
         "",
         "| process killed mid-save | rounds | saves started | reported done | in flight at "
@@ -145,6 +157,21 @@ def render(results: dict[str, object]) -> str:
         f"| {coherency['final_mismatches'] + coherency['final_get_mismatches']} |",
     ]
     return "\n".join(lines)
+
+
+def render_promise(rows: object) -> list[str]:
+    """The second table: the promise (nothing lost, stale or reverted; bounded calls)."""
+    assert isinstance(rows, list)
+    lines = [
+        "| scenario | calls | lost | stale reads | reverted | slowest call | bound |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['scenario']} | {r['operations']} | {r['lost']} | {r['stale']} "
+            f"| {r['reverted']} | {r['slowest']:.2f} s | {r['bound']:.2f} s |"
+        )
+    return lines
 
 
 if __name__ == "__main__":

@@ -1,0 +1,191 @@
+"""The promise under faults: nothing lost, nothing stale, nothing reverted, every call
+within its bound. Each scenario plays one fault the issue tracker measured, counts what
+broke the promise, and returns a :class:`PromiseRow`; scripts/reliability_report.py
+prints them as the second table of docs/reliability.md, and
+tests/acceptance/test_promise.py runs each on real services and expects zeros.
+
+A scenario gets :class:`~tests.support.fault_scenarios.Services` (the PostgREST stand-in
+plays the database outage with HTTP 503) and a vCon count; every run is bounded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from conserver_supabase import (
+    DatabaseRejectedError,
+    DatabaseUnavailableError,
+    SupabaseStorage,
+    testing,
+)
+
+from .fault_scenarios import Services
+
+JOURNAL = "conserver_supabase:journal"
+
+
+@dataclasses.dataclass
+class PromiseRow:
+    scenario: str
+    operations: int = 0
+    lost: int = 0  # acknowledged (or journaled) writes the database does not hold
+    stale: int = 0  # reads that returned a document older than the database's
+    reverted: int = 0  # acknowledged writes undone (a delete undone, an older document back)
+    slowest: float = 0.0  # seconds, the longest single call
+    bound: float = 0.0  # seconds every call had to stay within
+    examples: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def broken(self) -> bool:
+        return bool(self.lost or self.stale or self.reverted or self.slowest > self.bound)
+
+
+class _Clock:
+    """Times every call made through :meth:`call`."""
+
+    def __init__(self, row: PromiseRow) -> None:
+        self.row = row
+
+    def call[R](self, function: Callable[..., R], *args: Any) -> R:
+        began = time.monotonic()
+        try:
+            self.row.operations += 1
+            return function(*args)
+        finally:
+            self.row.slowest = max(self.row.slowest, time.monotonic() - began)
+
+
+def _options(services: Services, **extra: Any) -> dict[str, Any]:
+    return {
+        "url": services.stand_in.url,
+        "key": services.key,
+        "redis_url": services.redis.url,
+        "retry_deadline": 0.5,
+        "timeout": 0.5,
+        "redis_timeout": 0.25,
+        "cache_ttl": 600,
+        **extra,
+    }
+
+
+def _in_database(services: Services, vcon_uuid: str) -> Any:
+    with psycopg.connect(services.database_url) as conn:
+        row = conn.execute("SELECT conserver_vcon_load(%s)", [vcon_uuid]).fetchone()
+    return None if row is None else row[0]
+
+
+def _journal_during_outage(
+    services: Services, store: SupabaseStorage, clock: _Clock, documents: list[Any]
+) -> None:
+    """Each save fails while the database answers 503: each is journaled."""
+    services.stand_in.sticky = "503"
+    try:
+        for document in documents:
+            try:
+                clock.call(store.save_vcon, document)
+            except DatabaseUnavailableError as exc:
+                if not exc.journaled:
+                    raise
+    finally:
+        services.stand_in.sticky = None
+
+
+def replay_after_later_writes(services: Services, count: int = 30) -> PromiseRow:
+    """Saved; a save of each fails and is journaled; then, with the database back, a
+    third is saved again (acknowledged), a third deleted (half by this storage, half by
+    another writer in SQL, which leaves this journal alone), a third left alone; then
+    replay. Reverted: a later save or a delete undone. Lost: an untouched vCon without
+    its journaled document."""
+    row = PromiseRow("replay after a later save and after a delete", bound=1.5)
+    clock = _Clock(row)
+    documents = [testing.make_vcon() for _ in range(count)]
+    with SupabaseStorage(_options(services)) as store:
+        for document in documents:
+            clock.call(store.save_vcon, document)
+        failed = [{**d, "subject": f"journaled {d['uuid']}"} for d in documents]
+        _journal_during_outage(services, store, clock, failed)
+        expected: dict[str, Any] = {}
+        for index, document in enumerate(failed):
+            vcon_uuid = document["uuid"]
+            if index % 3 == 0:
+                later = {**document, "subject": "acknowledged later"}
+                clock.call(store.save_vcon, later)
+                expected[vcon_uuid] = later
+            elif index % 3 == 1:
+                if index % 2:
+                    clock.call(store.delete_vcon, vcon_uuid)
+                else:
+                    with psycopg.connect(services.database_url, autocommit=True) as conn:
+                        conn.execute("SELECT conserver_vcon_remove(%s)", [vcon_uuid])
+                expected[vcon_uuid] = None
+            else:
+                expected[vcon_uuid] = document
+        clock.call(store.replay_journal)
+        for index, (vcon_uuid, wanted) in enumerate(expected.items()):
+            _judge(row, vcon_uuid, wanted, _in_database(services, vcon_uuid))
+            if index % 3 == 1 and index % 2 == 0:
+                continue  # another writer's delete: its invalidation is the change feed's
+            served = clock.call(store.get_vcon, vcon_uuid)
+            if served != wanted:
+                row.stale += 1
+                row.examples.append(f"get {vcon_uuid}: {_subject(served)}, not {_subject(wanted)}")
+    return row
+
+
+def _judge(row: PromiseRow, vcon_uuid: str, wanted: Any, stored: Any) -> None:
+    if stored == wanted:
+        return
+    if wanted is not None and wanted["subject"].startswith("journaled"):
+        row.lost += 1
+    else:
+        row.reverted += 1
+    row.examples.append(f"{vcon_uuid}: database holds {_subject(stored)}, not {_subject(wanted)}")
+
+
+def _subject(document: Any) -> str:
+    return "nothing" if document is None else repr(document.get("subject"))
+
+
+def replay_across_tenants(services: Services, count: int = 10) -> PromiseRow:
+    """Tenant B's vCons; tenant A's storage saves them: refused (not journaled); in an
+    outage its saves are journaled; a replay from a storage without tenant options must
+    leave every B vCon as B saved it."""
+    row = PromiseRow("replay across tenants", bound=1.5)
+    clock = _Clock(row)
+    owned = [testing.make_vcon() for _ in range(count)]
+    with SupabaseStorage(_options(services, tenant_id="tenant-b")) as tenant_b:
+        for document in owned:
+            clock.call(tenant_b.save_vcon, document)
+    theirs = [{**d, "subject": "tenant A's document"} for d in owned]
+    with SupabaseStorage(_options(services, tenant_id="tenant-a")) as tenant_a:
+        for document in theirs:
+            try:
+                clock.call(tenant_a.save_vcon, document)
+                row.reverted += 1  # taken over
+            except DatabaseRejectedError as exc:
+                if exc.journaled:
+                    row.examples.append(f"refused but journaled: {exc}")
+                    row.reverted += 1
+        _journal_during_outage(services, tenant_a, clock, theirs)
+    with SupabaseStorage(_options(services)) as environment:
+        clock.call(environment.replay_journal)
+        for document in owned:
+            stored = _in_database(services, document["uuid"])
+            if stored != document:
+                row.reverted += 1
+                row.examples.append(f"{document['uuid']}: holds {_subject(stored)}")
+            served = clock.call(environment.get_vcon, document["uuid"])
+            row.stale += served != document
+    return row
+
+
+#: Every scenario of this module, in the order of the table.
+SCENARIOS: tuple[Callable[[Services], PromiseRow], ...] = (
+    replay_after_later_writes,
+    replay_across_tenants,
+)
