@@ -4,33 +4,46 @@ bound."""
 
 from __future__ import annotations
 
+import contextlib
 import types
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
+from conserver_supabase.testing import EmbeddedRedis
+
 from ..support.fault_scenarios import Services
 from ..support.postgrest_standin import PostgrestStandIn
-from ..support.promise_scenarios import SCENARIOS, PromiseRow
+from ..support.promise_scenarios import KILLS_REDIS, SCENARIOS, PromiseRow
+from ..support.services import unavailable
 
 pytestmark = pytest.mark.integration
 KEY = "promise-test-key"
 
 
+@pytest.fixture(params=SCENARIOS, ids=lambda s: s.__name__)
+def scenario(request: pytest.FixtureRequest) -> Callable[..., PromiseRow]:
+    chosen: Callable[..., PromiseRow] = request.param
+    return chosen
+
+
 @pytest.fixture
-def services(database_url: str, redis_json_url: str) -> Iterator[Services]:
-    with PostgrestStandIn(database_url, key=KEY) as stand_in:
-        yield Services(
-            database_url=database_url,
-            proxied_url="",
-            redis=types.SimpleNamespace(url=redis_json_url),
-            proxy=None,
-            stand_in=stand_in,
-            key=KEY,
-        )
+def services(
+    scenario: Callable[..., PromiseRow], database_url: str, redis_json_url: str
+) -> Iterator[Services]:
+    """The shared Redis, or a Redis of the scenario's own when it kills Redis."""
+    with contextlib.ExitStack() as stack:
+        redis: Any = types.SimpleNamespace(url=redis_json_url)
+        if scenario.__name__ in KILLS_REDIS:
+            try:
+                redis = stack.enter_context(EmbeddedRedis())
+            except Exception as exc:  # any start failure: report, do not hide
+                unavailable(f"embedded Redis did not start: {exc}")
+        stand_in = stack.enter_context(PostgrestStandIn(database_url, key=KEY))
+        yield Services(database_url, "", redis, None, stand_in, KEY)
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
 def test_the_promise_holds(services: Services, scenario: Callable[..., PromiseRow]) -> None:
     row = scenario(services, count=12)
     assert row.operations > 12

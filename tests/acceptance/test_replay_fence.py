@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conserver_supabase import DatabaseRejectedError, DatabaseUnavailableError, SupabaseStorage
+from conserver_supabase import (
+    DatabaseRejectedError,
+    DatabaseUnavailableError,
+    InvalidVconError,
+    SupabaseStorage,
+)
 
 from ..support.journaled import JOURNAL, KEY, in_database, storage
 from ..support.postgrest_standin import PostgrestStandIn
@@ -215,3 +221,26 @@ def test_the_journal_keeps_for_the_retention_and_the_commands_list_and_purge(
     assert json.loads(purged.stdout) == {"removed": 1, "dead": False, "older_than_days": 0.0}
     assert "checked 1/1" in purged.stderr
     assert r.keys(f"{JOURNAL}*") == []
+
+
+def test_the_fence_rule_on_both_transports(transport: Any) -> None:
+    """conserver_vcon_replay itself, row by row of docs/reliability.md's table."""
+    document = sample()
+    vcon_uuid = document["uuid"]
+    assert transport.save([document], None) == {vcon_uuid: 1}
+    assert transport.replay(document, None, {"version": 1}) == (2, None)
+    version, why = transport.replay(document, None, {"version": 1})
+    assert (version, "holds version 2" in str(why)) == (0, True)
+    assert transport.replay(document, None, {"at": time.time() - 60})[0] == 0  # saved since
+    assert transport.replay(document, None, {"at": time.time() + 60}) == (3, None)
+    assert transport.replay(document, None, {})[0] == 0  # no base: only an unknown vCon
+    assert transport.delete(vcon_uuid) == 4
+    assert transport.replay(document, None, {"version": 3})[1] is not None
+    assert transport.replay(document, None, {"version": -4}) == (5, None)
+    assert transport.delete(vcon_uuid) == 6
+    version, why = transport.replay(document, None, {"version": -4})
+    assert (version, "deleted it again (version 6)" in str(why)) == (0, True)
+    fresh = sample()
+    assert transport.replay(fresh, None, {}) == (1, None)
+    with pytest.raises(InvalidVconError, match="replay base"):
+        transport.replay(fresh, None, {"version": "1"})

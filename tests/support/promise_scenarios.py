@@ -16,7 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+import redis
 
+import conserver_supabase
 from conserver_supabase import (
     DatabaseRejectedError,
     DatabaseUnavailableError,
@@ -184,8 +186,53 @@ def replay_across_tenants(services: Services, count: int = 10) -> PromiseRow:
     return row
 
 
+def breaker_recovery_through_the_hook(services: Services, count: int = 40) -> PromiseRow:
+    """The conserver's save hook (a RedisJSON working copy, then ``save``) before, while
+    and after Redis is killed and restarted: once Redis is back and the cool-down has
+    passed, every hook save must succeed (lost: one that raised) and every vCon read
+    back as saved (stale). Needs ``services.redis`` to be killable (EmbeddedRedis)."""
+    row = PromiseRow("breaker recovery through the hook", bound=1.5)
+    clock = _Clock(row)
+    cooldown = 0.5
+    opts = {"database_url": services.database_url, "redis_url": services.redis.url,
+            "redis_cooldown": cooldown, "redis_timeout": 0.25, "retry_deadline": 0.5}  # fmt: skip
+    saved: dict[str, Any] = {}
+    with SupabaseStorage(opts) as store:
+
+        def hook_save(document: Any) -> None:
+            key = f"vcon:{document['uuid']}"
+            redis.Redis.from_url(services.redis.url).json().set(key, "$", document)
+            clock.call(conserver_supabase.save, document["uuid"], opts)
+            saved[document["uuid"]] = document
+
+        for _ in range(count // 2):
+            hook_save(testing.make_vcon())
+        services.redis.kill()
+        for vcon_uuid, document in list(saved.items())[: count // 4]:
+            changed = {**document, "subject": "saved while Redis was down"}
+            clock.call(store.save_vcon, changed)  # commits; the cache write is skipped
+            saved[vcon_uuid] = changed
+        services.redis.restart()
+        time.sleep(cooldown + 0.1)
+        for _ in range(count // 2):
+            try:
+                hook_save(testing.make_vcon())
+            except Exception as exc:
+                row.lost += 1
+                row.examples.append(f"hook save after the recovery: {exc}")
+        for vcon_uuid, document in saved.items():
+            if clock.call(store.get_vcon, vcon_uuid) != document:
+                row.stale += 1
+                row.examples.append(f"get {vcon_uuid} after the recovery")
+    return row
+
+
+#: Scenarios that kill Redis: they need a Redis of their own.
+KILLS_REDIS = frozenset({"breaker_recovery_through_the_hook"})
+
 #: Every scenario of this module, in the order of the table.
 SCENARIOS: tuple[Callable[[Services], PromiseRow], ...] = (
     replay_after_later_writes,
     replay_across_tenants,
+    breaker_recovery_through_the_hook,
 )
