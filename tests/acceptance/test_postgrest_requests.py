@@ -46,9 +46,11 @@ def store(redis_json_url: str) -> Iterator[SupabaseStorage]:
 
 
 def journal_only(vcon_uuid: str) -> set[bytes]:
-    """What a failed save leaves in Redis: the journal entry and the document, nothing else."""
+    """What a failed save leaves in Redis: the journal entry, the document and what the
+    replay is fenced on, nothing else."""
     journal = "conserver_supabase:journal"
-    return {journal.encode(), f"{journal}:vcon:{vcon_uuid}".encode()}
+    kept = (journal, f"{journal}:vcon:{vcon_uuid}", f"{journal}:meta:{vcon_uuid}")
+    return {key.encode() for key in kept}
 
 
 def sent(call: Any) -> tuple[str, str, Any]:
@@ -161,7 +163,9 @@ class TestFailureShapes:
         assert document["uuid"] in str(caught.value)
         assert KEY not in str(caught.value)
         assert len(respx_mock.calls) == 1  # supabase-py itself never retries a POST
-        assert set(r.keys("*")) == journal_only(document["uuid"])
+        # Only a transient failure is journaled; a refusal (401) leaves nothing behind.
+        journaled = error is DatabaseUnavailableError
+        assert set(r.keys("*")) == (journal_only(document["uuid"]) if journaled else set())
 
     def test_the_sql_guard_becomes_an_invalid_vcon_error(
         self, respx_mock: respx.MockRouter, store: SupabaseStorage, r: Any

@@ -185,7 +185,7 @@ class TestPrivileges:
             "SELECT proname, prosecdef, proconfig FROM pg_proc "
             "WHERE proname LIKE 'conserver\\_%' ORDER BY proname"
         ).fetchall()
-        assert len(found) == 31  # the dialog and analysis tsvector triggers share one since 0003
+        assert len(found) == 32  # the dialog and analysis tsvector triggers share one since 0003
         for name, definer, config in found:
             # The one definer: the delete trigger, so vcon-mcp's deletes as authenticated
             # can record the tombstone (test_every_way_of_deleting_leaves_the_tombstone).
