@@ -66,6 +66,7 @@ DEFAULT_OPTIONS: Final[Mapping[str, Any]] = {
     "redis_timeout": 2.0,
     "redis_cooldown": 10.0,
     "redis_failover_timeout": 5.0,
+    "cache_suspect_limit": 10000,
     "retry_deadline": 10.0,
     "max_body_bytes": 10 * 1024 * 1024,
     "journal_list": "conserver_supabase:journal",
@@ -130,6 +131,7 @@ class StorageConfig:
     redis_timeout: float = 2.0
     redis_cooldown: float = 10.0
     redis_failover_timeout: float = 5.0
+    cache_suspect_limit: int = 10000
     retry_deadline: float = 10.0
     max_body_bytes: int = 10 * 1024 * 1024
     journal_list: str = "conserver_supabase:journal"
@@ -332,6 +334,9 @@ def _redis_options(values: Mapping[str, Any]) -> dict[str, Any]:
         "redis_cooldown": as_seconds("redis_cooldown", values["redis_cooldown"]),
         "redis_failover_timeout": as_seconds(
             "redis_failover_timeout", values["redis_failover_timeout"]
+        ),
+        "cache_suspect_limit": as_int(
+            "cache_suspect_limit", values["cache_suspect_limit"], minimum=0
         ),
         "journal_list": as_str("journal_list", values["journal_list"]),
         "journal_retention_days": as_float(

@@ -109,7 +109,11 @@ class Reads:
             pending = [vcon_uuid for vcon_uuid in missing if vcon_uuid not in found]
         if pending:
             answers = self._retrying(operation, lambda: self._database.fetch(pending))
-            for vcon_uuid, (document, version) in answers.items():
+            for vcon_uuid in pending:
+                if vcon_uuid not in answers:
+                    self._redis.absent(vcon_uuid)  # repairs an entry that may be stale
+                    continue
+                document, version = answers[vcon_uuid]
                 filled += self._redis.fill(vcon_uuid, dumps(document), version)
                 found[vcon_uuid] = document
         return found, filled

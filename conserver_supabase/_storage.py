@@ -422,9 +422,13 @@ class SupabaseStorage:
         histogram (bucket upper bounds in ms) and the p50/p95 bucket bounds; ``cache``:
         hits, misses, fills, errors, hit ratio; ``retries`` (database retry attempts);
         ``journaled`` (vCons put on the failed-save journal); ``circuit`` (the Redis
-        circuit breaker: closed, open or probing).
+        circuit breaker: closed, open or probing); ``suspect_keys``: the cached vCons this
+        process does not serve because a write or invalidation of them was skipped or
+        failed (``tracked``), whether it serves no hit at all after more than
+        ``cache_suspect_limit`` of them (``distrusting_all``, for ``distrust_seconds_left``),
+        and how many were marked and repaired.
         """
-        return self._telemetry.stats()
+        return {**self._telemetry.stats(), "suspect_keys": self._redis.suspects.summary()}
 
     # --- lifecycle --------------------------------------------------------------
 

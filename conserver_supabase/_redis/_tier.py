@@ -20,13 +20,14 @@ from typing import Any, Final
 from .._config import StorageConfig
 from .._errors import CacheError
 from .._telemetry import Telemetry, note_cache
-from ._cache import CONSERVER_KEY_PREFIX, CacheUsage, Entry, HotTier
+from ._cache import CONSERVER_KEY_PREFIX, FENCED, CacheUsage, Entry, HotTier
 from ._chains import ChainLists
 from ._connect import Connection, connect, location
 from ._conserver import ConserverSide
 from ._guard import Guard
 from ._journal import DeadLetter, Journal, Journaled, JournalEntry
 from ._scan import KeyScan
+from ._suspects import Suspects
 
 __all__ = ["RedisTier", "StoreOutcome"]
 
@@ -65,6 +66,8 @@ class RedisTier:
             ttl=config.cache_ttl,
             new_key_format=config.cache_format,
         )
+        #: The vCons whose entry may be stale after a skipped or failed write (_suspects).
+        self.suspects = Suspects(config.cache_suspect_limit, config.cache_ttl)
         self._chains = ChainLists(self._connection, self._guard)
         self._journal = Journal(
             self._connection, self._guard, config.journal_list, config.journal_retention
@@ -96,7 +99,12 @@ class RedisTier:
     # --- reads ------------------------------------------------------------------------
 
     def cached(self, vcon_uuid: str) -> dict[str, Any] | None:
-        """The cached vCon (a hit), or ``None``: a miss, or Redis failed (fail-open)."""
+        """The cached vCon (a hit), or ``None``: a miss, Redis failed (fail-open), or the
+        entry may be stale (this process skipped or failed a write of it: the database
+        answers, and :meth:`fill` repairs the entry)."""
+        if not self.suspects.trusted(vcon_uuid):
+            self._outcome("misses", "miss")
+            return None
         context = "reading the database instead"
         value = self._cache.read(
             self._cache.key(vcon_uuid), vcon_uuid, fallback=_FAILED, context=context
@@ -126,7 +134,10 @@ class RedisTier:
         return key, self._cache.read(key, vcon_uuid, "working copy read")
 
     def holds_saved(self, vcon_uuid: str) -> bool | None:
-        """Whether the cache holds the vCon as a save left it; ``None``: Redis cannot say."""
+        """Whether the cache holds the vCon as a save left it; ``None``: Redis cannot say
+        (it failed, or the entry may be stale)."""
+        if not self.suspects.trusted(vcon_uuid):
+            return None
         held = self._cache.holds_saved(
             vcon_uuid, fallback=None, context="asking the database instead"
         )
@@ -135,20 +146,45 @@ class RedisTier:
         return held
 
     def fill(self, vcon_uuid: str, document: str, version: int) -> bool:
-        """Cache a vCon read from the database, unless a key or a newer version is there."""
+        """Cache a vCon read from the database, unless a key or a newer version is there.
+        An entry that may be stale is overwritten instead (the fence keeps anything newer)
+        and trusted again once Redis confirms it."""
+        suspect = not self.suspects.trusted(vcon_uuid)
         status = self._cache.write(
-            Entry(vcon_uuid, document, "fill", version),
+            Entry(vcon_uuid, document, "overwrite" if suspect else "fill", version),
             fallback=None,
             context="the vCon was read from the database",
         )
+        if suspect and status is not None:
+            self.suspects.repaired_one(vcon_uuid)
         if status == 1:
             self._telemetry.event("fills")
         return status == 1
 
+    def absent(self, vcon_uuid: str) -> None:
+        """The database does not have the vCon: an entry that may be stale goes (the
+        delete whose invalidation was skipped); trusted again once Redis confirms it."""
+        if self.suspects.trusted(vcon_uuid):
+            return
+        removed = self._cache.delete(
+            vcon_uuid, 0, fallback=None, context="the vCon is not in the database"
+        )
+        if removed is not None:
+            self.suspects.repaired_one(vcon_uuid)
+
     def fill_known(self, entries: Sequence[Entry]) -> list[int] | None:
         """Write a read replica's answers where a version on record proves them not older
         (mode ``known``); return each one's status (-1: older than what is on record:
-        read the primary), or ``None`` when Redis cannot tell."""
+        read the primary), or ``None`` when Redis cannot tell. An entry that may be stale
+        is not written and reads the primary (-1), which repairs it."""
+        suspect = [not self.suspects.trusted(entry.vcon_uuid) for entry in entries]
+        if any(suspect):
+            kept = [entry for entry, s in zip(entries, suspect, strict=True) if not s]
+            answers = self.fill_known(kept) if kept else []
+            if answers is None:
+                return None
+            answered = iter(answers)
+            return [FENCED if s else next(answered) for s in suspect]
         if len(entries) == 1:
             status = self._cache.write(
                 entries[0], fallback=None, context="reading the primary database instead"
@@ -172,6 +208,10 @@ class RedisTier:
         removed = self._cache.delete(
             vcon_uuid, version, fallback=None, context="the vCon is deleted from the database"
         )
+        if removed is None:  # the entry may still be there: not served until repaired
+            self.suspects.mark([vcon_uuid])
+        else:
+            self.suspects.repaired_one(vcon_uuid)
         return removed is not None
 
     # --- writes -----------------------------------------------------------------------
@@ -202,7 +242,9 @@ class RedisTier:
                 outcome.unpushed.update(dict.fromkeys(apart, missed) if missed else {})
         for entry in redo:
             self._store_one(entry, lists, together, outcome)
-        if not outcome.failures:
+        if outcome.failures:  # what was there before may be served: not until repaired
+            self.suspects.mark(outcome.failures)
+        else:
             note_cache("written")
         return outcome
 
@@ -262,6 +304,9 @@ class RedisTier:
         """Keep failed saves on the journal, each with the version the cache knew of it
         (its base: what the replay is fenced on); raises :class:`CacheError`."""
         bases = self._cache.recorded([entry.vcon_uuid for entry in entries])
+        for vcon_uuid in bases:  # a version this process knows may be stale is no base
+            if not self.suspects.trusted(vcon_uuid):
+                bases[vcon_uuid] = None
         self._journal.keep(entries, bases)
 
     def journaled(self, dead: bool = False) -> list[str]:

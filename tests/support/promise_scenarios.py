@@ -11,6 +11,10 @@ plays the database outage with HTTP 503) and a vCon count; every run is bounded.
 from __future__ import annotations
 
 import dataclasses
+import os
+import random
+import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -227,12 +231,124 @@ def breaker_recovery_through_the_hook(services: Services, count: int = 40) -> Pr
     return row
 
 
-#: Scenarios that kill Redis: they need a Redis of their own.
-KILLS_REDIS = frozenset({"breaker_recovery_through_the_hook"})
+def redis_frozen_with_data(services: Services, count: int = 40) -> PromiseRow:
+    """Threads save, delete and read their own vCons (each the only writer of its
+    uuids, so every read has one right answer: the last acknowledged write): a phase
+    with Redis up, one with Redis frozen (SIGSTOP: its calls time out, then the circuit
+    opens and they are skipped), one after it thawed with its data (SIGCONT) and the
+    cool-down passed. Stale: a read that returned anything else. Needs
+    ``services.redis.pid``."""
+    row = PromiseRow("Redis frozen (SIGSTOP) with data, then thawed", bound=1.5)
+    clock = _Clock(row)
+    cooldown = 0.3
+    opts = {"database_url": services.database_url, "redis_url": services.redis.url,
+            "redis_cooldown": cooldown, "redis_timeout": 0.25, "retry_deadline": 0.5,
+            "pool_size": 8}  # fmt: skip
+    threads = 4
+    barrier = threading.Barrier(threads + 1, timeout=120)
+    phases = (count, count, 2 * count)
+    raised: list[BaseException] = []
+    with SupabaseStorage(opts) as store:
+        workers = [
+            threading.Thread(
+                target=_own_vcons, args=(store, clock, row, seed, phases, barrier, raised)
+            )
+            for seed in range(threads)
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            barrier.wait()  # Redis up: done
+            os.kill(services.redis.pid, signal.SIGSTOP)
+            try:
+                barrier.wait()  # frozen: go
+                barrier.wait()  # frozen: done
+            finally:
+                os.kill(services.redis.pid, signal.SIGCONT)
+            time.sleep(cooldown + 0.1)
+            barrier.wait()  # thawed: go
+        except threading.BrokenBarrierError:
+            if not raised:  # a phase took longer than the barrier's timeout
+                raise
+        for worker in workers:
+            worker.join(timeout=120)
+    if raised:  # a call raised what the package must not raise here
+        raise raised[0]
+    return row
+
+
+def _own_vcons(
+    store: SupabaseStorage,
+    clock: _Clock,
+    row: PromiseRow,
+    seed: int,
+    phases: tuple[int, ...],
+    barrier: threading.Barrier,
+    raised: list[BaseException],
+) -> None:
+    """One thread: saves, deletes and reads of its own vCons in ``phases`` (waiting on
+    ``barrier`` between them), checking each read against the last acknowledged write
+    (``None`` after a delete). Anything else raised is kept in ``raised`` and breaks the
+    barrier, so that the scenario stops and reports it."""
+    rng = random.Random(seed)  # noqa: S311 - a reproducible workload, not a secret
+    acknowledged: dict[str, Any] = {}
+    documents = [testing.make_vcon() for _ in range(4)]
+    step = 0
+    try:
+        for index, steps in enumerate(phases):
+            if index:
+                barrier.wait()
+            for _ in range(steps):
+                step += 1
+                _one_step(store, clock, row, rng, documents[step % 4], step, acknowledged)
+            if index < len(phases) - 1:
+                barrier.wait()
+    except threading.BrokenBarrierError:
+        pass  # another thread raised, or a phase outlasted the barrier's timeout
+    except Exception as exc:  # reported by the scenario
+        raised.append(exc)
+        barrier.abort()
+
+
+def _one_step(
+    store: SupabaseStorage,
+    clock: _Clock,
+    row: PromiseRow,
+    rng: random.Random,
+    document: Any,
+    step: int,
+    acknowledged: dict[str, Any],
+) -> None:
+    vcon_uuid = document["uuid"]
+    action = rng.choice(("save", "save", "get", "get", "delete"))
+    try:
+        if action == "save":
+            changed = {**document, "subject": f"step {step}"}
+            clock.call(store.save_vcon, changed)
+            acknowledged[vcon_uuid] = changed
+        elif action == "delete":
+            clock.call(store.delete_vcon, vcon_uuid)
+            acknowledged[vcon_uuid] = None
+        elif vcon_uuid in acknowledged:
+            wanted = acknowledged[vcon_uuid]
+            for name, answer, right in (
+                ("get", clock.call(store.get_vcon, vcon_uuid), wanted),
+                ("exists", clock.call(store.exists, vcon_uuid), wanted is not None),
+            ):
+                if answer != right:
+                    row.stale += 1
+                    row.examples.append(f"{name} {vcon_uuid} at step {step}")
+    except DatabaseUnavailableError:
+        acknowledged.pop(vcon_uuid, None)  # not acknowledged: no right answer now
+
+
+#: Scenarios that kill or freeze Redis: they need a Redis of their own.
+KILLS_REDIS = frozenset({"breaker_recovery_through_the_hook", "redis_frozen_with_data"})
 
 #: Every scenario of this module, in the order of the table.
 SCENARIOS: tuple[Callable[[Services], PromiseRow], ...] = (
     replay_after_later_writes,
     replay_across_tenants,
     breaker_recovery_through_the_hook,
+    redis_frozen_with_data,
 )

@@ -197,8 +197,9 @@ def test_a_redis_outage_is_logged_once_and_its_end_once(
     levels = [record.levelname for record in caplog.records]
     assert levels == ["WARNING", "INFO"]
     assert "is unavailable" in caplog.records[0].getMessage()
-    # each round: the cache write after the save, the read, the fill after the read
-    assert "after 9 failed cache operation(s)" in caplog.records[1].getMessage()
+    # each round: the cache write after the save and the fill after the read (the read
+    # itself does not ask Redis: the write failed, so the entry may be stale)
+    assert "after 6 failed cache operation(s)" in caplog.records[1].getMessage()
     assert db.rows.keys() == {d["uuid"] for d in documents}
 
 
