@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,17 +16,12 @@ from conserver_supabase import (
 )
 
 from ..support.journaled import JOURNAL, KEY, RETENTION, in_database, storage
+from ..support.journaled import server as server  # a fixture
 from ..support.postgrest_standin import PostgrestStandIn
 from ..support.services import environment_without_services, redis_client
 from ..support.vcons import sample
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def server(database_url: str) -> Iterator[PostgrestStandIn]:
-    with PostgrestStandIn(database_url, key=KEY) as stand_in:
-        yield stand_in
 
 
 def test_a_conserver_save_that_fails_is_journaled_and_replayed(

@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +25,12 @@ from conserver_supabase import (
 )
 
 from ..support.journaled import JOURNAL, KEY, in_database, storage
+from ..support.journaled import server as server  # a fixture
 from ..support.postgrest_standin import PostgrestStandIn
 from ..support.services import environment_without_services, redis_client
 from ..support.vcons import sample
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def server(database_url: str) -> Iterator[PostgrestStandIn]:
-    with PostgrestStandIn(database_url, key=KEY) as stand_in:
-        yield stand_in
 
 
 def fail_once(server: PostgrestStandIn, store: SupabaseStorage, document: Any) -> None:
