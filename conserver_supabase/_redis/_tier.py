@@ -28,9 +28,22 @@ from ._guard import Guard
 from ._journal import DeadLetter, Journal, Journaled, JournalEntry
 from ._scan import KeyScan
 
-__all__ = ["RedisTier", "StoreOutcome"]
+__all__ = ["RedisTier", "StoreOutcome", "WorkingCopy"]
 
 _FAILED: Final[Any] = object()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkingCopy:
+    """What :meth:`RedisTier.working_copy` read."""
+
+    key: str
+    value: Any  #: the JSON value, ``None`` when the key is absent
+    #: The exact text Redis answered: a touch after the save compares the key with it,
+    #: so the save never stamps its version on a body it did not save (lua/write.lua).
+    text: str
+    #: What the vCon's version key held at the read (0: nothing).
+    version: int
 
 
 @dataclasses.dataclass
@@ -118,12 +131,13 @@ class RedisTier:
         self._outcome("hits", "hit")
         return value
 
-    def working_copy(self, vcon_uuid: str) -> tuple[str, Any]:
-        """``(key, value)`` of the conserver's working copy at ``vcon:{uuid}`` (value
-        ``None`` when absent). Raises :class:`CacheError` (never fails open: without it
-        there is nothing to save); a value that is not JSON has a ValueError as cause."""
+    def working_copy(self, vcon_uuid: str) -> WorkingCopy:
+        """The conserver's working copy at ``vcon:{uuid}`` (value ``None`` when absent).
+        Raises :class:`CacheError` (never fails open: without it there is nothing to
+        save); a value that is not JSON has a ValueError as cause."""
         key = f"{CONSERVER_KEY_PREFIX}{vcon_uuid}"
-        return key, self._cache.read(key, vcon_uuid, "working copy read")
+        value, text, version = self._cache.read_versioned(key, vcon_uuid, "working copy read")
+        return WorkingCopy(key, value, text, version)
 
     def holds_saved(self, vcon_uuid: str) -> bool | None:
         """Whether the cache holds the vCon as a save left it; ``None``: Redis cannot say."""
