@@ -157,6 +157,20 @@ class TestTouch:
         assert client.exists(f"vcon:{vcon_uuid}") == 0
         assert cache.recorded(vcon_uuid) == -3
 
+    def test_a_late_cache_write_of_a_version_on_record_leaves_the_key(
+        self, redis_kind: RedisUnderTest, client: Any
+    ) -> None:
+        """A read filled version 2 before the save of version 2 reached Redis, a link
+        wrote over it, the hook read that: the save's late write must not replace it
+        (the hook's touch would take its body for a link's and keep it)."""
+        cache = redis_kind.cache()
+        vcon_uuid = new_uuid()
+        assert cache.write(vcon_uuid, '{"filled": 2}', mode="fill", version=2)
+        client.set(f"vcon:{vcon_uuid}", '{"link": "newer"}')
+        assert cache.write(vcon_uuid, '{"filled": 2}', mode="overwrite", version=2) is False
+        assert cache.read(f"vcon:{vcon_uuid}", vcon_uuid) == {"link": "newer"}
+        assert cache.write(vcon_uuid, '{"saved": 3}', mode="overwrite", version=3) is True
+
     def test_a_newer_save_keeps_its_body_when_it_wrote_the_same_text(
         self, redis_kind: RedisUnderTest, client: Any
     ) -> None:

@@ -44,8 +44,11 @@ local write
 -- touch: stale (the key holds what this save read, and a newer version of the database
 -- is on record: remove it) or unsaved (a link changed the key after the read: keep it).
 local stale, unsaved = false, false
+-- A version already on record was written here (a fill of it, or this same save): what
+-- the key holds now is that version or a link's newer working copy; neither is replaced.
+local again = kind ~= 'none' and version > 0 and recorded == version
 if mode == 'refresh' then
-  write = kind ~= 'none' and allowed
+  write = kind ~= 'none' and allowed and not again
 elseif mode == 'known' then
   write = kind == 'none' and allowed and recorded ~= 0
 elseif mode == 'touch' and kind ~= 'none' then
@@ -65,7 +68,7 @@ elseif mode == 'touch' and kind ~= 'none' then
     unsaved = allowed and not write and version > 0
   end
 else
-  write = (kind == 'none' or mode == 'overwrite') and allowed
+  write = (kind == 'none' or mode == 'overwrite') and allowed and not again
 end
 if stale then
   redis.call('DEL', KEYS[1])
