@@ -52,6 +52,7 @@ class Op:
     end: float
     write: str | None  # save: the write id it wrote; get: the write id it returned
     version: int = 0  # save: its version; delete: the version it deleted (0: none)
+    hook: bool = False  # a save by the conserver's save hook
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,7 +225,7 @@ class _Workload:
                 self.hooks_missed += 1
             return [put]
         saved = self.database.saved.subject
-        return [put, Op("save", vcon_uuid, start, time.monotonic(), saved, version)]
+        return [put, Op("save", vcon_uuid, start, time.monotonic(), saved, version, hook=True)]
 
     def sampler(self) -> None:
         cache = self.store._redis._cache
@@ -301,18 +302,6 @@ def _write_of(document: Any) -> str | None:
     return subject if isinstance(subject, str) and subject.startswith("w") else "(unknown)"
 
 
-def _newer(version: int, ops: list[Op], before: float) -> Op | None:
-    """A save or delete of a higher version that returned before ``before``.
-
-    Versions of one vCon grow in commit order, deletes included, so such
-    an operation certainly committed after the one that wrote ``version``.
-    """
-    for other in ops:
-        if other.end < before and other.version > version:
-            return other
-    return None
-
-
 class _History:
     """The recorded operations, indexed for the checks."""
 
@@ -332,10 +321,20 @@ class _History:
         """The save or delete, returned before ``start``, that makes ``write`` (read
         between ``start`` and ``end``) stale; ``None`` when it is not."""
         ops = self.by_uuid.get(vcon_uuid, [])
-        taken = [s.version for s in self.saves.get(write, []) if s.start < end]
-        if taken:
-            return _newer(max(taken), ops, start)
         put = self.puts.get(write)
+        taken = [s for s in self.saves.get(write, []) if s.start < end]
+        if taken:
+            version = max(s.version for s in taken)
+            own_end = max(s.end for s in taken)
+            for other in ops:
+                if other.end < start and other.version > version:
+                    if other.hook and put is not None and put.end > other.start < start < own_end:
+                        # A link's working copy written while that newer hook save ran
+                        # (after its read): its touch keeps it, until the copy's own
+                        # save, committed earlier, removes it (lua/write.lua, touch).
+                        continue
+                    return other
+            return None
         if put is None:
             return None  # unknown: a save that raised (errors are counted apart)
         for other in ops:  # a working copy no save took, until the next write
