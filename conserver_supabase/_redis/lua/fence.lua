@@ -4,9 +4,10 @@
 -- recorded: what the vCon's version key holds. n > 0: the cache knows the database's
 -- version n (saved or read); -n: the database is at version n and the cache does not
 -- hold it: the vCon was deleted at version n (a tombstone), or the key holds a working
--- copy a link wrote after a save read it (lua/write.lua, touch); 0: nothing on record. version: the database version of what wants in; 0 when unknown (a
--- vCon another writer made, with no version of ours). kind: 'delete' for a delete, else
--- a document (a save, or a read from the database).
+-- copy a link wrote after a save read it (lua/write.lua, touch); 0: nothing on record.
+-- version: the database version of what wants in; 0 when unknown (a vCon another
+-- writer made, with no version of ours). kind: 'delete' for a delete, else a document
+-- (a save, or a read from the database).
 --
 -- Every save adds one to the version, a delete takes the next one, and a save after a
 -- delete continues from the delete's (conserver_vcon_remove): what committed later has the
