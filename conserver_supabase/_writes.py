@@ -373,7 +373,8 @@ def _guard(tenant: Tenant | None) -> dict[str, Any] | None:
 
 def _base(entry: Journaled) -> dict[str, Any]:
     """What ``conserver_vcon_replay`` fences the entry on: the version the cache knew
-    (negative: a delete), else when the failed save started, else (an entry journaled
+    (negative: a delete; only entries journaled by earlier builds record one, see
+    RedisTier.journal), else when the failed save started, else (an entry journaled
     before 0.2) nothing."""
     if entry.meta is None:
         return {}

@@ -259,8 +259,8 @@ class HotTier:
             raise ValueError("with Redis Cluster, push the uuid after the write")
 
     def recorded(self, vcon_uuids: Sequence[str]) -> dict[str, int | None]:
-        """The version each vCon's version key records (a tombstone negative; ``None``:
-        nothing on record), in one round trip. For the journal: it runs even while the
+        """The version each vCon's version key records (negative: see lua/fence.lua;
+        ``None``: nothing on record), in one round trip. For the journal: it runs even while the
         circuit breaker skips Redis."""
         unique = list(dict.fromkeys(vcon_uuids))
         commands = [("GET", self.version_key(u)) for u in unique]

@@ -275,7 +275,13 @@ class RedisTier:
     def journal(self, entries: Sequence[JournalEntry]) -> None:
         """Keep failed saves on the journal, each with the version the cache knew of it
         (its base: what the replay is fenced on); raises :class:`CacheError`."""
-        bases = self._cache.recorded([entry.vcon_uuid for entry in entries])
+        recorded = self._cache.recorded([entry.vcon_uuid for entry in entries])
+        # Only a saved version n is a base. A -n on record is a delete's tombstone or a
+        # link's working copy newer than version n (lua/write.lua, touch), and neither
+        # the key nor its absence tells them apart (the touch removes what it read,
+        # a link writes after a delete): the time rule fences those instead. Based on
+        # "deleted at n", the replay of a link's newer copy would be dropped.
+        bases = {u: n if n is not None and n > 0 else None for u, n in recorded.items()}
         self._journal.keep(entries, bases)
 
     def journaled(self, dead: bool = False) -> list[str]:
