@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ..support.coherency import run_coherency
+from ..support.coherency import blind_touch, run_coherency
 
 pytestmark = pytest.mark.integration
 
@@ -80,21 +80,7 @@ def test_the_checks_catch_a_hook_save_that_stamps_a_body_it_did_not_save(
     version on whatever the key holds): here each touch is handed the key's current text
     and version as if the hook had read them, so it never sees the key change. The
     checks must report stale reads (0b9ddf4: 5 of 10 uuids stale in a concurrency run)."""
-    import dataclasses
-
-    from conserver_supabase._redis._cache import Entry, HotTier
-
-    original = HotTier.write
-
-    def blind(self: HotTier, entry: Entry, *args: Any, **kwargs: Any) -> int:
-        if entry.mode == "touch":
-            key = self.key(entry.vcon_uuid)
-            _, text, version = self.read_versioned(key, entry.vcon_uuid)
-            if text:
-                entry = dataclasses.replace(entry, document=text, read_version=version)
-        return original(self, entry, *args, **kwargs)
-
-    monkeypatch.setattr(HotTier, "write", blind)
+    blind_touch(monkeypatch)
     report = run_coherency(
         {"database_url": database_url, "redis_url": redis_json_url, "pool_size": 8}
     )

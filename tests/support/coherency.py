@@ -38,9 +38,12 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from conserver_supabase import SupabaseStorage, VconNotFoundError
 from conserver_supabase._config import StorageConfig
 from conserver_supabase._database import open_database
+from conserver_supabase._redis._cache import Entry, HotTier
 from conserver_supabase.testing import make_vcon
 
 
@@ -401,3 +404,21 @@ def _check_quiescent(
 def _example(report: CoherencyReport, text: str) -> None:
     if len(report.examples) < 10:
         report.examples.append(text)
+
+
+def blind_touch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give the save hook the old touch (0b9ddf4: renew the TTL and stamp the version on
+    whatever the key holds), as a mutant the checks must catch: each touch is handed the
+    key's current text and version as if the hook had read them, so it never sees the
+    key change."""
+    original = HotTier.write
+
+    def blind(self: HotTier, entry: Entry, *args: Any, **kwargs: Any) -> int:
+        if entry.mode == "touch":
+            key = self.key(entry.vcon_uuid)
+            _, text, version = self.read_versioned(key, entry.vcon_uuid)
+            if text:
+                entry = dataclasses.replace(entry, document=text, read_version=version)
+        return original(self, entry, *args, **kwargs)
+
+    monkeypatch.setattr(HotTier, "write", blind)
