@@ -73,6 +73,8 @@ class Prepared:
     journaled: JournalEntry
     #: How the cache key is written after the commit.
     mode: WriteMode = "overwrite"
+    #: touch: what the version key held when the working copy was read.
+    read_version: int = 0
 
 
 @dataclasses.dataclass
@@ -128,7 +130,7 @@ class Writes:
         given = str(vcon_uuid) if isinstance(vcon_uuid, UUID) else vcon_uuid
         note_subject(canonical_uuid(given))  # no key is built from something not a uuid
         try:
-            key, document = self._redis.working_copy(given)
+            copy = self._redis.working_copy(given)
         except CacheError as exc:
             if isinstance(exc.__cause__, ValueError | RecursionError):
                 raise InvalidVconError(
@@ -138,17 +140,19 @@ class Writes:
                     f"{exc.__cause__}"[:300],
                 ) from exc
             raise
+        key, document = copy.key, copy.value
         if document is None:
             raise VconNotFoundError(
                 given, where=f"Redis (key {key}, where the conserver keeps the vCon)"
             )
         canonical = self._validated(document, expected_uuid=given)
         tenant = tenant_for(self._config, document, canonical)
-        # When the working copy is our cache key it already holds this document (or a
-        # newer one a link wrote meanwhile): renew its TTL rather than rewrite it.
-        mode: WriteMode = "touch" if key == self._redis.cache_key(canonical) else "overwrite"
         journaled = JournalEntry(canonical, key, None, _guard(tenant))
-        return Prepared(canonical, document, tenant, dumps(document), journaled, mode)
+        if key != self._redis.cache_key(canonical):  # another cache_key_prefix
+            return Prepared(canonical, document, tenant, dumps(document), journaled)
+        # The working copy is our cache key: after the commit, renew it only while it
+        # still holds the exact text read (see "touch" in lua/write.lua).
+        return Prepared(canonical, document, tenant, copy.text, journaled, "touch", copy.version)
 
     def _validated(self, document: Any, expected_uuid: str | None = None) -> str:
         try:
@@ -197,7 +201,7 @@ class Writes:
         # A uuid given twice was saved twice, in order: its version belongs to the last
         # document, which alone goes to the cache (and its uuid once to each list).
         last = {prepared.vcon_uuid: prepared for prepared in batch}
-        entries = [Entry(u, p.text, p.mode, versions[u]) for u, p in last.items()]
+        entries = [Entry(u, p.text, p.mode, versions[u], p.read_version) for u, p in last.items()]
         self._report(self._redis.store(entries, lists), versions)
 
     @staticmethod
@@ -369,7 +373,8 @@ def _guard(tenant: Tenant | None) -> dict[str, Any] | None:
 
 def _base(entry: Journaled) -> dict[str, Any]:
     """What ``conserver_vcon_replay`` fences the entry on: the version the cache knew
-    (negative: a delete), else when the failed save started, else (an entry journaled
+    (negative: a delete; only entries journaled by earlier builds record one, see
+    RedisTier.journal), else when the failed save started, else (an entry journaled
     before 0.2) nothing."""
     if entry.meta is None:
         return {}

@@ -14,7 +14,7 @@
 from ._cache import CONSERVER_KEY_PREFIX, CacheUsage, Entry, WriteMode
 from ._journal import DeadLetter, Journaled, JournalEntry
 from ._scan import KeyScan, ScannedKey
-from ._tier import RedisTier, StoreOutcome
+from ._tier import RedisTier, StoreOutcome, WorkingCopy
 
 __all__ = [
     "CONSERVER_KEY_PREFIX",
@@ -27,5 +27,6 @@ __all__ = [
     "RedisTier",
     "ScannedKey",
     "StoreOutcome",
+    "WorkingCopy",
     "WriteMode",
 ]

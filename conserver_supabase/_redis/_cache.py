@@ -44,8 +44,9 @@ __all__ = ["CONSERVER_KEY_PREFIX", "CacheUsage", "Entry", "HotTier", "WriteMode"
 CONSERVER_KEY_PREFIX: Final = "vcon:"
 
 #: See ``lua/write.lua``: overwrite (after a save), fill (after a database read),
-#: touch (the key holds what was saved), refresh (bulk import: only cached keys),
-#: known (a read replica's answer: only where a version is on record).
+#: touch (the save hook: the key is the working copy it read; renewed only while it
+#: holds that text), refresh (bulk import: only cached keys), known (a read replica's
+#: answer: only where a version is on record).
 WriteMode = Literal["overwrite", "fill", "touch", "refresh", "known"]
 
 #: What ``lua/write.lua`` answers.
@@ -62,6 +63,9 @@ class Entry:
     document: str
     mode: WriteMode
     version: int
+    #: touch: what the version key held when the working copy was read (see
+    #: :meth:`HotTier.read_versioned`); ``document`` is then the exact text read.
+    read_version: int = 0
 
 
 @dataclasses.dataclass
@@ -143,8 +147,35 @@ class HotTier:
             return fallback
         if text is None:
             return None
+        return self._parsed(text, key, vcon_uuid, operation, fallback, context)
+
+    def read_versioned(
+        self, key: str, vcon_uuid: str, operation: str = "cache read"
+    ) -> tuple[Any, str, int]:
+        """``(value, text, version)``: the JSON value at ``key`` (``None`` when absent),
+        the exact text Redis answered (what a touch compares the key with) and what the
+        vCon's version key held, read together. Raises :class:`CacheError` (a value that
+        is not JSON: its cause is the ValueError)."""
+        keys = [key, self.version_key(vcon_uuid)]
+        reply = self._guard.call(
+            operation, vcon_uuid, lambda: self._read(keys=keys, args=["versioned"])
+        )
+        if reply is None:
+            return None, "", 0
+        value = self._parsed(reply[0], key, vcon_uuid, operation, RAISE, None)
+        return value, _text(reply[0]), int(reply[1])  # decodes: it parsed
+
+    def _parsed(
+        self,
+        text: str | bytes,
+        key: str,
+        vcon_uuid: str,
+        operation: str,
+        fallback: Any,
+        context: str | None,
+    ) -> Any:
         try:
-            value = json.loads(text)
+            value = json.loads(text)  # bytes that are not UTF-8: a ValueError too
             if value is None:
                 raise ValueError("it holds JSON null")
             return value
@@ -220,6 +251,7 @@ class HotTier:
             entry.mode,
             entry.vcon_uuid,
             entry.version,
+            entry.read_version,
         ]
 
     def _check_lists(self, lists: Sequence[str]) -> None:
@@ -227,8 +259,8 @@ class HotTier:
             raise ValueError("with Redis Cluster, push the uuid after the write")
 
     def recorded(self, vcon_uuids: Sequence[str]) -> dict[str, int | None]:
-        """The version each vCon's version key records (a tombstone negative; ``None``:
-        nothing on record), in one round trip. For the journal: it runs even while the
+        """The version each vCon's version key records (negative: see lua/fence.lua;
+        ``None``: nothing on record), in one round trip. For the journal: it runs even while the
         circuit breaker skips Redis."""
         unique = list(dict.fromkeys(vcon_uuids))
         commands = [("GET", self.version_key(u)) for u in unique]

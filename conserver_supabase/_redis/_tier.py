@@ -29,9 +29,22 @@ from ._journal import DeadLetter, Journal, Journaled, JournalEntry
 from ._scan import KeyScan
 from ._suspects import Suspects
 
-__all__ = ["RedisTier", "StoreOutcome"]
+__all__ = ["RedisTier", "StoreOutcome", "WorkingCopy"]
 
 _FAILED: Final[Any] = object()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkingCopy:
+    """What :meth:`RedisTier.working_copy` read."""
+
+    key: str
+    value: Any  #: the JSON value, ``None`` when the key is absent
+    #: The exact text Redis answered: a touch after the save compares the key with it,
+    #: so the save never stamps its version on a body it did not save (lua/write.lua).
+    text: str
+    #: What the vCon's version key held at the read (0: nothing).
+    version: int
 
 
 @dataclasses.dataclass
@@ -126,12 +139,13 @@ class RedisTier:
         self._outcome("hits", "hit")
         return value
 
-    def working_copy(self, vcon_uuid: str) -> tuple[str, Any]:
-        """``(key, value)`` of the conserver's working copy at ``vcon:{uuid}`` (value
-        ``None`` when absent). Raises :class:`CacheError` (never fails open: without it
-        there is nothing to save); a value that is not JSON has a ValueError as cause."""
+    def working_copy(self, vcon_uuid: str) -> WorkingCopy:
+        """The conserver's working copy at ``vcon:{uuid}`` (value ``None`` when absent).
+        Raises :class:`CacheError` (never fails open: without it there is nothing to
+        save); a value that is not JSON has a ValueError as cause."""
         key = f"{CONSERVER_KEY_PREFIX}{vcon_uuid}"
-        return key, self._cache.read(key, vcon_uuid, "working copy read")
+        value, text, version = self._cache.read_versioned(key, vcon_uuid, "working copy read")
+        return WorkingCopy(key, value, text, version)
 
     def holds_saved(self, vcon_uuid: str) -> bool | None:
         """Whether the cache holds the vCon as a save left it; ``None``: Redis cannot say
@@ -303,10 +317,17 @@ class RedisTier:
     def journal(self, entries: Sequence[JournalEntry]) -> None:
         """Keep failed saves on the journal, each with the version the cache knew of it
         (its base: what the replay is fenced on); raises :class:`CacheError`."""
-        bases = self._cache.recorded([entry.vcon_uuid for entry in entries])
-        for vcon_uuid in bases:  # a version this process knows may be stale is no base
-            if not self.suspects.trusted(vcon_uuid):
-                bases[vcon_uuid] = None
+        recorded = self._cache.recorded([entry.vcon_uuid for entry in entries])
+        # Only a saved version n is a base. A -n on record is a delete's tombstone or a
+        # link's working copy newer than version n (lua/write.lua, touch), and neither
+        # the key nor its absence tells them apart (the touch removes what it read,
+        # a link writes after a delete): the time rule fences those instead. Based on
+        # "deleted at n", the replay of a link's newer copy would be dropped.
+        # A version this process knows may be stale (_suspects) is no base either.
+        bases = {
+            u: n if n is not None and n > 0 and self.suspects.trusted(u) else None
+            for u, n in recorded.items()
+        }
         self._journal.keep(entries, bases)
 
     def journaled(self, dead: bool = False) -> list[str]:

@@ -20,6 +20,7 @@ from ..behaviour.cache import (  # the shared suite, run here on real Redis
     TestModes,
     TestNewKeyFormat,
     TestReadsAndDeletes,
+    TestTouch,
     TestVersionRule,
     client,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "TestModes",
     "TestNewKeyFormat",
     "TestReadsAndDeletes",
+    "TestTouch",
     "TestVersionRule",
     "client",
 ]

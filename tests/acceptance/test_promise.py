@@ -13,9 +13,10 @@ import pytest
 
 from conserver_supabase.testing import EmbeddedRedis
 
+from ..support.coherency import blind_touch
 from ..support.fault_scenarios import Services
 from ..support.postgrest_standin import PostgrestStandIn
-from ..support.promise_scenarios import KILLS_REDIS, SCENARIOS, PromiseRow
+from ..support.promise_scenarios import KILLS_REDIS, SCENARIOS, PromiseRow, hook_race
 from ..support.services import unavailable
 
 pytestmark = pytest.mark.integration
@@ -49,3 +50,16 @@ def test_the_promise_holds(services: Services, scenario: Callable[..., PromiseRo
     assert row.operations > 12
     assert (row.lost, row.stale, row.reverted) == (0, 0, 0), row.examples
     assert row.slowest <= row.bound, row
+
+
+def test_the_hook_race_row_catches_the_old_touch(
+    database_url: str, redis_json_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hook_race row against the save hook's old touch must count stale reads (the
+    old build itself: 70-74 in 60 rounds, see docs/reliability.md)."""
+    blind_touch(monkeypatch)
+    redis: Any = types.SimpleNamespace(url=redis_json_url)
+    with PostgrestStandIn(database_url, key=KEY) as stand_in:
+        row = hook_race(Services(database_url, "", redis, None, stand_in, KEY), count=4)
+    assert (row.lost, row.reverted) == (0, 0), row.examples
+    assert row.stale > 0, row

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,43 @@ def test_a_new_vcon_whose_first_save_failed_is_saved(
         assert store.journal_entries()[0]["base"] is None
         assert store.replay_journal().replayed == 1
     assert in_database(database_url, document["uuid"]) == document
+
+
+def test_a_links_newer_working_copy_whose_save_failed_is_replayed(
+    server: PostgrestStandIn, redis_json_url: str, database_url: str
+) -> None:
+    """A link writes a newer working copy while the hook's save of the older one is in
+    flight: the touch keeps it and puts -2 on record. Its own hook save then fails and is
+    journaled: -2 is no base (it is not a delete), so the time rule lets the replay
+    save it, where "based on the delete at 2" would have dropped the link's work."""
+    older = sample()
+    newer = {**older, "subject": "the link's newer working copy"}
+    key = f"vcon:{older['uuid']}"
+    r = redis_client(redis_json_url)
+    with storage(server, redis_json_url) as store:
+        store.save_vcon(older)
+        server.latency = 0.3  # the hook's save waits in the stand-in
+        seen = len(server.requests)
+        hook = threading.Thread(target=store.save_working_copy, args=(older["uuid"],))
+        hook.start()
+        deadline = time.monotonic() + 10
+        while len(server.requests) == seen and time.monotonic() < deadline:
+            time.sleep(0.005)  # until the hook read the working copy and called the database
+        r.json().set(key, "$", newer)
+        hook.join(10)
+        server.latency = 0.0
+        assert int(r.get(f"conserver_supabase:version:{{{key}}}")) == -2
+        assert in_database(database_url, older["uuid"]) == older
+        server.faults = ["503"] * 1000
+        with pytest.raises(DatabaseUnavailableError) as caught:
+            store.save_working_copy(older["uuid"])
+        assert caught.value.journaled is True
+        server.faults = []
+        assert store.journal_entries()[0]["base"] is None
+        report = store.replay_journal()
+        assert (report.replayed, report.superseded) == (1, [])
+        assert store.get_vcon(older["uuid"]) == newer
+    assert in_database(database_url, older["uuid"]) == newer
 
 
 def test_the_recorded_tenant_guard_holds_whatever_the_replay_runs_with(

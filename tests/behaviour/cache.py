@@ -97,6 +97,93 @@ class TestModes:
         assert cache.read(f"vcon:{vcon_uuid}", vcon_uuid) == json.loads(DOC)
 
 
+class TestTouch:
+    """The save hook's touch: never its version on a body it did not save."""
+
+    def test_the_text_read_is_renewed_and_stamped(
+        self, redis_kind: RedisUnderTest, client: Any
+    ) -> None:
+        cache = redis_kind.cache(cache_ttl=100)
+        vcon_uuid = new_uuid()
+        cache.write(vcon_uuid, DOC, mode="overwrite", version=1)
+        client.persist(f"vcon:{vcon_uuid}")
+        text, version = cache.read_versioned(vcon_uuid)
+        assert version == 1
+        assert cache.write(vcon_uuid, text, mode="touch", version=2, read_version=1) is False
+        assert cache.recorded(vcon_uuid) == 2
+        assert 95 <= client.ttl(f"vcon:{vcon_uuid}") <= 100
+
+    def test_a_body_a_save_wrote_after_the_read_is_replaced(
+        self, redis_kind: RedisUnderTest, client: Any
+    ) -> None:
+        cache = redis_kind.cache()
+        vcon_uuid = new_uuid()
+        cache.write(vcon_uuid, DOC, mode="overwrite", version=1)
+        text, version = cache.read_versioned(vcon_uuid)
+        cache.write(vcon_uuid, '{"older": 2}', mode="overwrite", version=2)  # landed late
+        assert cache.write(vcon_uuid, text, mode="touch", version=3, read_version=version)
+        assert cache.read(f"vcon:{vcon_uuid}", vcon_uuid) == json.loads(DOC)
+        assert cache.recorded(vcon_uuid) == 3
+
+    def test_a_links_write_after_the_read_is_kept_and_not_stamped(
+        self, redis_kind: RedisUnderTest, client: Any
+    ) -> None:
+        cache = redis_kind.cache()
+        vcon_uuid = new_uuid()
+        cache.write(vcon_uuid, DOC, mode="overwrite", version=1)
+        text, version = cache.read_versioned(vcon_uuid)
+        newer = {"newer": "not saved yet"}  # a link writes the working copy
+        if redis_kind.has_json:
+            client.json().set(f"vcon:{vcon_uuid}", "$", newer)
+        else:
+            client.set(f"vcon:{vcon_uuid}", json.dumps(newer))
+        assert not cache.write(vcon_uuid, text, mode="touch", version=2, read_version=version)
+        assert cache.read(f"vcon:{vcon_uuid}", vcon_uuid) == newer
+        assert cache.recorded(vcon_uuid) == -2  # nothing at or below 2 may land on it
+        assert cache.write(vcon_uuid, '{"late": 2}', mode="overwrite", version=2) is False
+        assert cache.write(vcon_uuid, '{"next": 3}', mode="overwrite", version=3) is True
+
+    def test_what_was_read_goes_when_a_newer_version_is_recorded_apart(
+        self, redis_kind: RedisUnderTest, client: Any
+    ) -> None:
+        """-n on record (a later save found a link's copy here): the key no longer holds
+        the database's vCon, and this save's body is older: removed."""
+        cache = redis_kind.cache()
+        vcon_uuid = new_uuid()
+        cache.write(vcon_uuid, DOC, mode="overwrite", version=1)
+        text, version = cache.read_versioned(vcon_uuid)
+        client.set(cache.version_key(vcon_uuid), -3)
+        assert not cache.write(vcon_uuid, text, mode="touch", version=2, read_version=version)
+        assert client.exists(f"vcon:{vcon_uuid}") == 0
+        assert cache.recorded(vcon_uuid) == -3
+
+    def test_a_late_cache_write_of_a_version_on_record_leaves_the_key(
+        self, redis_kind: RedisUnderTest, client: Any
+    ) -> None:
+        """A read filled version 2 before the save of version 2 reached Redis, a link
+        wrote over it, the hook read that: the save's late write must not replace it
+        (the hook's touch would take its body for a link's and keep it)."""
+        cache = redis_kind.cache()
+        vcon_uuid = new_uuid()
+        assert cache.write(vcon_uuid, '{"filled": 2}', mode="fill", version=2)
+        client.set(f"vcon:{vcon_uuid}", '{"link": "newer"}')
+        assert cache.write(vcon_uuid, '{"filled": 2}', mode="overwrite", version=2) is False
+        assert cache.read(f"vcon:{vcon_uuid}", vcon_uuid) == {"link": "newer"}
+        assert cache.write(vcon_uuid, '{"saved": 3}', mode="overwrite", version=3) is True
+
+    def test_a_newer_save_keeps_its_body_when_it_wrote_the_same_text(
+        self, redis_kind: RedisUnderTest, client: Any
+    ) -> None:
+        cache = redis_kind.cache()
+        vcon_uuid = new_uuid()
+        cache.write(vcon_uuid, DOC, mode="overwrite", version=1)
+        text, version = cache.read_versioned(vcon_uuid)
+        cache.write(vcon_uuid, text, mode="touch", version=3, read_version=version)
+        assert not cache.write(vcon_uuid, text, mode="touch", version=2, read_version=version)
+        assert cache.read(f"vcon:{vcon_uuid}", vcon_uuid) == json.loads(DOC)
+        assert cache.recorded(vcon_uuid) == 3
+
+
 class TestChainLists:
     def test_uuids_reach_every_list_in_fifo_order(
         self, redis_kind: RedisUnderTest, client: Any

@@ -45,12 +45,24 @@ class Cache:
         mode: WriteMode,
         version: int = 0,
         lists: Sequence[str] = (),
+        read_version: int = 0,
     ) -> bool:
         """Whether the document was written (the fence may refuse it)."""
-        return self.hot.write(Entry(vcon_uuid, document, mode, version), lists) == 1
+        entry = Entry(vcon_uuid, document, mode, version, read_version)
+        return self.hot.write(entry, lists) == 1
 
     def read(self, key: str, vcon_uuid: str) -> Any:
         return self.hot.read(key, vcon_uuid)
+
+    def read_versioned(self, vcon_uuid: str) -> tuple[str, int]:
+        """(the exact text, the version on record) of the vCon's key, as the save hook
+        reads its working copy."""
+        _, text, version = self.hot.read_versioned(self.key(vcon_uuid), vcon_uuid)
+        return text, version
+
+    def recorded(self, vcon_uuid: str) -> int:
+        """What the vCon's version key holds (0: nothing)."""
+        return int(self.client.get(self.version_key(vcon_uuid)) or 0)
 
     def push(self, vcon_uuid: str, lists: Sequence[str]) -> dict[str, str]:
         return self.tier._chains.push([vcon_uuid], lists)

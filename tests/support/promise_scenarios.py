@@ -11,6 +11,7 @@ plays the database outage with HTTP 503) and a vCon count; every run is bounded.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import random
 import signal
@@ -342,6 +343,105 @@ def _one_step(
         acknowledged.pop(vcon_uuid, None)  # not acknowledged: no right answer now
 
 
+def hook_race(services: Services, count: int = 10, rounds: int = 6) -> PromiseRow:
+    """The conserver's save hook racing ``save_vcon`` of the same uuid (issue 15). For
+    each of ``count`` vCons, ``rounds`` times: a link leaves a working copy at
+    ``vcon:{uuid}`` (``JSON.SET``), then the hook's save of it and a ``save_vcon`` of
+    another document of that uuid start together, each pausing at random (up to 4 ms)
+    between its commit and its cache write (tests/support/coherency.py's
+    DelayedDatabase), so either may commit first and either cache step land first. Once
+    both returned: stale, a ``get_vcon`` or the conserver's own read of the key
+    (``JSON.GET``) answering anything but the database's document (an absent key is
+    right); lost, a save that failed or the database holding neither document;
+    reverted, it holding the one that committed first."""
+    from conserver_supabase._config import StorageConfig
+    from conserver_supabase._database import open_database
+
+    from .coherency import DelayedDatabase
+
+    row = PromiseRow("hook save racing save_vcon", bound=1.5)
+    opts = {"database_url": services.database_url, "redis_url": services.redis.url,
+            "retry_deadline": 0.5, "redis_timeout": 0.25, "pool_size": 4}  # fmt: skip
+    config = StorageConfig.from_options(opts)
+    database = DelayedDatabase(open_database(config), max_delay=0.004, seed=15)
+    client = redis.Redis.from_url(services.redis.url)
+    lock = threading.Lock()
+
+    def timed(results: dict[str, Any], name: str, call: Callable[[], Any]) -> None:
+        began = time.monotonic()
+        try:
+            results[name] = call()
+            if name == "hook":  # what the hook found at vcon:{uuid} and saved
+                results["hook saved"] = database.saved.subject
+        except Exception as exc:  # counted as lost
+            results[name] = exc
+        with lock:
+            row.operations += 1
+            row.slowest = max(row.slowest, time.monotonic() - began)
+
+    with SupabaseStorage(config, database=database) as store:
+        for vcon_uuid in [testing.make_vcon()["uuid"] for _ in range(count)]:
+            for turn in range(rounds):
+                link, other = (
+                    {**testing.make_vcon(seed=turn, vcon_uuid=vcon_uuid), "subject": subject}
+                    for subject in (f"link {turn}", f"save_vcon {turn}")
+                )
+                client.json().set(f"vcon:{vcon_uuid}", "$", link)
+                results: dict[str, Any] = {}
+                calls = {
+                    "hook": functools.partial(store.save_working_copy, vcon_uuid),
+                    "save_vcon": functools.partial(store.save_vcon, other),
+                }
+                threads = [
+                    threading.Thread(target=timed, args=(results, name, call))
+                    for name, call in calls.items()
+                ]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                _judge_race(row, store, client, services, (link, other), results)
+    return row
+
+
+def _judge_race(
+    row: PromiseRow,
+    store: SupabaseStorage,
+    client: Any,
+    services: Services,
+    documents: tuple[dict[str, Any], dict[str, Any]],
+    results: dict[str, Any],
+) -> None:
+    """Count what one round of :func:`hook_race` broke, once both saves returned
+    (``documents``: the link's working copy, save_vcon's document)."""
+    failed = [f"{name}: {exc}" for name, exc in results.items() if isinstance(exc, Exception)]
+    if failed:
+        row.lost += len(failed)
+        row.examples.extend(failed)
+        return
+    link, other = documents
+    vcon_uuid = link["uuid"]
+    # The hook saved what it found: the link's copy, or save_vcon's if it got there first.
+    hook_saved = link if results["hook saved"] == link["subject"] else other
+    earlier, later = sorted(
+        [(results["hook"], hook_saved), (results["save_vcon"], other)], key=lambda s: s[0]
+    )
+    stored = _in_database(services, vcon_uuid)
+    if stored != later[1]:
+        row.reverted += stored == earlier[1]
+        row.lost += stored != earlier[1]
+        row.examples.append(f"{vcon_uuid}: the database holds {_subject(stored)}")
+    cached = client.json().get(f"vcon:{vcon_uuid}")  # what the conserver reads
+    if cached is not None and cached != stored:
+        row.stale += 1
+        row.examples.append(f"vcon:{vcon_uuid} holds {_subject(cached)}, not {_subject(stored)}")
+    row.operations += 1
+    served = store.get_vcon(vcon_uuid)
+    if served != stored:
+        row.stale += 1
+        row.examples.append(f"get {vcon_uuid}: {_subject(served)}, not {_subject(stored)}")
+
+
 #: Scenarios that kill or freeze Redis: they need a Redis of their own.
 KILLS_REDIS = frozenset({"breaker_recovery_through_the_hook", "redis_frozen_with_data"})
 
@@ -351,4 +451,5 @@ SCENARIOS: tuple[Callable[[Services], PromiseRow], ...] = (
     replay_across_tenants,
     breaker_recovery_through_the_hook,
     redis_frozen_with_data,
+    hook_race,
 )

@@ -16,6 +16,7 @@ from ..behaviour.cache import (  # the shared suite, run here on the fake
     TestModes,
     TestNewKeyFormat,
     TestReadsAndDeletes,
+    TestTouch,
     TestVersionRule,
     client,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "TestModes",
     "TestNewKeyFormat",
     "TestReadsAndDeletes",
+    "TestTouch",
     "TestVersionRule",
     "client",
 ]

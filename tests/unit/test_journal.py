@@ -74,26 +74,68 @@ def test_an_entry_records_the_version_the_cache_knew_and_the_tenant_guard(
     assert 7 * 86400 - 5 <= redis.ttl(f"{JOURNAL}:vcon:{document['uuid']}") <= 7 * 86400
 
 
-def test_a_delete_tombstone_is_the_base_of_a_save_after_it(
+def test_a_save_after_a_delete_is_fenced_on_its_time(
     db: testing.MemoryDatabase, store: SupabaseStorage, redis: Any
 ) -> None:
-    """Deleted at 2; a re-creation fails: its base is the tombstone (-2); a second
-    delete meanwhile (3) supersedes it."""
+    """Deleted at 2; a re-creation fails: the tombstone (-2 on record) is no base (a -n
+    may also be a link's newer working copy), so the time rule fences it: replayed, as
+    nothing happened since; deleted again at 4, a failed save, then a save and a delete
+    (6) after it: superseded."""
     document = sample()
     store.save_vcon(document)
     store.delete_vcon(document["uuid"])
     failed_save(db, store, document)
-    assert meta(redis, document["uuid"])["base"] == -2
+    recorded = meta(redis, document["uuid"])
+    assert (recorded["base"], recorded["at"] > 0) == (None, True)
     db.delete(document["uuid"])  # nothing there: the tombstone stays at 2
     assert store.replay_journal().replayed == 1
     store.delete_vcon(document["uuid"])
     failed_save(db, store, document)
-    assert meta(redis, document["uuid"])["base"] == -4
+    assert meta(redis, document["uuid"])["base"] is None
     db.save([document], None)
     db.delete(document["uuid"])  # deleted again at 6, after the failed save
     report = store.replay_journal()
     assert (report.replayed, len(report.superseded)) == (0, 1)
     assert document["uuid"] not in db.documents
+
+
+class LinkWritesDuringSave(testing.MemoryDatabase):
+    """A link writes a newer working copy while a save is in the database (once, after
+    ``link`` is set to the redis client, key and document)."""
+
+    link: tuple[Any, str, dict[str, Any]] | None = None
+
+    def save(self, documents: Any, tenants: Any) -> dict[str, int]:
+        versions = super().save(documents, tenants)
+        if self.link is not None:
+            (redis, key, document), self.link = self.link, None
+            redis.set(key, json.dumps(document))  # no RedisJSON in fakeredis here
+        return versions
+
+
+def test_a_links_newer_working_copy_journaled_is_replayed(redis: Any) -> None:
+    """The hook saved version 2 while a link wrote a newer working copy: the touch kept
+    it and put -2 on record (lua/write.lua). That copy's own hook save fails: based on
+    "deleted at 2" its replay would be dropped (the database holds 2) and the link's
+    work lost; with no base the time rule lets it through."""
+    document = sample()
+    newer = {**document, "subject": "the link's newer working copy"}
+    key = f"vcon:{document['uuid']}"
+    db = LinkWritesDuringSave()
+    options = {**OPTIONS, "cache_key_prefix": "vcon:", "cache_format": "auto"}
+    with SupabaseStorage(options, database=db, redis_client=redis) as store:
+        store.save_vcon(document)
+        db.link = (redis, key, newer)
+        assert store.save_working_copy(document["uuid"]) == 2
+        assert int(redis.get(f"conserver_supabase:version:{{{key}}}")) == -2
+        db.fail = DOWN
+        with pytest.raises(DatabaseUnavailableError):
+            store.save_working_copy(document["uuid"])
+        db.fail = None
+        assert meta(redis, document["uuid"])["base"] is None
+        report = store.replay_journal()
+        assert (report.replayed, report.superseded) == (1, [])
+    assert db.documents[document["uuid"]] == newer
 
 
 def test_a_later_save_supersedes_the_entry(

@@ -1,12 +1,26 @@
 -- KEYS[1] cache key, KEYS[2] its version key, KEYS[3..] chain lists. ARGV[1] document
 -- (JSON text), ARGV[2] TTL seconds, ARGV[3] format for a new key (auto|json|string),
--- ARGV[4] mode, ARGV[5] uuid, ARGV[6] the version saved or read (0: unknown).
+-- ARGV[4] mode, ARGV[5] uuid, ARGV[6] the version saved or read (0: unknown), ARGV[7]
+-- (touch) what the version key held when the working copy was read.
 --
 -- Modes: overwrite (after a save), fill (after a database read: only an absent key),
--- touch (the key already holds what was saved: renew its TTL, or write it if it
--- vanished), refresh (only a key that exists: a bulk import keeps the cache right
--- without filling it), known (a read replica's answer: fill only where a version is on
--- record, which proves the answer is not older).
+-- touch (the conserver's save hook: the key is the working copy it read and saved, and
+-- ARGV[1] is the exact text it read), refresh (only a key that exists: a bulk import
+-- keeps the cache right without filling it), known (a read replica's answer: fill only
+-- where a version is on record, which proves the answer is not older).
+--
+-- touch never stamps its version on a body it did not save:
+-- * the key holds the text read: TTL renewed, version stamped; when the fence refuses
+--   the version and a newer one is on record as -n (the key does not hold version n),
+--   the key goes: what this save read is older than the database;
+-- * the key vanished: the saved document is written;
+-- * the key changed after the read and a saved version appeared on record since: a save
+--   or fill of ours wrote an older database version there; the saved document replaces
+--   it;
+-- * the key changed and no saved version appeared: a link wrote a newer working copy
+--   the database does not have yet. It is kept (TTL renewed), and -version is put on
+--   record (see fence.lua): nothing older may be written or stamped there, and the
+--   link's own save, newer, stamps it.
 --
 -- Returns 1 when the document was written, 0 when the key was left as it was, -1 when
 -- the fence refused it (older than what is on record; for "known": read the primary).
@@ -27,14 +41,38 @@ local version = tonumber(ARGV[6])
 local recorded = tonumber(redis.call('GET', KEYS[2])) or 0
 local allowed = fence(version, recorded, 'document')
 local write
+-- touch: stale (the key holds what this save read, and a newer version of the database
+-- is on record: remove it) or unsaved (a link changed the key after the read: keep it).
+local stale, unsaved = false, false
+-- A version already on record was written here (a fill of it, or this same save): what
+-- the key holds now is that version or a link's newer working copy; neither is replaced.
+local again = kind ~= 'none' and version > 0 and recorded == version
 if mode == 'refresh' then
-  write = kind ~= 'none' and allowed
+  write = kind ~= 'none' and allowed and not again
 elseif mode == 'known' then
   write = kind == 'none' and allowed and recorded ~= 0
+elseif mode == 'touch' and kind ~= 'none' then
+  local current
+  if kind == 'ReJSON-RL' then
+    current = redis.call('JSON.GET', KEYS[1])
+  else
+    current = redis.call('GET', KEYS[1])
+  end
+  if current == ARGV[1] then
+    write = false
+    stale = not allowed and version > 0 and recorded < 0
+  else
+    -- Changed after the read: by a save or fill of ours if a saved version appeared on
+    -- record since (its body is in the database, older than this save), else by a link.
+    write = allowed and recorded > 0 and recorded ~= (tonumber(ARGV[7]) or 0)
+    unsaved = allowed and not write and version > 0
+  end
 else
-  write = (kind == 'none' or mode == 'overwrite') and allowed
+  write = (kind == 'none' or mode == 'overwrite') and allowed and not again
 end
-if write then
+if stale then
+  redis.call('DEL', KEYS[1])
+elseif write then
   if kind == 'ReJSON-RL' or (kind == 'none' and ARGV[3] ~= 'string') then
     local reply = redis.pcall('JSON.SET', KEYS[1], '$', ARGV[1])
     if type(reply) == 'table' and reply.err then
@@ -51,10 +89,12 @@ if write then
     redis.call('SET', KEYS[1], ARGV[1])
   end
 end
-if write or (mode == 'touch' and kind ~= 'none') then
+if write or (mode == 'touch' and kind ~= 'none' and not stale) then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
-if (write or mode == 'touch' or mode == 'refresh') and version > 0 and allowed then
+if unsaved then -- the database is at this version; the key holds something else
+  redis.call('SET', KEYS[2], -version, 'EX', ARGV[2])
+elseif (write or mode == 'touch' or mode == 'refresh') and version > 0 and allowed then
   redis.call('SET', KEYS[2], version, 'EX', ARGV[2])
 end
 for i = 3, #KEYS do
