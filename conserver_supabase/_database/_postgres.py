@@ -14,7 +14,8 @@ left on a pooled server connection cannot change it::
     SELECT schema.conserver_vcon_...(...)
     COMMIT
 
-sent in one pipeline: one network round trip. Every call is bounded on the client too
+sent as one simple query (the arguments bound on the client, so no prepared statement):
+one write and one answer, one network round trip. Every call is bounded on the client too
 (see :mod:`._deadline`): the pool wait, then the transaction, within ``timeout``; a call
 cut there is transient, its message saying which bound it hit.
 """
@@ -39,9 +40,9 @@ __all__ = ["PostgresDatabase", "import_psycopg"]
 #: a working server's clean timeout error wins the race.
 _CUT_MARGIN: Final = 0.2
 _SETTINGS: Final = (
-    "SELECT set_config('statement_timeout', %(ms)s, true),"
-    " set_config('lock_timeout', %(ms)s, true),"
-    " set_config('idle_in_transaction_session_timeout', %(ms)s, true)"
+    "SELECT set_config('statement_timeout', '%(ms)d', true),"
+    " set_config('lock_timeout', '%(ms)d', true),"
+    " set_config('idle_in_transaction_session_timeout', '%(ms)d', true)"
 )
 _WATCHDOG = Watchdog()
 
@@ -141,13 +142,17 @@ class PostgresDatabase(Transport):
         """Run the call in its own transaction, in one round trip, cut at ``left`` s."""
         import psycopg
 
+        ms = max(1, int(left * 1000))
         with _WATCHDOG.watch(conn, left + _CUT_MARGIN) as watch:
             try:
-                with conn.pipeline():
-                    conn.execute(self._begin)
-                    conn.execute(_SETTINGS, {"ms": str(max(1, int(left * 1000)))})
-                    cursor = conn.execute(statement, values)
-                    conn.execute("COMMIT")
+                # One simple query (the arguments bound on the client: no prepared
+                # statement either), so one write and one answer.
+                cursor = psycopg.ClientCursor(conn)
+                cursor.execute(
+                    f"{self._begin}; {_SETTINGS % {'ms': ms}}; {statement}; COMMIT", values
+                )
+                cursor.nextset()
+                cursor.nextset()
                 return cursor.fetchone()
             except psycopg.Error as exc:
                 if watch.how is not None:
@@ -156,8 +161,8 @@ class PostgresDatabase(Transport):
                         + (
                             "cancelled"
                             if watch.how == "cancelled"
-                            else "cut off (its "
-                            "connection shut down: the server or network did not answer)"
+                            else "cut off (its connection shut down: the server or "
+                            "network did not answer)"
                         )
                     ) from exc
                 _roll_back(conn)
@@ -216,7 +221,7 @@ def connection_parameters(url: str, timeout: float) -> dict[str, Any]:
 
 
 def _roll_back(conn: Any) -> None:
-    """End a transaction the error left open (the pipeline stops at the error, before
+    """End a transaction the error left open (the query stops at the error, before
     COMMIT), so the connection goes back to the pool idle; a broken one is discarded."""
     import psycopg
 
