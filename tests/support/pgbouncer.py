@@ -91,9 +91,12 @@ class PgBouncer:
             for child in folder.iterdir():
                 shutil.chown(child, user)
             command[1:1] = ["-u", user]
-        self._process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
+        # Its stderr (where it logs too, besides the log file) goes to a file: a pipe
+        # nobody reads fills after some 64 KB of log lines and then blocks PgBouncer.
+        with (folder / "stderr.log").open("wb") as stderr:
+            self._process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+            )
         try:
             self._wait_listening()
         except BaseException:
@@ -117,9 +120,11 @@ class PgBouncer:
 
     def log(self) -> str:
         """What PgBouncer logged (its log file), for failure messages."""
-        if self._folder is None or not (self._folder / "pgbouncer.log").exists():
+        if self._folder is None:
             return ""
-        return (self._folder / "pgbouncer.log").read_text(errors="replace")[-4000:]
+        logged = [self._folder / name for name in ("stderr.log", "pgbouncer.log")]
+        text = "".join(p.read_text(errors="replace") for p in logged if p.exists())
+        return text[-4000:]
 
     def url(self, database_url: str, user: str | None = None) -> str:
         """``database_url``'s database through PgBouncer (as ``user``, default the
@@ -137,8 +142,6 @@ class PgBouncer:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait(timeout=5)
-            if self._process.stderr is not None:
-                self._process.stderr.close()
             self._process = None
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
