@@ -24,7 +24,14 @@ from .._errors import (
     SearchError,
 )
 
-__all__ = ["classify_database_error", "database_errors"]
+__all__ = ["DeadlineExceeded", "classify_database_error", "database_errors", "refused_connection"]
+
+
+class DeadlineExceeded(Exception):
+    """A transport's call cut at its client-side deadline (no answer in time, no
+    connection in time); the message says which bound was hit. Translated here into a
+    transient :class:`~conserver_supabase.DatabaseUnavailableError`."""
+
 
 # SQLSTATEs (or their two-letter classes) that describe a passing condition.
 _TRANSIENT_STATES: Final = frozenset(
@@ -60,13 +67,51 @@ _COLUMN_FIELDS: Final = {
     "dialog_indices": "dialog",
 }
 
+# Connection refusals that will not pass by themselves. libpq gives no SQLSTATE for an
+# error during the startup of a connection, only the server's (or pooler's) message:
+# (what the message says, what to do).
+_REFUSED_CONNECTIONS: Final = (
+    (
+        "unsupported startup parameter",
+        "a connection pooler (PgBouncer) refuses a startup parameter: conserver-supabase "
+        "sends none, so remove 'options' (and any other server setting) from the URL, or "
+        "list the parameter in the pooler's ignore_startup_parameters",
+    ),
+    (
+        "authentication failed",
+        "the server refused the user or password: check both in the URL (Supabase: the "
+        "database password of the project, not an API key)",
+    ),
+    (
+        "no pg_hba.conf entry",
+        "the server's pg_hba.conf lets no connection in from this host for this user and "
+        "database: add an entry, or use the address the provider gives",
+    ),
+    ("does not exist", "the user or database of the URL does not exist on that server"),
+    ("no such user", "the pooler does not know the user of the URL: add it to its auth_file"),
+    ("no such database", "the pooler knows no such database: check the database in the URL"),
+    (
+        "tenant or user not found",
+        "Supabase's pooler does not know the user: it is postgres.<project-ref> there",
+    ),
+    ("not permitted to log in", "the role of the URL may not log in (ALTER ROLE ... LOGIN)"),
+    ("permission denied for database", "the user may not connect to that database"),
+    ("ssl was required", "the server does not offer TLS: change sslmode in the URL"),
+)
+
 _HINTS: Final = {
     "42883": "the SQL functions are missing: run `conserver-supabase migrate`",
     "42P01": "the tables are missing: run `conserver-supabase migrate`",
     "PGRST202": "PostgREST does not know the function: run `conserver-supabase migrate`, "
     "then reload PostgREST's schema cache (NOTIFY pgrst, 'reload schema')",
     "PGRST205": "PostgREST does not know the table: run `conserver-supabase migrate`",
-    "42501": "permission denied: use the service-role key (not the anon key)",
+    "42501": "permission denied: use the service-role key or a role the migrations "
+    "granted to (not the anon key)",
+    "3F000": "the schema is missing: check the 'schema' option, run `conserver-supabase migrate`",
+    "55P03": "a lock held by another transaction was not released within 'timeout' (lock_timeout)",
+    "57014": "the statement did not finish within 'timeout' (statement_timeout)",
+    "25006": "the server connection is read-only (a standby, or the pooler points at "
+    "one): point database_url at the primary",
     "PGRST301": "the key was rejected: use the project's service-role key",
     "PGRST302": "no key was sent: set 'key' to the project's service-role key",
     "PGRST106": "the schema is not exposed by PostgREST: check the 'schema' option and "
@@ -85,6 +130,8 @@ def classify_database_error(exc: BaseException) -> tuple[type[DatabaseError], st
     postgrest = sys.modules.get("postgrest.exceptions")
     if postgrest is not None and isinstance(exc, postgrest.APIError):
         return _classify_postgrest(exc)
+    if isinstance(exc, DeadlineExceeded):
+        return DatabaseUnavailableError, None, str(exc)
     httpx = sys.modules.get("httpx")
     if httpx is not None and isinstance(exc, httpx.TransportError | httpx.TimeoutException):
         return DatabaseUnavailableError, None, f"{type(exc).__name__}: {exc}"
@@ -96,10 +143,23 @@ def _classify_psycopg(exc: Any, psycopg: Any) -> tuple[type[DatabaseError], str 
     diag = getattr(exc, "diag", None)
     message = (getattr(diag, "message_primary", None) or str(exc) or type(exc).__name__).strip()
     if code is None:
-        # No server answer at all: a connection that failed or broke, a pool timeout.
+        # No server answer at all: a connection that failed or broke, a pool timeout;
+        # or a connection the server (or a pooler) refused for good at its startup.
+        if refused_connection(exc) is not None:
+            return DatabaseRejectedError, None, message
         transient = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
         return (DatabaseUnavailableError if transient else DatabaseRejectedError), None, message
     return _by_state(code), code, message
+
+
+def refused_connection(exc: BaseException) -> str | None:
+    """For a connection refused in a way that will not pass by itself (a pooler's
+    unsupported parameter, a wrong password, no such role or database, pg_hba): what
+    to do about it. None for anything else."""
+    if getattr(exc, "sqlstate", None) is not None or "connection" not in str(exc):
+        return None
+    text = str(exc).lower()
+    return next((fix for said, fix in _REFUSED_CONNECTIONS if said in text), None)
 
 
 def _classify_postgrest(exc: Any) -> tuple[type[DatabaseError], str | None, str]:
@@ -186,7 +246,7 @@ def database_errors(operation: str, vcon_uuid: str | None = None) -> Iterator[No
         subject = f" of vCon {vcon_uuid}" if vcon_uuid else ""
         kind = "database unavailable" if cls is DatabaseUnavailableError else "database rejected it"
         text = f"{operation}{subject} failed: {kind}: {message}"
-        hint = _HINTS.get(code or "")
+        hint = _HINTS.get(code or "") or refused_connection(exc)
         if hint:
             text += f" ({hint})"
         raise cls(text, operation=operation, vcon_uuid=vcon_uuid, code=code) from exc

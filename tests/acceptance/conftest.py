@@ -235,18 +235,39 @@ def sql(database_url: str) -> Iterator[object]:
         yield conn
 
 
-@pytest.fixture(params=["postgres", "postgrest"])
+@pytest.fixture(scope="session")
+def pgbouncer(pg_admin_url: str) -> Iterator[Any]:
+    """A real PgBouncer (tests/support/pgbouncer.py: transaction pooling, default
+    settings otherwise) in front of ``pg_admin_url``'s server, for the session."""
+    from ..support.pgbouncer import PgBouncer, pgbouncer_binary
+
+    binary = pgbouncer_binary()
+    if binary is None:
+        unavailable("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
+    try:
+        bouncer = PgBouncer(pg_admin_url, binary).__enter__()
+    except Exception as exc:  # any start failure: report, do not hide
+        unavailable(f"pgbouncer did not start: {exc}")
+    yield bouncer
+    bouncer.__exit__()
+
+
+@pytest.fixture(params=["postgres", "postgrest", "pgbouncer"])
 def transport(request: pytest.FixtureRequest, database_url: str) -> Iterator[Transport]:
-    """The migrated test database through each transport: psycopg, and
-    supabase-py over real HTTP to the PostgREST stand-in in front of it."""
+    """The migrated test database through each transport: psycopg, supabase-py over
+    real HTTP to the PostgREST stand-in in front of it, and psycopg through a real
+    PgBouncer in transaction mode (what Supabase's pooler and self-hosted poolers do)."""
     from conserver_supabase import StorageConfig
     from conserver_supabase._database._postgres import PostgresDatabase
     from conserver_supabase._database._postgrest import PostgrestDatabase
 
     from ..support.postgrest_standin import PostgrestStandIn
 
-    if request.param == "postgres":
-        database = PostgresDatabase(StorageConfig.from_options({"database_url": database_url}))
+    if request.param in ("postgres", "pgbouncer"):
+        url = database_url
+        if request.param == "pgbouncer":
+            url = request.getfixturevalue("pgbouncer").url(database_url)
+        database = PostgresDatabase(StorageConfig.from_options({"database_url": url}))
         yield database
         database.close()
         return

@@ -15,7 +15,9 @@ from conserver_supabase.testing import EmbeddedRedis
 
 from ..support.coherency import blind_touch
 from ..support.fault_scenarios import Services
+from ..support.pgbouncer import pgbouncer_binary
 from ..support.postgrest_standin import PostgrestStandIn
+from ..support.promise_direct import NEEDS_PGBOUNCER
 from ..support.promise_scenarios import KILLS_REDIS, SCENARIOS, PromiseRow, hook_race
 from ..support.services import unavailable
 
@@ -33,7 +35,10 @@ def scenario(request: pytest.FixtureRequest) -> Callable[..., PromiseRow]:
 def services(
     scenario: Callable[..., PromiseRow], database_url: str, redis_json_url: str
 ) -> Iterator[Services]:
-    """The shared Redis, or a Redis of the scenario's own when it kills Redis."""
+    """The shared Redis, or a Redis of the scenario's own when it kills Redis; a
+    scenario that starts a PgBouncer skips on a laptop without one (fails in CI)."""
+    if scenario.__name__ in NEEDS_PGBOUNCER and pgbouncer_binary() is None:
+        unavailable("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
     with contextlib.ExitStack() as stack:
         redis: Any = types.SimpleNamespace(url=redis_json_url)
         if scenario.__name__ in KILLS_REDIS:

@@ -55,7 +55,9 @@ class FaultServer:
 class CuttableProxy:
     """A TCP forwarder on 127.0.0.1 to a server that can be cut: :meth:`cut` drops every
     open connection and refuses new ones (the server is unreachable), and :meth:`restore`
-    accepts again on the same port. ``upstream`` opens a connection to the server."""
+    accepts again on the same port. With ``frozen`` set it keeps every connection open
+    and accepts new ones but forwards nothing the clients send (a server or network that
+    stops answering). ``upstream`` opens a connection to the server."""
 
     def __init__(self, upstream: Callable[[], socket.socket], latency: float = 0.0) -> None:
         self._upstream = upstream
@@ -64,6 +66,11 @@ class CuttableProxy:
         self.latency = latency
         #: Chunks forwarded from clients to the server: round trips, for benchmarks.
         self.requests = 0
+        #: While set, what clients send is held back, not forwarded (nor dropped), for at
+        #: most ``hold_limit`` seconds a chunk: a test of a client that waits forever
+        #: still ends (and fails on its time).
+        self.frozen = threading.Event()
+        self.hold_limit = 10.0
         self._listener: socket.socket | None = None
         self._lock = threading.Lock()
         self._pairs: list[socket.socket] = []
@@ -135,6 +142,9 @@ class CuttableProxy:
             threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
 
     def _request(self) -> None:
+        held_until = time.monotonic() + self.hold_limit
+        while self.frozen.is_set() and not self._stop.is_set() and time.monotonic() < held_until:
+            time.sleep(0.02)
         with self._lock:
             self.requests += 1
         if self.latency:

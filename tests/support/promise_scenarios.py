@@ -445,11 +445,14 @@ def _judge_race(
 #: Scenarios that kill or freeze Redis: they need a Redis of their own.
 KILLS_REDIS = frozenset({"breaker_recovery_through_the_hook", "redis_frozen_with_data"})
 
-#: Every scenario of this module, in the order of the table.
+from .promise_direct import DIRECT_SCENARIOS  # noqa: E402 - they use this module's helpers
+
+#: Every scenario of this module (and of promise_direct), in the order of the table.
 SCENARIOS: tuple[Callable[[Services], PromiseRow], ...] = (
     replay_after_later_writes,
     replay_across_tenants,
     breaker_recovery_through_the_hook,
     redis_frozen_with_data,
     hook_race,
+    *DIRECT_SCENARIOS,
 )

@@ -16,8 +16,9 @@ from ...support.services import redis_client
 
 @pytest.fixture
 def db(transport: Database) -> CountingDatabase:
-    """The behaviour suite runs on both transports (``transport``: psycopg, and
-    supabase-py over real HTTP to the PostgREST stand-in in front of the same database)."""
+    """The behaviour suite runs on every transport (``transport``: psycopg, supabase-py
+    over real HTTP to the PostgREST stand-in in front of the same database, and psycopg
+    through a real PgBouncer in transaction mode with its default configuration)."""
     return CountingDatabase(transport)
 
 

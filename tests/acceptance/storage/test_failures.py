@@ -106,7 +106,7 @@ class TestRedisDown:
             assert caught.value.unavailable is True
             assert stored(database_url, document["uuid"]) == document
             # The read goes to the database (the entry may be stale); its fill fails.
-            with pytest.raises(CacheError, match="cache overwrite .* read from the database"):
+            with pytest.raises(CacheError, match=r"cache overwrite .* read from the database"):
                 store.get_vcon(document["uuid"])
 
 
