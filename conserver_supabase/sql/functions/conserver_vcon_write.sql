@@ -15,6 +15,17 @@
 -- non-NULL tenant_id that differs). A vCon saved without created_at keeps the one it
 -- has (the caller holds the lock, so the row read is the row updated).
 --
+-- Other writers (issue 16): the function runs with conserver_supabase.writing = on (its
+-- SET clause, undone when it returns), so the change-feed triggers on the row tables skip
+-- its statements; the document upsert records the save (conserver_vcon_record_change) and
+-- sets document_version = version: the document is what the rows say. The document rows
+-- are written LAST, in their own statement, in uuid order: another writer's statement
+-- takes its row locks first and the document row's last (its AFTER trigger raises the
+-- head version), so a save that held a document row while waiting for a child row could
+-- deadlock with it. If another writer raised the version after this save read it (it
+-- committed rows this save may not have overwritten), the new document_version stays
+-- below version: the next read merges the rows (conserver_vcon_fetch).
+--
 -- The vcons upsert runs as its own statement, before the children's: vcon-mcp's BEFORE
 -- INSERT triggers overwrite a new child row's tenant_id with vcons.tenant_id (looked up
 -- by vcons.id), and inside one statement the sub-statements of a WITH run in an
@@ -35,8 +46,11 @@ SET timezone TO 'UTC'
 SET enable_hashjoin TO off
 SET enable_mergejoin TO off
 SET plan_cache_mode TO force_generic_plan
+SET conserver_supabase.writing TO 'on'
 AS $fn$
 DECLARE
+    v_before jsonb;
+    v_rows   bigint;
     v_result jsonb;
     v_stamp  boolean := p_tenants IS NOT NULL;
     v_taken  uuid;
@@ -59,6 +73,11 @@ BEGIN
                       HINT = 'each tenant''s vCons are saved by that tenant''s storage';
         END IF;
     END IF;
+
+    -- The head versions before anything is written (see the header).
+    SELECT jsonb_object_agg(doc.uuid::text, doc.version) INTO v_before
+      FROM conserver_vcon_documents doc
+     WHERE doc.uuid IN (SELECT (e ->> 'uuid')::uuid FROM jsonb_array_elements(p_documents) AS e);
 
     -- The parent first, in its own statement (see the header: vcon-mcp's child triggers
     -- read it).
@@ -193,15 +212,23 @@ BEGIN
     td AS (
         DELETE FROM attachments x USING docs
          WHERE x.vcon_id = docs.u AND x.attachment_index >= jsonb_array_length(docs.attach)
+    )
+    SELECT count(*) INTO v_rows FROM docs;
+
+    -- The document rows last, in uuid order (see the header).
+    WITH docs AS (
+        SELECT (e ->> 'uuid')::uuid AS u, e AS d FROM jsonb_array_elements(p_documents) AS e
     ),
     saved AS (
         INSERT INTO conserver_vcon_documents AS doc (uuid, document, version, content_hash)
-        SELECT u, d, 1, encode(sha256(convert_to(d::text, 'UTF8')), 'hex') FROM docs
+        SELECT u, d, 1, encode(sha256(convert_to(d::text, 'UTF8')), 'hex') FROM docs ORDER BY u
         ON CONFLICT (uuid) DO UPDATE SET
-            document     = EXCLUDED.document,
-            version      = doc.version + 1,
-            content_hash = EXCLUDED.content_hash,
-            updated_at   = now()
+            document         = EXCLUDED.document,
+            version          = doc.version + 1,
+            document_version = CASE WHEN doc.version = (v_before ->> doc.uuid::text)::bigint
+                                    THEN doc.version + 1 ELSE doc.version END,
+            content_hash     = EXCLUDED.content_hash,
+            updated_at       = now()
         RETURNING doc.uuid, doc.version
     )
     SELECT coalesce(jsonb_object_agg(saved.uuid::text, saved.version), '{}') INTO v_result FROM saved;
