@@ -56,6 +56,16 @@ DECLARE
     v_taken  uuid;
     v_tenant text;
 BEGIN
+    -- A batch in uuid order (its tenants with it): every statement below then takes its
+    -- row locks in the order the change-feed triggers take theirs.
+    IF jsonb_array_length(p_documents) > 1 THEN
+        SELECT jsonb_agg(x.e ORDER BY (x.e ->> 'uuid')::uuid),
+               CASE WHEN v_stamp THEN jsonb_agg(x.t ORDER BY (x.e ->> 'uuid')::uuid) END
+          INTO p_documents, p_tenants
+          FROM (SELECT e, p_tenants -> (o - 1)::integer AS t
+                  FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS a (e, o)) AS x;
+    END IF;
+
     -- A storage with a fixed tenant does not take another tenant's vCon over.
     IF v_stamp AND jsonb_path_exists(p_tenants, '$[*] ? (@.exclusive == true)') THEN
         SELECT x.u, x.t ->> 'tenant_id' INTO v_taken, v_tenant
@@ -79,6 +89,15 @@ BEGIN
       FROM conserver_vcon_documents doc
      WHERE doc.uuid IN (SELECT (e ->> 'uuid')::uuid FROM jsonb_array_elements(p_documents) AS e);
 
+    -- A row another writer made with id <> uuid gets id = uuid (vcon-mcp joins children
+    -- on vcons.id), here and not in the upsert below: an upsert that assigns id, a key
+    -- column, locks the row FOR UPDATE even when the value stays, and that lock blocks
+    -- the foreign-key check of another writer's child insert, which then holds the child
+    -- row this save waits for (a deadlock). Without it the upsert locks FOR NO KEY UPDATE.
+    UPDATE vcons v SET id = v.uuid
+     WHERE v.uuid IN (SELECT (e ->> 'uuid')::uuid FROM jsonb_array_elements(p_documents) AS e)
+       AND v.id <> v.uuid;
+
     -- The parent first, in its own statement (see the header: vcon-mcp's child triggers
     -- read it).
     WITH docs AS (
@@ -100,7 +119,6 @@ BEGIN
            tenant
       FROM docs
     ON CONFLICT (uuid) DO UPDATE SET
-        id           = EXCLUDED.id,
         vcon_version = EXCLUDED.vcon_version,
         subject      = EXCLUDED.subject,
         created_at   = EXCLUDED.created_at,
