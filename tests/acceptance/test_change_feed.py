@@ -91,7 +91,8 @@ def changes(conn: Any, u: str, *, once: bool = True) -> list[tuple[str, int]]:
     return [(op, version) for op, version, _ in found]
 
 
-def head(conn: Any, u: str) -> tuple[int, int | None] | None:
+def head(conn: Any, u: str) -> Any:
+    """(version, document_version) of ``u``'s document row."""
     return conn.execute(
         "SELECT version, document_version FROM conserver_vcon_documents WHERE uuid = %s", [u]
     ).fetchone()
@@ -375,13 +376,15 @@ def test_the_projection_is_what_the_write_stores(
     with psycopg.connect(url, autocommit=True) as conn:
         for document in [*all_samples(), rich_vcon()]:
             conn.execute("SELECT conserver_vcon_save(%s::jsonb)", [json.dumps(document)])
-            projected, assembled, merged, stored = conn.execute(
+            found = conn.execute(
                 "SELECT conserver_vcon_project(d.document, d.updated_at),"
                 " conserver_vcon_assemble(d.uuid),"
                 " conserver_vcon_merge(d.document, conserver_vcon_assemble(d.uuid), d.updated_at),"
                 " d.document FROM conserver_vcon_documents d WHERE d.uuid = %s",
                 [document["uuid"]],
             ).fetchone()
+            assert found is not None
+            projected, assembled, merged, stored = found
             assert projected == assembled, document["uuid"]
             assert merged == stored  # nothing changed: the document, exactly
 
