@@ -309,6 +309,25 @@ class TestForeignVcons:
         assert changes(admin, u)[-1] == ("save", 5)
         assert head(admin, u) == (5, 5)
 
+    def test_a_replay_does_not_overwrite_a_later_foreign_change(
+        self, mcp: VconMcp, mcp_url: str
+    ) -> None:
+        """A journaled save of a vCon only vcon-mcp wrote (a head row, versioned since 0004)
+        whose base is a time: another writer's change after that time supersedes it, as it
+        did before head rows existed (the rows' updated_at, not the head row's)."""
+        theirs = our_vcon()
+        mcp.create(theirs)
+        failed_at = time.time()
+        time.sleep(0.01)
+        mcp.update(theirs["uuid"], subject="changed after the failed save")
+        db = SqlCalls(PostgresDatabase(StorageConfig.from_options({"database_url": mcp_url})))
+        try:
+            version, why = db.transport.replay(theirs, None, {"at": failed_at})
+        finally:
+            db.close()
+        assert version == 0
+        assert "another writer changed it" in str(why)
+
 
 class TestTheLog:
     def test_our_saves_log_save_once_each(
@@ -359,6 +378,42 @@ class TestTheLog:
         for table in ("conserver_vcon_changes", "conserver_vcon_documents"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 mcp.conn.execute(f"SELECT * FROM {table}")
+
+
+def test_a_foreign_edit_committed_during_our_save_is_not_hidden(
+    storage: SupabaseStorage, admin: Any, mcp_url: str
+) -> None:
+    """vcon-mcp adds an analysis in a transaction that is still open (its trigger holds the
+    document row) while our save runs: the save waits at its document statement, then
+    keeps document_version below version (logged 'rows'), so the next read merges the
+    analysis the save did not overwrite instead of hiding it behind our document."""
+    document = our_vcon()
+    u = document["uuid"]
+    storage.save_vcon(copy.deepcopy(document))
+    ours = {**document, "subject": "saved while vcon-mcp writes", "analysis": []}
+    done: list[Any] = []
+    with psycopg.connect(mcp_url) as foreign:
+        foreign.execute("SET ROLE authenticated")
+        VconMcp(foreign).add_analysis(u, {"type": "summary", "vendor": "vcon-mcp", "body": "late"})
+        saver = threading.Thread(target=lambda: done.append(storage.save_vcon(copy.deepcopy(ours))))
+        saver.start()
+        time.sleep(0.5)
+        assert saver.is_alive()  # waiting for the foreign transaction's document row lock
+        waiting = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE '%conserver_vcon_save%'"
+        ).fetchone()
+        assert waiting == (1,)
+        foreign.commit()
+    saver.join(30)
+    assert done == [3]
+    assert changes(admin, u) == [("save", 1), ("rows", 2), ("rows", 3)]
+    assert head(admin, u) == (3, 2)
+    got = storage.get_vcon(u, use_cache=False)
+    assert got is not None
+    assert got["subject"] == "saved while vcon-mcp writes"
+    assert [a["vendor"] for a in got["analysis"]] == ["vcon-mcp"]
+    assert_agrees_with_rows(admin, got)
 
 
 @pytest.mark.parametrize("layout", ["ours", "vcon_mcp"])
