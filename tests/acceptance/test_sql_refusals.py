@@ -193,7 +193,7 @@ class TestPrivileges:
             # (test_every_way_of_deleting_leaves_the_tombstone) ...
             "conserver_vcon_tombstone_on_delete",
             # ... and its writes and deletes as authenticated record their changes
-            # (test_change_feed.py, TestPrivileges).
+            # (tests/acceptance/feed/test_reads.py, every write there is one).
             "conserver_vcon_record_change",
             "conserver_vcon_rows_changed",
         }

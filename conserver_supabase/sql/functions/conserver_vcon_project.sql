@@ -5,7 +5,7 @@
 -- integer, real, timestamptz, integer arrays, conserver_jsonb_text bodies) read back as
 -- assemble reads them. conserver_vcon_merge compares it with the rows to tell the fields
 -- another writer changed from those it did not (tested: project(d) = assemble after
--- write(d), tests/acceptance/test_change_feed.py). p_saved_at is the time of that save
+-- write(d), tests/acceptance/feed/test_reads.py). p_saved_at is the time of that save
 -- (conserver_vcon_documents.updated_at): the write stamps updated_at with it when the
 -- document has none. A document without created_at projects none (the write keeps the
 -- row's); the merge takes that field as unchanged.

@@ -8,19 +8,14 @@ with a cold cache, ``search(include_vcons=True)``) return the edit, everything t
 hold agrees with the rows, and what the rows cannot hold (group, meta, party_history,
 unknown keys) and every field the edit did not touch keep the stored document's exact
 value. Every change is logged once per transaction and vCon; saves log 'save', deletes
-'delete', once. Our saves and foreign writes of the same vCons at once never deadlock.
+'delete', once.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
-import random
-import threading
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -30,109 +25,21 @@ from conserver_supabase import StorageConfig, SupabaseStorage
 from conserver_supabase import _migrations as migrations
 from conserver_supabase._database._postgres import PostgresDatabase
 
-from ..support.schema import run_sql
-from ..support.services import TESTS, redis_client
-from ..support.sql_calls import SqlCalls
-from ..support.vcon_mcp_writes import VconMcp
-from ..support.vcons import all_samples, rich_vcon
+from ...support.change_feed import (
+    assert_agrees_with_rows,
+    changes,
+    head,
+    our_vcon,
+    reads,
+    row_form,
+)
+from ...support.schema import run_sql
+from ...support.services import TESTS
+from ...support.sql_calls import SqlCalls
+from ...support.vcon_mcp_writes import VconMcp
+from ...support.vcons import all_samples, rich_vcon
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def mcp_url(empty_database_url: str) -> str:
-    """vcon-mcp's layout, then our migrations (the order that works, test_migrations)."""
-    run_sql(empty_database_url, (TESTS / "sql" / "vcon_mcp_layout.sql").read_text())
-    # Supabase's default privileges: its API roles use every sequence (embedding_queue's).
-    run_sql(empty_database_url, "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO authenticated")
-    migrations.apply(empty_database_url)
-    return empty_database_url
-
-
-@pytest.fixture
-def admin(mcp_url: str) -> Iterator[Any]:
-    with psycopg.connect(mcp_url, autocommit=True) as conn:
-        yield conn
-
-
-@pytest.fixture
-def mcp(mcp_url: str) -> Iterator[VconMcp]:
-    """vcon-mcp's writes, as authenticated (RLS on, no privilege on our tables)."""
-    with psycopg.connect(mcp_url, autocommit=True) as conn:
-        conn.execute("SET ROLE authenticated")
-        yield VconMcp(conn)
-
-
-@pytest.fixture
-def storage(mcp_url: str, redis_json_url: str) -> Iterator[SupabaseStorage]:
-    with SupabaseStorage({"database_url": mcp_url, "redis_url": redis_json_url}) as store:
-        yield store
-
-
-def our_vcon() -> dict[str, Any]:
-    """The rich vCon (group, meta, party_history, unknown keys, awkward values) with a tel
-    of its own, to search it by."""
-    document = rich_vcon()
-    document["parties"][0]["tel"] = "+1" + str(uuid.UUID(document["uuid"]).int)[:10]
-    return document
-
-
-def changes(conn: Any, u: str, *, once: bool = True) -> list[tuple[str, int]]:
-    """(op, version) of each change row of ``u``, in order; with ``once``, every
-    transaction at most once."""
-    found = conn.execute(
-        "SELECT op, version, xid::text FROM conserver_vcon_changes WHERE vcon_uuid = %s"
-        " ORDER BY seq",
-        [u],
-    ).fetchall()
-    xids = [x for _, _, x in found]
-    if once:
-        assert len(xids) == len(set(xids)), found  # one change row per transaction
-    return [(op, version) for op, version, _ in found]
-
-
-def head(conn: Any, u: str) -> Any:
-    """(version, document_version) of ``u``'s document row."""
-    return conn.execute(
-        "SELECT version, document_version FROM conserver_vcon_documents WHERE uuid = %s", [u]
-    ).fetchone()
-
-
-def reads(storage: SupabaseStorage, redis_url: str, document: dict[str, Any]) -> dict[str, Any]:
-    """Our three reads of ``document``'s vCon, which must agree; the vCon they return."""
-    u = document["uuid"]
-    direct = storage.get_vcon(u, use_cache=False)
-    client = redis_client(redis_url)
-    try:
-        client.flushall()  # get_many with a cold cache
-    finally:
-        client.close()
-    many = storage.get_many([u]).get(u)
-    page = storage.search(tel=document["parties"][0]["tel"], include_vcons=True)
-    found = [v for v in page.items if v["uuid"] == u]
-    assert direct == many, "get_vcon(use_cache=False) and get_many disagree"
-    assert found == ([] if direct is None else [direct]), "search(include_vcons) disagrees"
-    return {"vcon": direct}
-
-
-def assert_agrees_with_rows(conn: Any, vcon: dict[str, Any]) -> None:
-    """Everything the rows hold says what the rows say: our vCon, written again as the
-    rows (conserver_vcon_project), is what the rows read back (conserver_vcon_assemble)."""
-    projected, assembled = conn.execute(
-        "SELECT conserver_vcon_project(%s::jsonb, NULL), conserver_vcon_assemble(%s)",
-        [json.dumps(vcon), vcon["uuid"]],
-    ).fetchone()
-    if "updated_at" not in vcon:
-        assembled.pop("updated_at")
-    assert projected == assembled
-
-
-def row_form(conn: Any, table: str, u: str, index: int) -> dict[str, Any]:
-    """Element ``index`` of ``table`` as conserver_vcon_assemble reads it."""
-    key = {"analysis": "analysis", "dialog": "dialog", "attachments": "attachments"}[table]
-    return conn.execute(
-        "SELECT conserver_vcon_assemble(%s) -> %s -> %s", [u, key, index]
-    ).fetchone()[0]
 
 
 class TestForeignEdits:
@@ -380,42 +287,6 @@ class TestTheLog:
                 mcp.conn.execute(f"SELECT * FROM {table}")
 
 
-def test_a_foreign_edit_committed_during_our_save_is_not_hidden(
-    storage: SupabaseStorage, admin: Any, mcp_url: str
-) -> None:
-    """vcon-mcp adds an analysis in a transaction that is still open (its trigger holds the
-    document row) while our save runs: the save waits at its document statement, then
-    keeps document_version below version (logged 'rows'), so the next read merges the
-    analysis the save did not overwrite instead of hiding it behind our document."""
-    document = our_vcon()
-    u = document["uuid"]
-    storage.save_vcon(copy.deepcopy(document))
-    ours = {**document, "subject": "saved while vcon-mcp writes", "analysis": []}
-    done: list[Any] = []
-    with psycopg.connect(mcp_url) as foreign:
-        foreign.execute("SET ROLE authenticated")
-        VconMcp(foreign).add_analysis(u, {"type": "summary", "vendor": "vcon-mcp", "body": "late"})
-        saver = threading.Thread(target=lambda: done.append(storage.save_vcon(copy.deepcopy(ours))))
-        saver.start()
-        time.sleep(0.5)
-        assert saver.is_alive()  # waiting for the foreign transaction's document row lock
-        waiting = admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-            " AND query LIKE '%conserver_vcon_save%'"
-        ).fetchone()
-        assert waiting == (1,)
-        foreign.commit()
-    saver.join(30)
-    assert done == [3]
-    assert changes(admin, u) == [("save", 1), ("rows", 2), ("rows", 3)]
-    assert head(admin, u) == (3, 2)
-    got = storage.get_vcon(u, use_cache=False)
-    assert got is not None
-    assert got["subject"] == "saved while vcon-mcp writes"
-    assert [a["vendor"] for a in got["analysis"]] == ["vcon-mcp"]
-    assert_agrees_with_rows(admin, got)
-
-
 @pytest.mark.parametrize("layout", ["ours", "vcon_mcp"])
 def test_the_projection_is_what_the_write_stores(
     layout: str, database_url: str, empty_database_url: str
@@ -442,100 +313,3 @@ def test_the_projection_is_what_the_write_stores(
             projected, assembled, merged, stored = found
             assert projected == assembled, document["uuid"]
             assert merged == stored  # nothing changed: the document, exactly
-
-
-def _our_saves(documents: list[dict[str, Any]]) -> Any:
-    """Our saves of some of ``documents``, one or a batch, each with its analyses cut or
-    grown (at the indexes the other writer appends at)."""
-
-    def step(conn: Any, rng: random.Random) -> None:
-        batch = copy.deepcopy(rng.sample(documents, rng.randint(1, len(documents))))
-        for d in batch:  # analyses at indexes another writer appends at
-            d["analysis"] = d["analysis"][: rng.randint(1, 3)] + [
-                {"type": "note", "vendor": "ours", "body": str(i)} for i in range(rng.randint(0, 3))
-            ]
-        if len(batch) == 1:
-            conn.execute("SELECT conserver_vcon_save(%s::jsonb)", [json.dumps(batch[0])])
-        else:
-            conn.execute("SELECT conserver_vcon_save_many(%s::jsonb)", [json.dumps(batch)])
-
-    return step
-
-
-def _foreign_writes(order: list[str]) -> Any:
-    """vcon-mcp's writes of each vCon in ``order``: add or replace an analysis, update
-    the subject, or one statement over every vCon."""
-
-    def step(conn: Any, rng: random.Random) -> None:
-        mcp = VconMcp(conn)
-        for u in order:
-            kind = rng.randrange(4)
-            if kind == 0:
-                # addAnalysis reads max(index) and then inserts: two writers at once
-                # may pick the same index (vcon-mcp's race, not ours).
-                with contextlib.suppress(psycopg.errors.UniqueViolation):
-                    mcp.add_analysis(u, {"type": "summary", "vendor": "vcon-mcp"})
-            elif kind == 1:
-                mcp.update_analysis(u, 0, {"type": "t", "vendor": "vcon-mcp"})
-            elif kind == 2:
-                mcp.update(u, subject=f"s{rng.random()}")
-            else:  # one statement over every vCon, in this thread's order
-                conn.execute(
-                    "UPDATE dialog SET mediatype = %s WHERE dialog_index = 0"
-                    " AND vcon_id = ANY(%s::uuid[])",
-                    [f"m/{rng.randrange(9)}", order],
-                )
-
-    return step
-
-
-class TestConcurrency:
-    """Our saves and vcon-mcp's writes of the same vCons at the same time, in both orders:
-    no deadlock, no error, and every change logged with growing versions."""
-
-    SECONDS = 3.0
-
-    def test_no_deadlock(self, mcp_url: str, admin: Any) -> None:
-        documents = [our_vcon() for _ in range(6)]
-        uuids = sorted(d["uuid"] for d in documents)
-        with psycopg.connect(mcp_url, autocommit=True) as conn:
-            conn.execute("SELECT conserver_vcon_save_many(%s::jsonb)", [json.dumps(documents)])
-        errors: list[BaseException] = []
-        counts: dict[str, int] = {}
-        stop = time.monotonic() + self.SECONDS
-
-        def run(name: str, step: Any) -> None:
-            rng = random.Random(name)  # noqa: S311 - a schedule, not cryptography
-            try:
-                with psycopg.connect(mcp_url, autocommit=True) as conn:
-                    if name.startswith("mcp"):
-                        conn.execute("SET ROLE authenticated")
-                    while time.monotonic() < stop:
-                        step(conn, rng)
-                        counts[name] = counts.get(name, 0) + 1
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [
-            threading.Thread(target=run, args=("ours-1", _our_saves(documents))),
-            threading.Thread(target=run, args=("ours-2", _our_saves(documents))),
-            threading.Thread(target=run, args=("mcp-up", _foreign_writes(uuids))),
-            threading.Thread(target=run, args=("mcp-down", _foreign_writes(uuids[::-1]))),
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(self.SECONDS + 60)
-        assert not errors, errors
-        assert all(
-            counts.get(name, 0) > 3 for name in ("ours-1", "ours-2", "mcp-up", "mcp-down")
-        ), counts
-        for u in uuids:
-            logged = changes(admin, u)
-            versions = [v for _, v in logged]
-            assert versions == list(range(1, len(versions) + 1)), u  # commit order, no gap
-            version, document_version = head(admin, u)
-            assert version == versions[-1]
-            assert document_version <= version
-            got = admin.execute("SELECT conserver_vcon_fetch(%s)", [u]).fetchone()[0]
-            assert_agrees_with_rows(admin, got["vcon"])
