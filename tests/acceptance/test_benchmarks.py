@@ -85,6 +85,19 @@ def test_cache_hit_benchmark_runs() -> None:
     assert "string key" in result.stdout
 
 
+def test_change_feed_benchmark_runs(pg_admin_url: str) -> None:
+    """Saves with the change-feed triggers, without them, and with the write before the
+    change feed, side by side; only the first logs changes (checked by the script)."""
+    sys.path.insert(0, str(TESTS.parent))
+    from benchmarks.change_feed import render, run
+
+    results = run(pg_admin_url, repeat=10, batch=5)
+    assert set(results["operations"]) == {"save, new", "save, again", "save_many of 5"}
+    for name in ("save, new", "save, again"):
+        assert results["operations"][name]["ratio_p50"] > 0, name
+    assert "save, again" in render(results)
+
+
 def test_bulk_ingest_and_backfill_memory_benchmarks_run(
     pg_admin_url: str, redis_json_url: str
 ) -> None:

@@ -199,14 +199,31 @@ LAYOUT = ("fresh", "pasted", "from_0_1_0", "from_main")
 #: identical. The two copies of one trigger function (dialog, analysis) became one that
 #: takes the weight as the trigger's argument; load and load_many are fetch and
 #: fetch_many without the versions instead of repeating their queries. The replay's
-#: fenced save (issue 15) is new.
+#: fenced save (issue 15) is new. The change feed (issue 16, migration 0004): two new
+#: trigger functions (the log's writer, other writers' rows), the projection and merge of
+#: a document with the rows; the write skips the feed triggers, writes the document rows
+#: last and keeps document_version, fetch merges when the rows changed, a new document
+#: row gets its document_version, requeue leaves out head rows.
 GONE_SINCE_MAIN = frozenset({"conserver_tsv_dialog()", "conserver_tsv_analysis()"})
 #: New since main, by signature: the routine of main whose privileges each has.
 NEW_SINCE_MAIN = {
     "conserver_tsv_body()": "conserver_tsv_vcons()",  # a trigger function, as those it replaced
     "conserver_vcon_replay(jsonb,jsonb,jsonb)": "conserver_vcon_save(jsonb,jsonb)",
+    "conserver_vcon_record_change()": "conserver_vcon_tombstone_on_delete()",
+    "conserver_vcon_rows_changed()": "conserver_vcon_tombstone_on_delete()",
+    "conserver_vcon_project(jsonb,timestamp with time zone)": "conserver_vcon_assemble(uuid)",
+    "conserver_vcon_merge(jsonb,jsonb,timestamp with time zone)": "conserver_vcon_assemble(uuid)",
 }
-REDEFINED_SINCE_MAIN = frozenset({"conserver_vcon_load(uuid)", "conserver_vcon_load_many(jsonb)"})
+REDEFINED_SINCE_MAIN = frozenset(
+    {
+        "conserver_vcon_load(uuid)",
+        "conserver_vcon_load_many(jsonb)",
+        "conserver_vcon_write(jsonb,jsonb)",
+        "conserver_vcon_fetch(uuid)",
+        "conserver_vcon_version_after_delete()",
+        "conserver_vcon_saved_between(jsonb)",
+    }
+)
 
 
 def as_in_main(found: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -269,6 +286,8 @@ class TestMigratedDatabases:
             tables = table_privileges(databases[kind])
             # The one new table, the function records, is set up like the migration records.
             assert tables.pop(migrations.FUNCTIONS_TABLE) == tables[migrations.MIGRATIONS_TABLE]
+            # The change log (0004) is set up like the tombstones.
+            assert tables.pop("conserver_vcon_changes") == tables["conserver_vcon_tombstones"]
             assert tables == main_tables, kind
 
     def test_service_role_only_where_main_had_it(self, databases: dict[str, str]) -> None:

@@ -185,11 +185,20 @@ class TestPrivileges:
             "SELECT proname, prosecdef, proconfig FROM pg_proc "
             "WHERE proname LIKE 'conserver\\_%' ORDER BY proname"
         ).fetchall()
-        assert len(found) == 32  # the dialog and analysis tsvector triggers share one since 0003
+        # The dialog and analysis tsvector triggers share one since 0003; 0004 (the change
+        # feed) added two trigger functions, the projection and the merge.
+        assert len(found) == 36
+        definers = {
+            # vcon-mcp's deletes as authenticated record the tombstone
+            # (test_every_way_of_deleting_leaves_the_tombstone) ...
+            "conserver_vcon_tombstone_on_delete",
+            # ... and its writes and deletes as authenticated record their changes
+            # (tests/acceptance/feed/test_reads.py, every write there is one).
+            "conserver_vcon_record_change",
+            "conserver_vcon_rows_changed",
+        }
         for name, definer, config in found:
-            # The one definer: the delete trigger, so vcon-mcp's deletes as authenticated
-            # can record the tombstone (test_every_way_of_deleting_leaves_the_tombstone).
-            assert definer is (name == "conserver_vcon_tombstone_on_delete"), name
+            assert definer is (name in definers), name
             assert any(c.startswith("search_path=") for c in config), name
 
     def test_document_table_is_closed_to_anon(self, sql: Any) -> None:
@@ -201,9 +210,10 @@ class TestPrivileges:
                 sql.execute("SELECT * FROM conserver_vcon_documents")
         finally:
             sql.execute("RESET ROLE")
-        sql.execute("SET ROLE anon")
-        try:
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                sql.execute("SELECT * FROM conserver_vcon_tombstones")
-        finally:
-            sql.execute("RESET ROLE")
+        for table in ("conserver_vcon_tombstones", "conserver_vcon_changes"):
+            sql.execute("SET ROLE anon")
+            try:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    sql.execute(f"SELECT * FROM {table}")
+            finally:
+                sql.execute("RESET ROLE")

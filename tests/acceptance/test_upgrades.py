@@ -22,7 +22,12 @@ from ..support.vcons import all_samples, new_uuid, rich_vcon, sample
 
 pytestmark = pytest.mark.integration
 
-TABLES = (*CORE_TABLES, "conserver_vcon_documents", "conserver_vcon_tombstones")
+TABLES = (
+    *CORE_TABLES,
+    "conserver_vcon_documents",
+    "conserver_vcon_tombstones",
+    "conserver_vcon_changes",
+)
 ACME = {"tenant_id": "acme", "exclusive": True}
 
 
@@ -42,6 +47,20 @@ def rows(url: str, *, tsvectors: bool = True) -> dict[str, list[str]]:
                 for r in records
             )
     return found
+
+
+def with_document_versions(before: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``before`` (rows from before migration 0004) as 0004 leaves them: every document
+    row current (document_version = version), the change log empty."""
+    documents = []
+    for text in before["conserver_vcon_documents"]:
+        row = json.loads(text)
+        documents.append(json.dumps({**row, "document_version": row["version"]}, sort_keys=True))
+    return {
+        **before,
+        "conserver_vcon_documents": sorted(documents),
+        "conserver_vcon_changes": [],
+    }
 
 
 def records(url: str) -> dict[str, Any]:
@@ -206,13 +225,12 @@ class TestUpgrade:
         migrate_as(empty_database_url, "0.1.0")
         saved = fill_as_0_1_0(empty_database_url)
         before = rows(empty_database_url, tsvectors=False)
-        assert [m.version for m in migrations.pending(empty_database_url)] == [3]
+        assert [m.version for m in migrations.pending(empty_database_url)] == [3, 4]
         assert migrations.outdated_functions(empty_database_url) == migrations.functions()
-        assert [m.version for m in migrations.apply(empty_database_url)] == [3]
-        assert rows(empty_database_url, tsvectors=False) == {
-            **before,
-            "conserver_vcon_tombstones": [],  # new in this layout
-        }
+        assert [m.version for m in migrations.apply(empty_database_url)] == [3, 4]
+        assert rows(empty_database_url, tsvectors=False) == with_document_versions(
+            {**before, "conserver_vcon_tombstones": []}  # new in this layout
+        )
         assert records(empty_database_url) == current_records()
         assert migrations.pending(empty_database_url) == []
         assert migrations.outdated_functions(empty_database_url) == []
@@ -229,12 +247,44 @@ class TestUpgrade:
             ).fetchone()[0]
             assert tenants >= 3
             assert conn.execute("SELECT count(*) FROM conserver_vcon_tombstones").fetchone() == (2,)
-        assert [m.version for m in migrations.pending(empty_database_url)] == [3]
-        assert [m.version for m in migrations.apply(empty_database_url)] == [3]
-        assert rows(empty_database_url) == before  # tombstones and tenants included
+        assert [m.version for m in migrations.pending(empty_database_url)] == [3, 4]
+        assert [m.version for m in migrations.apply(empty_database_url)] == [3, 4]
+        # tombstones and tenants included
+        assert rows(empty_database_url) == with_document_versions(before)
         assert records(empty_database_url) == current_records()
         assert migrations.pending(empty_database_url) == []
         assert_functions_work(empty_database_url, saved)
+
+    def test_from_the_last_level_before_the_change_feed(self, empty_database_url: str) -> None:
+        """A database main left at migration 0003 (git 34b4e0b, its printed script), filled
+        through that build's functions, gets 0004 and every changed function file: every row
+        and document intact, each document current, and other writers' changes logged."""
+        migrate_as(empty_database_url, "34b4e0b")
+        saved = fill_as_main(empty_database_url)
+        before = rows(empty_database_url)
+        assert "conserver_vcon_changes" not in before
+        assert [m.version for m in migrations.pending(empty_database_url)] == [4]
+        outdated = {f.name for f in migrations.outdated_functions(empty_database_url)}
+        assert {"conserver_vcon_write", "conserver_vcon_fetch", "conserver_vcon_merge"} <= outdated
+        assert [m.version for m in migrations.apply(empty_database_url)] == [4]
+        assert rows(empty_database_url) == with_document_versions(before)
+        assert records(empty_database_url) == current_records()
+        assert migrations.pending(empty_database_url) == []
+        assert_functions_work(empty_database_url, saved)
+        some = next(u for u in saved.documents if u not in saved.deleted)
+        with psycopg.connect(empty_database_url, autocommit=True) as conn:
+            conn.execute("UPDATE vcons SET subject = 'changed elsewhere' WHERE uuid = %s", [some])
+            ops = conn.execute(
+                "SELECT op FROM conserver_vcon_changes WHERE vcon_uuid = %s ORDER BY seq", [some]
+            ).fetchall()
+        assert ops[-1] == ("rows",)
+        db = SqlCalls(
+            PostgresDatabase(StorageConfig.from_options({"database_url": empty_database_url}))
+        )
+        try:
+            assert db.load(some)["subject"] == "changed elsewhere"
+        finally:
+            db.close()
 
     def test_main_run_again_after_the_upgrade_is_repaired(self, empty_database_url: str) -> None:
         """Someone ran main's runner on an upgraded database (it applies its 0004-0008 over
@@ -251,10 +301,9 @@ class TestUpgrade:
         saved = fill_as_0_1_0(empty_database_url)
         before = rows(empty_database_url, tsvectors=False)
         run_sql(empty_database_url, migrations.render_script())
-        assert rows(empty_database_url, tsvectors=False) == {
-            **before,
-            "conserver_vcon_tombstones": [],
-        }
+        assert rows(empty_database_url, tsvectors=False) == with_document_versions(
+            {**before, "conserver_vcon_tombstones": []}
+        )
         assert records(empty_database_url) == current_records()
         assert migrations.pending(empty_database_url) == []
         assert migrations.outdated_functions(empty_database_url) == []

@@ -34,6 +34,7 @@ DECLARE
     v_tomb       bigint;
     v_deleted_at timestamptz;
     v_row_at     timestamptz;
+    v_foreign    boolean;
     v_why        text;
 BEGIN
     IF jsonb_typeof(p_base) IS DISTINCT FROM 'object'
@@ -45,7 +46,11 @@ BEGIN
     v_base := (p_base ->> 'version')::bigint;
     v_at := to_timestamp((p_base ->> 'at')::double precision);
     PERFORM pg_advisory_xact_lock(hashtextextended('conserver_vcon:' || v_uuid::text, 0));
-    SELECT doc.version, doc.updated_at INTO v_version, v_saved_at
+    -- A head row (document NULL, migration 0004) is a vCon only other writers wrote:
+    -- it has a version but was never saved by us, so its rows' time decides (below).
+    SELECT doc.version, CASE WHEN doc.document IS NOT NULL THEN doc.updated_at END,
+           doc.document IS NULL
+      INTO v_version, v_saved_at, v_foreign
       FROM conserver_vcon_documents doc WHERE doc.uuid = v_uuid;
     SELECT t.version, t.deleted_at INTO v_tomb, v_deleted_at
       FROM conserver_vcon_tombstones t WHERE t.uuid = v_uuid;
@@ -70,7 +75,7 @@ BEGIN
         ELSIF v_deleted_at >= v_at THEN
             v_why := format('the database deleted it at %s (version %s), after the failed save (%s)',
                             v_deleted_at, v_tomb, v_at);
-        ELSIF v_version IS NULL AND v_row_at >= v_at THEN
+        ELSIF (v_version IS NULL OR v_foreign) AND v_row_at >= v_at THEN
             v_why := format('another writer changed it at %s, after the failed save (%s)',
                             v_row_at, v_at);
         END IF;

@@ -32,6 +32,7 @@ BEGIN
         SELECT d.uuid, d.updated_at
           FROM conserver_vcon_documents d
          WHERE d.updated_at >= v_since
+           AND d.document IS NOT NULL  -- a head row: only other writers wrote it
            AND (v_until IS NULL OR d.updated_at < v_until)
            AND (v_after_at IS NULL OR (d.updated_at, d.uuid) > (v_after_at, v_after))
          ORDER BY d.updated_at, d.uuid

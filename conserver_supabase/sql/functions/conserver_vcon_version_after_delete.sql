@@ -3,6 +3,8 @@
 -- Trigger (BEFORE INSERT on conserver_vcon_documents): a new document row (a vCon saved
 -- for the first time, or again after a delete) starts after the vCon's tombstone, if it
 -- has one, so every save committed after a delete has a higher version than the delete.
+-- A row inserted with a document is a save at that version (document_version); a head
+-- row (document NULL, conserver_vcon_rows_changed) has none.
 
 CREATE OR REPLACE FUNCTION conserver_vcon_version_after_delete()
 RETURNS trigger
@@ -12,6 +14,7 @@ AS $fn$
 BEGIN
     NEW.version := coalesce(
         (SELECT t.version FROM conserver_vcon_tombstones t WHERE t.uuid = NEW.uuid), 0) + 1;
+    NEW.document_version := CASE WHEN NEW.document IS NOT NULL THEN NEW.version END;
     RETURN NEW;
 END
 $fn$;

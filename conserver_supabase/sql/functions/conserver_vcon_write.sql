@@ -15,6 +15,17 @@
 -- non-NULL tenant_id that differs). A vCon saved without created_at keeps the one it
 -- has (the caller holds the lock, so the row read is the row updated).
 --
+-- Other writers (issue 16): the function runs with conserver_supabase.writing = on (its
+-- SET clause, undone when it returns), so the change-feed triggers on the row tables skip
+-- its statements; the document upsert records the save (conserver_vcon_record_change) and
+-- sets document_version = version: the document is what the rows say. The document rows
+-- are written LAST, in their own statement, in uuid order: another writer's statement
+-- takes its row locks first and the document row's last (its AFTER trigger raises the
+-- head version), so a save that held a document row while waiting for a child row could
+-- deadlock with it. If another writer raised the version after this save read it (it
+-- committed rows this save may not have overwritten), the new document_version stays
+-- below version: the next read merges the rows (conserver_vcon_fetch).
+--
 -- The vcons upsert runs as its own statement, before the children's: vcon-mcp's BEFORE
 -- INSERT triggers overwrite a new child row's tenant_id with vcons.tenant_id (looked up
 -- by vcons.id), and inside one statement the sub-statements of a WITH run in an
@@ -35,13 +46,26 @@ SET timezone TO 'UTC'
 SET enable_hashjoin TO off
 SET enable_mergejoin TO off
 SET plan_cache_mode TO force_generic_plan
+SET conserver_supabase.writing TO 'on'
 AS $fn$
 DECLARE
+    v_before jsonb;
+    v_rows   bigint;
     v_result jsonb;
     v_stamp  boolean := p_tenants IS NOT NULL;
     v_taken  uuid;
     v_tenant text;
 BEGIN
+    -- A batch in uuid order (its tenants with it): every statement below then takes its
+    -- row locks in the order the change-feed triggers take theirs.
+    IF jsonb_array_length(p_documents) > 1 THEN
+        SELECT jsonb_agg(x.e ORDER BY (x.e ->> 'uuid')::uuid),
+               CASE WHEN v_stamp THEN jsonb_agg(x.t ORDER BY (x.e ->> 'uuid')::uuid) END
+          INTO p_documents, p_tenants
+          FROM (SELECT e, p_tenants -> (o - 1)::integer AS t
+                  FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS a (e, o)) AS x;
+    END IF;
+
     -- A storage with a fixed tenant does not take another tenant's vCon over.
     IF v_stamp AND jsonb_path_exists(p_tenants, '$[*] ? (@.exclusive == true)') THEN
         SELECT x.u, x.t ->> 'tenant_id' INTO v_taken, v_tenant
@@ -59,6 +83,20 @@ BEGIN
                       HINT = 'each tenant''s vCons are saved by that tenant''s storage';
         END IF;
     END IF;
+
+    -- The head versions before anything is written (see the header).
+    SELECT jsonb_object_agg(doc.uuid::text, doc.version) INTO v_before
+      FROM conserver_vcon_documents doc
+     WHERE doc.uuid IN (SELECT (e ->> 'uuid')::uuid FROM jsonb_array_elements(p_documents) AS e);
+
+    -- A row another writer made with id <> uuid gets id = uuid (vcon-mcp joins children
+    -- on vcons.id), here and not in the upsert below: an upsert that assigns id, a key
+    -- column, locks the row FOR UPDATE even when the value stays, and that lock blocks
+    -- the foreign-key check of another writer's child insert, which then holds the child
+    -- row this save waits for (a deadlock). Without it the upsert locks FOR NO KEY UPDATE.
+    UPDATE vcons v SET id = v.uuid
+     WHERE v.uuid IN (SELECT (e ->> 'uuid')::uuid FROM jsonb_array_elements(p_documents) AS e)
+       AND v.id <> v.uuid;
 
     -- The parent first, in its own statement (see the header: vcon-mcp's child triggers
     -- read it).
@@ -81,7 +119,6 @@ BEGIN
            tenant
       FROM docs
     ON CONFLICT (uuid) DO UPDATE SET
-        id           = EXCLUDED.id,
         vcon_version = EXCLUDED.vcon_version,
         subject      = EXCLUDED.subject,
         created_at   = EXCLUDED.created_at,
@@ -193,15 +230,23 @@ BEGIN
     td AS (
         DELETE FROM attachments x USING docs
          WHERE x.vcon_id = docs.u AND x.attachment_index >= jsonb_array_length(docs.attach)
+    )
+    SELECT count(*) INTO v_rows FROM docs;
+
+    -- The document rows last, in uuid order (see the header).
+    WITH docs AS (
+        SELECT (e ->> 'uuid')::uuid AS u, e AS d FROM jsonb_array_elements(p_documents) AS e
     ),
     saved AS (
         INSERT INTO conserver_vcon_documents AS doc (uuid, document, version, content_hash)
-        SELECT u, d, 1, encode(sha256(convert_to(d::text, 'UTF8')), 'hex') FROM docs
+        SELECT u, d, 1, encode(sha256(convert_to(d::text, 'UTF8')), 'hex') FROM docs ORDER BY u
         ON CONFLICT (uuid) DO UPDATE SET
-            document     = EXCLUDED.document,
-            version      = doc.version + 1,
-            content_hash = EXCLUDED.content_hash,
-            updated_at   = now()
+            document         = EXCLUDED.document,
+            version          = doc.version + 1,
+            document_version = CASE WHEN doc.version = (v_before ->> doc.uuid::text)::bigint
+                                    THEN doc.version + 1 ELSE doc.version END,
+            content_hash     = EXCLUDED.content_hash,
+            updated_at       = now()
         RETURNING doc.uuid, doc.version
     )
     SELECT coalesce(jsonb_object_agg(saved.uuid::text, saved.version), '{}') INTO v_result FROM saved;
