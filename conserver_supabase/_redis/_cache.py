@@ -4,8 +4,9 @@ Every write runs as a small Lua script (``lua/``), so what it decides (which typ
 write, whether the key exists, whether the version may replace what is on record) and
 what it does happen atomically on the server:
 
-* an existing key keeps its type: a RedisJSON document stays one (the conserver reads
-  ``vcon:{uuid}`` with ``JSON.GET``), a string stays a string;
+* a RedisJSON document stays one (the conserver reads ``vcon:{uuid}`` with
+  ``JSON.GET``); a string (vcon-mcp's ``SETEX`` of the same key) becomes RedisJSON when
+  new keys are RedisJSON, and stays a string otherwise;
 * a new key is written as RedisJSON when the server has the module (or as the
   ``cache_format`` option forces), else as a JSON string;
 * every write passes the version rule (``lua/fence.lua``, written once): nothing older

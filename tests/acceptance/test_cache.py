@@ -83,14 +83,33 @@ class TestNewKeys:
         assert plain.exists(f"vcon:{vcon_uuid}", "chain") == 0
 
 
-class TestExistingKeysKeepTheirType:
-    def test_a_string_key_stays_a_string_on_a_json_server(self, redis_json_url: str) -> None:
+class TestExistingKeys:
+    def test_a_string_key_becomes_redisjson_on_a_json_server(self, redis_json_url: str) -> None:
+        """vcon-mcp's SETEX string at vcon:{uuid}: the conserver's JSON.GET works again."""
         client = redis_client(redis_json_url)
         vcon_uuid = new_uuid()
+        client.set(f"vcon:{vcon_uuid}", '{"old": true}', ex=3600)
+        make_cache(redis_json_url, cache_ttl=120).write(vcon_uuid, DOC, mode="overwrite")
+        assert kind(client, f"vcon:{vcon_uuid}") == "ReJSON-RL"
+        assert client.json().get(f"vcon:{vcon_uuid}") == json.loads(DOC)
+        assert 115 <= client.ttl(f"vcon:{vcon_uuid}") <= 120
+
+    def test_a_string_key_stays_a_string_without_the_module(self, redis_plain_url: str) -> None:
+        client = redis_client(redis_plain_url)
+        vcon_uuid = new_uuid()
         client.set(f"vcon:{vcon_uuid}", '{"old": true}')
-        make_cache(redis_json_url).write(vcon_uuid, DOC, mode="overwrite")
+        make_cache(redis_plain_url).write(vcon_uuid, DOC, mode="overwrite")
         assert kind(client, f"vcon:{vcon_uuid}") == "string"
         assert json.loads(client.get(f"vcon:{vcon_uuid}")) == json.loads(DOC)
+
+    def test_a_string_key_stays_a_string_when_string_is_forced(self, redis_json_url: str) -> None:
+        client = redis_client(redis_json_url)
+        vcon_uuid = new_uuid()
+        client.set(f"app:{vcon_uuid}", '{"old": true}')
+        cache = make_cache(redis_json_url, cache_format="string", cache_key_prefix="app:")
+        cache.write(vcon_uuid, DOC, mode="overwrite")
+        assert kind(client, f"app:{vcon_uuid}") == "string"
+        assert json.loads(client.get(f"app:{vcon_uuid}")) == json.loads(DOC)
 
     def test_a_json_key_stays_json_when_string_is_forced(self, redis_json_url: str) -> None:
         client = redis_client(redis_json_url)

@@ -70,6 +70,18 @@ elseif mode == 'touch' and kind ~= 'none' then
 else
   write = (kind == 'none' or mode == 'overwrite') and allowed and not again
 end
+-- A string where new keys are RedisJSON (cache_format auto or json): vcon-mcp's SETEX of
+-- its rendition, or a string cache from before. The conserver reads this key with
+-- JSON.GET, so a write replaces it with RedisJSON, in this script, when the server has
+-- the module (JSON.TYPE on a string: WRONGTYPE with it, an unknown command without).
+if write and kind == 'string' and ARGV[3] ~= 'string' then
+  local probe = redis.pcall('JSON.TYPE', KEYS[1])
+  local err = type(probe) == 'table' and probe.err
+  if not (err and string.find(string.lower(tostring(err)), 'unknown', 1, true)) then
+    redis.call('DEL', KEYS[1])
+    kind = 'none'
+  end
+end
 if stale then
   redis.call('DEL', KEYS[1])
 elseif write then
