@@ -261,10 +261,9 @@ class Writes:
             )
             journaled = True
             self._telemetry.event("journaled", len(entries))
-        # Its outcome is unknown (a call cut at its deadline, an answer lost): the commit
-        # may have happened, so what the cache holds is not served until a read repairs
-        # it (marked after the journal recorded the version the cache knew).
-        self._redis.suspects.mark(entry.vcon_uuid for entry in entries)
+        # Its outcome is unknown (a call cut at its deadline, an answer lost): distrusted
+        # after the journal recorded the version the cache knew.
+        self._redis.distrust(entry.vcon_uuid for entry in entries)
         logger.error("%s", text)
         error = type(exc)(text, operation=exc.operation, vcon_uuid=exc.vcon_uuid, code=exc.code)
         error.attempts, error.journaled = exc.attempts, journaled

@@ -14,7 +14,7 @@ here, in :meth:`RedisTier.store`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from .._config import StorageConfig
@@ -313,6 +313,11 @@ class RedisTier:
     def journal_retention(self) -> int:
         """Seconds the journal keeps a vCon (documents, dead letters, working copies)."""
         return self._journal.retention
+
+    def distrust(self, vcon_uuids: Iterable[str]) -> None:
+        """A database call on these vCons ended with its outcome unknown (it may have
+        committed): their cache entries are not served until a read repairs them."""
+        self.suspects.mark(vcon_uuids)
 
     def journal(self, entries: Sequence[JournalEntry]) -> None:
         """Keep failed saves on the journal, each with the version the cache knew of it
