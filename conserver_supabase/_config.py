@@ -72,6 +72,10 @@ DEFAULT_OPTIONS: Final[Mapping[str, Any]] = {
     "journal_list": "conserver_supabase:journal",
     "journal_retention_days": 7.0,
     "chain_lists": [],
+    "feed": False,
+    "feed_name": None,
+    "feed_poll_interval": 0.5,
+    "feed_batch": 1000,
     "pool_size": 10,
     "tenant_id": None,
     "tenant_from_attachment": False,
@@ -137,6 +141,10 @@ class StorageConfig:
     journal_list: str = "conserver_supabase:journal"
     journal_retention_days: float = 7.0
     chain_lists: tuple[str, ...] = ()
+    feed: bool = False
+    feed_name: str | None = None
+    feed_poll_interval: float = 0.5
+    feed_batch: int = 1000
     pool_size: int = 10
     tenant_id: str | None = None
     tenant_from_attachment: bool = False
@@ -343,6 +351,21 @@ def _redis_options(values: Mapping[str, Any]) -> dict[str, Any]:
             "journal_retention_days", values["journal_retention_days"], minimum=0.0
         ),
         "chain_lists": as_name_list("chain_lists", values["chain_lists"]),
+        **_feed_options(values),
+    }
+
+
+def _feed_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The change feed's options (conserver_supabase._feed)."""
+    name = values["feed_name"]
+    if name is not None:
+        name = as_str("feed_name", name)
+    interval = as_float("feed_poll_interval", values["feed_poll_interval"], minimum=0.0)
+    return {
+        "feed": as_bool("feed", values["feed"]),
+        "feed_name": name,
+        "feed_poll_interval": interval,
+        "feed_batch": as_int("feed_batch", values["feed_batch"], minimum=1),
     }
 
 

@@ -41,6 +41,9 @@ class MemoryDatabase:
         self.deleted_at: dict[str, datetime] = {}
         self.calls: list[str] = []
         self.fail: BaseException | None = None
+        #: The change log (uuid, version, op), in order; its index is its transaction.
+        self.changes: list[tuple[str, int, str]] = []
+        self.cursors: dict[str, int] = {}
         self._lock = threading.RLock()
 
     def _enter(self, name: str) -> None:
@@ -80,6 +83,7 @@ class MemoryDatabase:
                 vcon_uuid = str(document["uuid"]).lower()
                 start = self.versions.get(vcon_uuid, self.tombstones.get(vcon_uuid, 0))
                 self.versions[vcon_uuid] = result[vcon_uuid] = start + 1
+                self.changes.append((vcon_uuid, start + 1, "save"))
                 self.documents[vcon_uuid] = copy.deepcopy(dict(document))
                 self.saved_at[vcon_uuid] = datetime.now(UTC)
                 if tenants is not None:
@@ -138,6 +142,7 @@ class MemoryDatabase:
             version = self.versions.pop(vcon_uuid) + 1
             self.tombstones[vcon_uuid] = version
             self.deleted_at[vcon_uuid] = datetime.now(UTC)
+            self.changes.append((vcon_uuid, version, "delete"))
             self.tenants.pop(vcon_uuid, None)
             self.saved_at.pop(vcon_uuid, None)
             return version
@@ -192,6 +197,26 @@ class MemoryDatabase:
         page = rows[: int(query.get("limit") or 1000)]
         last = {"at": page[-1][0].isoformat(), "uuid": page[-1][1]} if page else None
         return {"uuids": [u for _, u in page], "last": last}
+
+    def feed_poll(self, name: str, state: Mapping[str, Any], limit: int) -> dict[str, Any]:
+        """``conserver_vcon_feed_poll`` over :attr:`changes` (nothing is ever pruned, and
+        every change commits at once: the watermark is the log's length)."""
+        self._enter("feed_poll")
+        with self._lock:
+            if "xid" in state:
+                start, after = int(state["from"]), int(state["xid"])
+            else:
+                advance = int(state.get("advance") or 0)
+                start = self.cursors[name] = max(self.cursors.get(name, 0), advance)
+                after = start - 1
+            rows = [
+                [u, version, op, str(xid), xid]
+                for xid, (u, version, op) in enumerate(self.changes)
+                if xid > after
+            ][:limit]
+            head = str(len(self.changes)) if "xid" not in state else None
+        return {"from": str(start), "next": head, "changes": rows, "more": 0 < limit == len(rows),
+                "lost": False}  # fmt: skip
 
     def close(self) -> None:
         pass

@@ -28,6 +28,7 @@ from ._backfill import BackfillSummary, run_backfill, source_for
 from ._config import StorageConfig, as_name_list
 from ._database import Database, open_database
 from ._errors import ConfigurationError
+from ._feed import ChangeFeed
 from ._reads import Reads
 from ._redis import CacheUsage, RedisTier, WriteMode
 from ._search import DEFAULT_LIMIT, SearchPage, build_query, merge_filters, read_page
@@ -100,6 +101,9 @@ class SupabaseStorage:
         self._writes = Writes(config, self._database, self._redis, self._telemetry)
         self._reads = Reads(self._database, read_database, self._redis, self._writes.retrying)
         self._shared = False
+        self._feed: ChangeFeed | None = None
+        if config.feed:
+            self.change_feed().start()
 
     @classmethod
     def for_options(cls, options: Mapping[str, Any] | None = None) -> SupabaseStorage:
@@ -379,6 +383,17 @@ class SupabaseStorage:
         """
         return self._redis.flush()
 
+    def change_feed(self, name: str | None = None) -> ChangeFeed:
+        """The consumer of the database's change log for this storage's Redis (the
+        ``feed`` option runs it in a thread; ``conserver-supabase feed`` in a process of
+        its own): ``poll()`` runs one round, ``run()`` rounds until ``stop()``. ``name``:
+        the cursor (default: ``feed_name``, else this Redis's location and prefix)."""
+        if self._feed is None or (name is not None and name != self._feed.name):
+            self._feed = ChangeFeed(
+                self.config, self._database, self._redis, self._telemetry, name=name
+            )
+        return self._feed
+
     def doctor(self, out: TextIO) -> list[Any]:
         """Check this configuration against the real services, one line each to
         ``out``; return the checks (``.status``: ok, warn or FAIL). Writes nothing to
@@ -439,6 +454,8 @@ class SupabaseStorage:
                 if storage is self:
                     del _shared[slot]
         try:
+            if self._feed is not None:
+                self._feed.stop()
             self._database.close()
             if self._read_database is not self._database:
                 self._read_database.close()

@@ -165,6 +165,8 @@ def _bulk_and_recovery(session: Session) -> dict[str, str]:
     blocks["requeue"] = run(
         "requeue", "--since", "2026-01-01T00:00:00Z", "--list", "recovery_ingress"
     )
+    blocks["feed_once"] = run("feed", "--once")
+    blocks["feed_again"] = run("feed", "--once", "--json")
     return blocks
 
 

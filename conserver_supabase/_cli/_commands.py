@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
 from contextlib import ExitStack
 from datetime import datetime
@@ -298,6 +299,38 @@ def requeue(args: argparse.Namespace) -> int:
                           "until": args.until}))  # fmt: skip
     else:
         print(f"pushed {pushed} uuid(s) onto {args.list} (vCons saved {window})")
+    return EXIT_OK
+
+
+def feed(args: argparse.Namespace) -> int:
+    with _storage(args) as storage:
+        consumer = storage.change_feed(args.name)
+
+        def report(done: Any) -> None:
+            if args.json:
+                print(json.dumps({"cursor": consumer.name, **dataclasses.asdict(done)}), flush=True)
+            elif done.changes or done.flushed:
+                flushed = ", flushed the cache first (it had lost changes)" if done.flushed else ""
+                known = done.changes - done.removed - done.marked - done.recorded
+                print(
+                    f"{consumer.name}: {done.changes} change(s): {known} known to this Redis "
+                    f"already, {done.removed} key(s) removed, {done.marked} working cop(ies) "
+                    f"marked, {done.recorded} version(s) recorded{flushed}",
+                    flush=True,
+                )
+
+        if args.once:
+            report(consumer.poll())
+            consumer.checkpoint()
+            return EXIT_OK
+        stop = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, lambda *_: consumer.stop(timeout=0))
+        try:
+            consumer.run(on_round=report)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, stop)
     return EXIT_OK
 
 

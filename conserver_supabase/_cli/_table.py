@@ -113,6 +113,15 @@ _BACKFILL = (
     "refuses, go to the report file with the reason. Exit code 0 when all were saved, 4 "
     "when some failed, 1 when a database failure stopped it (rerun to resume)."
 )
+_FEED = (
+    "Run the change feed's consumer in the foreground until SIGTERM or Ctrl-C (a container "
+    "beside the conserver, with the same options): it reads the database's change log "
+    "(every committed change, whoever made it: vcon-mcp's edits, this storage's other "
+    "processes) from a durable cursor and invalidates this Redis. One consumer per cursor "
+    "is active (a lease in Redis); a restart resumes from the cursor. With --once, one "
+    "round: catch up and exit. Prints one line per round that changed something (JSON "
+    "lines with --json)."
+)
 _REQUEUE = (
     "Push onto --list the uuid of every vCon saved through this storage at or after "
     "--since and before --until (default: now), oldest first, 1,000 per database call. "
@@ -284,6 +293,20 @@ COMMANDS: Final[tuple[Command, ...]] = (
             arg("--json", action="store_true", help="print the summary as JSON"),
         ),
         ("config",),
+    ),
+    Command(
+        "feed",
+        "apply the database's change log to the Redis cache (foreground)",
+        _FEED,
+        (
+            arg(
+                "--name",
+                metavar="CURSOR",
+                help="the cursor (default: feed_name, else this Redis's location and prefix)",
+            ),
+            arg("--once", action="store_true", help="one round, then exit"),
+        ),
+        ("json", "config"),
     ),
     Command(
         "requeue",

@@ -37,6 +37,7 @@ FUNCTIONS: Final[Mapping[str, Function]] = {
     "delete": Function("conserver_vcon_remove", ("p_uuid",), "delete"),
     "search": Function("conserver_vcon_search", ("p_query",), "search"),
     "saved_between": Function("conserver_vcon_saved_between", ("p_query",), "requeue"),
+    "feed_poll": Function("conserver_vcon_feed_poll", ("p_name", "p_state", "p_limit"), "feed"),
 }
 
 
@@ -94,6 +95,10 @@ class Transport:
 
     def saved_between(self, query: Mapping[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self.call(FUNCTIONS["saved_between"], [dict(query)], None)
+        return result
+
+    def feed_poll(self, name: str, state: Mapping[str, Any], limit: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(FUNCTIONS["feed_poll"], [name, dict(state), limit], None)
         return result
 
 

@@ -82,6 +82,12 @@ class Database(Protocol):
         window, oldest first); return its JSON result."""
         ...
 
+    def feed_poll(self, name: str, state: Mapping[str, Any], limit: int) -> dict[str, Any]:
+        """Run ``conserver_vcon_feed_poll(name, state, limit)``: a page of the change log
+        for the consumer cursor ``name`` (see :mod:`conserver_supabase._feed`); return its
+        JSON result. Always the primary."""
+        ...
+
     def close(self) -> None:
         """Release connections. The object is unusable afterwards."""
         ...

@@ -107,6 +107,7 @@ class HotTier:
         self._delete = connection.script("delete")
         self._has_json = connection.script("has_json")
         self._flush = connection.script("flush")
+        self._feed = connection.script("feed")
 
     @property
     def pushes_in_write(self) -> bool:
@@ -128,6 +129,16 @@ class HotTier:
         """
         return f"conserver_supabase:version:{{{self.prefix}{vcon_uuid}}}"
 
+    def head_key(self, vcon_uuid: str) -> str:
+        """Return the key where the change feed records a newer database version of a
+        vCon whose key it had to leave (a possible working copy, ``lua/feed.lua``); in
+        the vCon's hash slot, like :meth:`version_key`."""
+        return f"conserver_supabase:head:{{{self.prefix}{vcon_uuid}}}"
+
+    def _keys(self, vcon_uuid: str) -> list[str]:
+        """The vCon's cache key, version key and head key (every script takes them)."""
+        return [self.key(vcon_uuid), self.version_key(vcon_uuid), self.head_key(vcon_uuid)]
+
     def read(
         self,
         key: str,
@@ -139,7 +150,7 @@ class HotTier:
     ) -> Any:
         """Return the JSON value stored at ``key`` (either type), or ``None`` when absent.
         A value that is not JSON is a :class:`CacheError` whose cause is the ValueError."""
-        keys = [key, self.version_key(vcon_uuid)]
+        keys = [key, self.version_key(vcon_uuid), self.head_key(vcon_uuid)]
         text = self._guard.call(
             operation, vcon_uuid, lambda: self._read(keys=keys),
             fallback=RAISE if fallback is RAISE else _MISSING, context=context,
@@ -157,7 +168,7 @@ class HotTier:
         the exact text Redis answered (what a touch compares the key with) and what the
         vCon's version key held, read together. Raises :class:`CacheError` (a value that
         is not JSON: its cause is the ValueError)."""
-        keys = [key, self.version_key(vcon_uuid)]
+        keys = [key, self.version_key(vcon_uuid), self.head_key(vcon_uuid)]
         reply = self._guard.call(
             operation, vcon_uuid, lambda: self._read(keys=keys, args=["versioned"])
         )
@@ -206,7 +217,7 @@ class HotTier:
         is unknown.
         """
         self._check_lists(lists)
-        keys = [self.key(entry.vcon_uuid), self.version_key(entry.vcon_uuid), *lists]
+        keys = [*self._keys(entry.vcon_uuid), *lists]
         args = self._args(entry)
         status = self._guard.call(
             f"cache {entry.mode}", entry.vcon_uuid, lambda: self._write(keys=keys, args=args),
@@ -230,14 +241,14 @@ class HotTier:
             if self._redis.cluster:
                 return self._redis.pipelined(
                     [
-                        ("EVALSHA", self._write.sha, 2, self.key(e.vcon_uuid),
-                         self.version_key(e.vcon_uuid), *self._args(e))
+                        ("EVALSHA", self._write.sha, 3, *self._keys(e.vcon_uuid),
+                         *self._args(e))
                         for e in entries
                     ]
                 )  # fmt: skip
             pipe = self._redis.client.pipeline(transaction=False)
             for e in entries:
-                keys = [self.key(e.vcon_uuid), self.version_key(e.vcon_uuid), *lists]
+                keys = [*self._keys(e.vcon_uuid), *lists]
                 self._write(keys=keys, args=self._args(e), client=pipe)
             return list(pipe.execute(raise_on_error=False))
 
@@ -254,6 +265,30 @@ class HotTier:
             entry.version,
             entry.read_version,
         ]
+
+    def apply_changes(self, changes: Sequence[tuple[str, int, str]]) -> list[int]:
+        """Apply changes of the change log (``(uuid, version, op)``, in log order) in one
+        round trip (with Redis Cluster one per node); return what ``lua/feed.lua``
+        answered for each. Raises :class:`CacheError` when Redis failed or answered an
+        error for any of them (then apply them all again: applying one twice does
+        nothing)."""
+        shared = "1" if self.prefix == CONSERVER_KEY_PREFIX else "0"
+
+        def send() -> list[Any]:
+            if self._redis.cluster:
+                return self._redis.pipelined(
+                    [
+                        ("EVALSHA", self._feed.sha, 3, *self._keys(u), v, op, self.ttl, shared)
+                        for u, v, op in changes
+                    ]
+                )
+            pipe = self._redis.client.pipeline(transaction=False)
+            for u, v, op in changes:
+                self._feed(keys=self._keys(u), args=[v, op, self.ttl, shared], client=pipe)
+            return list(pipe.execute(raise_on_error=False))
+
+        replies = self._guard.call("feed", None, lambda: Connection.checked(send()))
+        return [int(r) for r in replies]
 
     def _check_lists(self, lists: Sequence[str]) -> None:
         if lists and not self.pushes_in_write:
@@ -276,7 +311,7 @@ class HotTier:
         self, vcon_uuid: str, *, fallback: Any = RAISE, context: str | None = None
     ) -> bool:
         """Whether the cache holds the vCon as a save left it (so the database has it)."""
-        keys = [self.key(vcon_uuid), self.version_key(vcon_uuid)]
+        keys = self._keys(vcon_uuid)
         held = self._guard.call(
             "cache exists", vcon_uuid, lambda: self._saved(keys=keys), fallback=fallback,
             context=context,
@@ -293,7 +328,7 @@ class HotTier:
         delete, and no read from before it, can put the vCon back; a save committed
         after it is cached as usual (and is not removed when it got here first).
         """
-        keys = [self.key(vcon_uuid), self.version_key(vcon_uuid)]
+        keys = self._keys(vcon_uuid)
         removed = self._guard.call(
             "cache delete", vcon_uuid, lambda: self._delete(keys=keys, args=[version, self.ttl]),
             fallback=fallback, context=context,
@@ -302,7 +337,7 @@ class HotTier:
 
     def forget(self, vcon_uuid: str) -> None:
         """Remove a key that never held a vCon (the doctor's probe), with its version key."""
-        keys = (self.key(vcon_uuid), self.version_key(vcon_uuid))
+        keys = tuple(self._keys(vcon_uuid))
         self._guard.call("probe", None, lambda: self._redis.client.delete(*keys))
 
     def scan(self, batch: int = 500) -> Iterator[list[str]]:

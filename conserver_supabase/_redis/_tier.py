@@ -13,6 +13,7 @@ here, in :meth:`RedisTier.store`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
@@ -386,6 +387,57 @@ class RedisTier:
     def flush(self) -> tuple[int, int]:
         """Remove the cached vCons the database holds; ``(removed, kept)``."""
         return self._cache.flush()
+
+    # --- the change feed (conserver_supabase._feed) ---------------------------------------
+
+    def apply_changes(self, changes: Sequence[tuple[str, int, str]]) -> list[int]:
+        """Apply changes of the database's change log to the cache (``lua/feed.lua``);
+        raises :class:`CacheError`."""
+        return self._cache.apply_changes(changes)
+
+    def feed_lease(self, name: str, seconds: float) -> Any:
+        """The lease of a change-feed cursor (a redis-py ``Lock`` that is not blocking
+        and not thread-local): call it through :meth:`leased`."""
+        return self._connection.client.lock(
+            f"conserver_supabase:feed:lease:{name}", timeout=seconds, thread_local=False
+        )
+
+    def leased(self, lease: Any, held: bool) -> bool:
+        """Take ``lease`` (``held``: renew it for another term); return whether this
+        consumer holds it now. Raises :class:`CacheError`."""
+        from redis.exceptions import LockError
+
+        def take() -> bool:
+            if not held:
+                return bool(lease.acquire(blocking=False))
+            try:
+                return bool(lease.reacquire())
+            except LockError:  # it ran out and another consumer took it
+                return False
+
+        return self._guard.call("feed lease", None, take)
+
+    def feed_applied(self, name: str, watermark: str | None = None) -> int | None:
+        """How far this Redis got in a change-feed cursor (``None``: it does not know,
+        e.g. it restarted empty or from an old snapshot); with ``watermark``, record it.
+        Raises :class:`CacheError`."""
+        key = f"conserver_supabase:feed:applied:{name}"
+        client = self._connection.client
+        if watermark is not None:
+            self._guard.call("feed", None, lambda: client.set(key, watermark))
+            return int(watermark)
+        found = self._guard.call("feed", None, lambda: client.get(key))
+        return None if found is None else int(found)
+
+    def release(self, lease: Any) -> None:
+        """Give ``lease`` up (when it is still this consumer's)."""
+        from redis.exceptions import LockError
+
+        def give_up() -> None:
+            with contextlib.suppress(LockError):
+                lease.release()
+
+        self._guard.call("feed lease", None, give_up)
 
     def has_json_module(self) -> bool:
         """Whether the server runs RedisJSON; raises :class:`CacheError`."""

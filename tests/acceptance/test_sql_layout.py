@@ -213,6 +213,7 @@ NEW_SINCE_MAIN = {
     "conserver_vcon_rows_changed()": "conserver_vcon_tombstone_on_delete()",
     "conserver_vcon_project(jsonb,timestamp with time zone)": "conserver_vcon_assemble(uuid)",
     "conserver_vcon_merge(jsonb,jsonb,timestamp with time zone)": "conserver_vcon_assemble(uuid)",
+    "conserver_vcon_feed_poll(text,jsonb,integer)": "conserver_vcon_save(jsonb,jsonb)",
 }
 REDEFINED_SINCE_MAIN = frozenset(
     {
@@ -288,6 +289,9 @@ class TestMigratedDatabases:
             assert tables.pop(migrations.FUNCTIONS_TABLE) == tables[migrations.MIGRATIONS_TABLE]
             # The change log (0004) is set up like the tombstones.
             assert tables.pop("conserver_vcon_changes") == tables["conserver_vcon_tombstones"]
+            # The feed's cursors and state (0005) too.
+            assert tables.pop("conserver_vcon_feed_cursors") == tables["conserver_vcon_tombstones"]
+            assert tables.pop("conserver_vcon_feed_state") == tables["conserver_vcon_tombstones"]
             assert tables == main_tables, kind
 
     def test_service_role_only_where_main_had_it(self, databases: dict[str, str]) -> None:

@@ -61,6 +61,10 @@ class CountingDatabase:
         self.calls.append("saved_between")
         return self.inner.saved_between(query)
 
+    def feed_poll(self, name: str, state: Mapping[str, Any], limit: int) -> dict[str, Any]:
+        self.calls.append("feed_poll")
+        return self.inner.feed_poll(name, state, limit)
+
     def close(self) -> None:
         self.inner.close()
 

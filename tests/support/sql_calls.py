@@ -63,5 +63,8 @@ class SqlCalls:
     def saved_between(self, query: Mapping[str, Any]) -> dict[str, Any]:
         return self.transport.saved_between(query)
 
+    def feed_poll(self, name: str, state: Mapping[str, Any], limit: int) -> dict[str, Any]:
+        return self.transport.feed_poll(name, state, limit)
+
     def close(self) -> None:
         self.transport.close()

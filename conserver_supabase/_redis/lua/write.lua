@@ -1,5 +1,5 @@
--- KEYS[1] cache key, KEYS[2] its version key, KEYS[3..] chain lists. ARGV[1] document
--- (JSON text), ARGV[2] TTL seconds, ARGV[3] format for a new key (auto|json|string),
+-- KEYS[1] cache key, KEYS[2] its version key, KEYS[3] its head key, KEYS[4..] chain
+-- lists. ARGV[1] document (JSON text), ARGV[2] TTL seconds, ARGV[3] format for a new key (auto|json|string),
 -- ARGV[4] mode, ARGV[5] uuid, ARGV[6] the version saved or read (0: unknown), ARGV[7]
 -- (touch) what the version key held when the working copy was read.
 --
@@ -22,6 +22,11 @@
 --   record (see fence.lua): nothing older may be written or stamped there, and the
 --   link's own save, newer, stamps it.
 --
+-- The head key (lua/feed.lua) records a newer database version (or -n: deleted at n) the
+-- change feed found while the key held an older body it may not replace (a possible
+-- working copy): nothing older than it may be written (it joins the fence), and a
+-- version at least as new that reaches the version key clears it.
+--
 -- Returns 1 when the document was written, 0 when the key was left as it was, -1 when
 -- the fence refused it (older than what is on record; for "known": read the primary).
 -- Every key's type is checked before anything is written, so an error reply means
@@ -30,7 +35,7 @@ local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'none' and kind ~= 'string' and kind ~= 'ReJSON-RL' then
   return redis.error_reply('WRONGTYPE cache key ' .. KEYS[1] .. ' holds a ' .. kind)
 end
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   local list_kind = redis.call('TYPE', KEYS[i])['ok']
   if list_kind ~= 'none' and list_kind ~= 'list' then
     return redis.error_reply('WRONGTYPE chain list ' .. KEYS[i] .. ' holds a ' .. list_kind)
@@ -39,7 +44,11 @@ end
 local mode = ARGV[4]
 local version = tonumber(ARGV[6])
 local recorded = tonumber(redis.call('GET', KEYS[2])) or 0
+local head = tonumber(redis.call('GET', KEYS[3]))
 local allowed = fence(version, recorded, 'document')
+if head and math.abs(head) > math.abs(recorded) then
+  allowed = allowed and fence(version, head, 'document')
+end
 local write
 -- touch: stale (the key holds what this save read, and a newer version of the database
 -- is on record: remove it) or unsaved (a link changed the key after the read: keep it).
@@ -104,12 +113,16 @@ end
 if write or (mode == 'touch' and kind ~= 'none' and not stale) then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
+local stamped = false
 if unsaved then -- the database is at this version; the key holds something else
   redis.call('SET', KEYS[2], -version, 'EX', ARGV[2])
+  stamped = true
 elseif (write or mode == 'touch' or mode == 'refresh') and version > 0 and allowed then
   redis.call('SET', KEYS[2], version, 'EX', ARGV[2])
+  stamped = true
 end
-for i = 3, #KEYS do
+if head and stamped then redis.call('DEL', KEYS[3]) end
+for i = 4, #KEYS do
   redis.call('RPUSH', KEYS[i], ARGV[5])
 end
 if write then return 1 end
