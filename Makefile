@@ -38,6 +38,7 @@ test: lint
 # Benchmarks side by side (docs/performance.md): round trips and latency against the
 # example design's access pattern, the cache hit against the bare Redis call, bulk
 # ingest against the database floor, the save with the change log against without it,
+# the change feed's lag from another writer's commit to our cache (LISTEN and polling),
 # backfill memory as the input grows, and search per
 # filter kind on 100,000 generated vCons (docs/search.md; --check fails on a Seq Scan
 # where an index should serve), a Redis Sentinel and a Redis Cluster failover under
@@ -49,6 +50,7 @@ bench: $(VENV)/.bench-deps
 	$(BIN)/python benchmarks/bulk_ingest.py --json docs/bench-bulk-ingest.json
 	$(BIN)/python benchmarks/bulk_ingest.py --redis-latency 0.001 --json docs/bench-bulk-ingest-redis-1ms.json
 	$(BIN)/python benchmarks/change_feed.py --json docs/bench-change-feed.json
+	$(BIN)/python benchmarks/feed_lag.py --json docs/bench-feed-lag.json
 	$(BIN)/python benchmarks/backfill_memory.py --json docs/bench-backfill-memory.json
 	$(BIN)/python $(SEARCH_BENCH)
 	$(BIN)/python benchmarks/failover.py --json docs/bench-failover.json

@@ -9,7 +9,9 @@ vcons, parties, dialog, analysis and attachments, whose WHEN clause skips our ow
 statements but which still capture their transition tables, and the row trigger on the
 document table that appends the change row). Everything else is the same SQL. A third,
 "before", also runs main's ``conserver_vcon_write`` as it was before the change feed
-(git 34b4e0b, from tests/data/migrations/34b4e0b/): the whole increment's cost. The calls
+(git 34b4e0b, from tests/data/migrations/34b4e0b/): the whole increment's cost. A fourth,
+"notify", is "on" with a consumer waiting on LISTEN (the triggers then also send NOTIFY,
+migration 0005). The calls
 go straight to the SQL functions over psycopg (no Redis, no network delay): what is
 timed is the database's work.
 
@@ -19,7 +21,8 @@ timed is the database's work.
 * save_many: batches of ``--batch`` fresh standard vCons, vCons per second.
 
 The two databases take turns call by call, so drift of the machine touches both alike.
-Quote the ratios (on / off, on / before): absolute times depend on the machine.
+Quote the ratios (on / off, on / before, notify / off): absolute times depend on the
+machine.
 """
 
 from __future__ import annotations
@@ -101,7 +104,8 @@ def run(admin_url: str, repeat: int = 300, batch: int = 100) -> dict[str, Any]:
     from tests.support.services import with_database
 
     template = "bench_feed_template"
-    names = {"on": "bench_feed_on", "off": "bench_feed_off", "before": "bench_feed_before"}
+    names = {"on": "bench_feed_on", "off": "bench_feed_off", "before": "bench_feed_before",
+             "notify": "bench_feed_notify"}  # fmt: skip
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{template}"')
         conn.execute(f'CREATE DATABASE "{template}"')
@@ -117,6 +121,12 @@ def run(admin_url: str, repeat: int = 300, batch: int = 100) -> dict[str, Any]:
             for table, trigger in FEED_TRIGGERS:
                 conns[mode].execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
         conns["before"].execute(write_before())
+        # A consumer waiting on LISTEN (its cursor polled "now" for the whole run): every
+        # change also sends NOTIFY.
+        conns["notify"].execute(
+            "INSERT INTO conserver_vcon_feed_cursors (name, watermark, listen, updated_at)"
+            " VALUES ('bench', '0', true, now() + interval '1 day')"
+        )
 
         times, per_second = _measure(conns, repeat, batch)
         logged = conns["on"].execute("SELECT count(*) FROM conserver_vcon_changes").fetchone()
@@ -141,10 +151,13 @@ def run(admin_url: str, repeat: int = 300, batch: int = 100) -> dict[str, Any]:
     for operation in ("save, new", "save, again"):
         on, off = quantiles(times["on"][operation]), quantiles(times["off"][operation])
         before = quantiles(times["before"][operation])
+        notify = quantiles(times["notify"][operation])
         operations[operation] = {
             "on": on,
             "off": off,
             "before": before,
+            "notify": notify,
+            "ratio_notify_p50": round(notify["p50_ms"] / off["p50_ms"], 3),
             "ratio_p50": round(on["p50_ms"] / off["p50_ms"], 3),
             "ratio_p95": round(on["p95_ms"] / off["p95_ms"], 3),
             "ratio_before_p50": round(on["p50_ms"] / before["p50_ms"], 3),
@@ -152,10 +165,13 @@ def run(admin_url: str, repeat: int = 300, batch: int = 100) -> dict[str, Any]:
     rate_on = statistics.median(per_second["on"])
     rate_off = statistics.median(per_second["off"])
     rate_before = statistics.median(per_second["before"])
+    rate_notify = statistics.median(per_second["notify"])
     operations[f"save_many of {batch}"] = {
         "on": {"vcons_per_second": round(rate_on, 1)},
         "off": {"vcons_per_second": round(rate_off, 1)},
         "before": {"vcons_per_second": round(rate_before, 1)},
+        "notify": {"vcons_per_second": round(rate_notify, 1)},
+        "ratio_notify": round(rate_notify / rate_off, 3),
         "ratio": round(rate_on / rate_off, 3),
         "ratio_before": round(rate_on / rate_before, 3),
     }
@@ -172,7 +188,7 @@ def render(results: dict[str, Any]) -> str:
         f"the change log on our save path (PostgreSQL {results['postgres_version']}, "
         f"{results['repeat']} saves each)",
         f"{'operation':<22}{'on p50':>9}{'off p50':>9}{'x':>7}{'on p95':>9}{'off p95':>9}"
-        f"{'x':>7}{'before p50':>12}{'x':>7}",
+        f"{'x':>7}{'before p50':>12}{'x':>7}{'notify p50':>12}{'x':>7}",
     ]
     for name, r in results["operations"].items():
         if "ratio_p50" in r:
@@ -180,12 +196,14 @@ def render(results: dict[str, Any]) -> str:
                 f"{name:<22}{r['on']['p50_ms']:>9.3f}{r['off']['p50_ms']:>9.3f}{r['ratio_p50']:>7}"
                 f"{r['on']['p95_ms']:>9.3f}{r['off']['p95_ms']:>9.3f}{r['ratio_p95']:>7}"
                 f"{r['before']['p50_ms']:>12.3f}{r['ratio_before_p50']:>7}"
+                f"{r['notify']['p50_ms']:>12.3f}{r['ratio_notify_p50']:>7}"
             )
         else:
             lines.append(
                 f"{name:<22}{r['on']['vcons_per_second']:>9.0f}"
                 f"{r['off']['vcons_per_second']:>9.0f}{r['ratio']:>7}"
-                f"{'':>18}{r['before']['vcons_per_second']:>12.0f}{r['ratio_before']:>7}  (vCons/s)"
+                f"{'':>18}{r['before']['vcons_per_second']:>12.0f}{r['ratio_before']:>7}"
+                f"{r['notify']['vcons_per_second']:>12.0f}{r['ratio_notify']:>7}  (vCons/s)"
             )
     return "\n".join(lines)
 

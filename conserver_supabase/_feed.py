@@ -132,9 +132,9 @@ class ChangeFeed:
         start, reached = page["from"], page["next"]
         applied = self._redis.feed_applied(self.name)
         if page.get("lost"):
-            self._seen_pruned = page.get("pruned")
             self._flush(done, "changes it had not read were pruned from the log (it was "
                         "stopped longer than the log keeps them, or it is new)")  # fmt: skip
+            self._seen_pruned = page.get("pruned")  # once flushed: said at the next call
         elif int(start) > 0 and (applied is None or applied < int(start)):
             self._flush(done, "this Redis does not know how far it got (it restarted empty "
                         "or from an older snapshot)")  # fmt: skip

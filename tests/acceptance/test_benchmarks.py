@@ -98,6 +98,22 @@ def test_change_feed_benchmark_runs(pg_admin_url: str) -> None:
     assert "save, again" in render(results)
 
 
+def test_feed_lag_benchmark_runs(tmp_path: Path) -> None:
+    """The change feed's lag, woken by LISTEN and polling through PostgREST."""
+    out = tmp_path / "bench-feed-lag.json"
+    script = TESTS.parent / "benchmarks" / "feed_lag.py"
+    args = ["--samples", "10", "--vcons", "20", "--rate", "20", "--json", str(out)]
+    result = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    for name in ("listen", "poll"):
+        assert figures[name]["samples"] > 0, name
+        assert 0 < figures[name]["p50_ms"] <= figures[name]["p99_ms"], name
+
+
 def test_bulk_ingest_and_backfill_memory_benchmarks_run(
     pg_admin_url: str, redis_json_url: str
 ) -> None:

@@ -87,16 +87,23 @@ def within(bound: float, seen: Callable[[], bool]) -> float:
     return time.monotonic() - started
 
 
-def fresh(storage: SupabaseStorage, u: str) -> Callable[[], bool]:
-    """Whether the cached reads (get_vcon, get_many, exists) give what the database holds."""
+def fresh(storage: SupabaseStorage, u: str, tel: str | None = None) -> Callable[[], bool]:
+    """Whether the cached reads (get_vcon, get_many, exists; with ``tel``, a search by it
+    with include_vcons) give what the database holds."""
 
     def check() -> bool:
         truth = storage.get_vcon(u, use_cache=False)
-        return (
+        if not (
             storage.get_vcon(u) == truth
             and storage.get_many([u]) == ({} if truth is None else {u: truth})
             and storage.exists(u) is (truth is not None)
-        )
+        ):
+            return False
+        if tel is None:
+            return True
+        found = [v for v in storage.search(tel=tel, include_vcons=True).items if v["uuid"] == u]
+        has_tel = truth is not None and any(p.get("tel") == tel for p in truth["parties"])
+        return found == ([truth] if has_tel else [])
 
     return check
 
@@ -132,7 +139,7 @@ class TestWhileItRuns:
                 redis.set(f"vcon:{u}", rendition, ex=3600)  # its SETEX
             EDITS[kind](mcp, u)
             assert storage.get_vcon(u, use_cache=False) != document  # the edit is in the rows
-            assert within(BOUND, fresh(storage, u)) < BOUND
+            assert within(BOUND, fresh(storage, u, document["parties"][0]["tel"])) < BOUND
             if key == "vcon-mcp string":  # vcon-mcp's stale string is gone too
                 assert redis.type(f"vcon:{u}") in (b"none", b"ReJSON-RL")
 
@@ -213,7 +220,8 @@ class TestStoppedAndRestarted:
             again.start()
             try:
                 for document in saved.values():
-                    assert within(BOUND, fresh(restarted, document["uuid"])) < BOUND
+                    tel = document["parties"][0]["tel"]
+                    assert within(BOUND, fresh(restarted, document["uuid"], tel)) < BOUND
             finally:
                 again.stop()
 
