@@ -36,7 +36,7 @@ logger = logging.getLogger("conserver_supabase.telemetry")
 #: Upper bounds (milliseconds) of the latency histogram buckets; the last is +inf.
 BUCKETS_MS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
-_EVENTS: Final = ("hits", "misses", "fills", "errors", "retries", "journaled")
+_EVENTS: Final = ("hits", "misses", "fills", "errors", "retries", "journaled", "conflicts")
 
 
 class Operation:
@@ -191,6 +191,7 @@ class Telemetry:
             },
             "retries": events["retries"],
             "journaled": events["journaled"],
+            "conflicts": events["conflicts"],
             "circuit": self._circuit_state(),
         }
 
