@@ -33,6 +33,7 @@ from ._errors import (
     DatabaseUnavailableError,
     InvalidVconError,
     SearchError,
+    VconConflictError,
     VconNotFoundError,
 )
 from ._redis import CacheUsage
@@ -62,6 +63,7 @@ __all__ = [
     "SearchPage",
     "StorageConfig",
     "SupabaseStorage",
+    "VconConflictError",
     "VconNotFoundError",
     "__version__",
     "default_options",

@@ -12,7 +12,9 @@ Everything derives from one root, so a chain link can catch the whole family::
      │    ├── DatabaseUnavailableError   transient (network, timeout, 5xx, failover),
      │    │                              raised after the retries ran out
      │    └── DatabaseRejectedError      the database refused the request (constraint,
-     │                                   permission, missing migration); never retried
+     │         │                         permission, missing migration); never retried
+     │         └── VconConflictError     the save would erase another writer's change of
+     │                                   the same field; nothing written, copy kept
      ├── CacheError                  Redis failed (raised when cache_errors is "raise",
      │                               or when the conserver's working copy is unreadable)
      └── ChainPushError              the vCon was saved but its uuid could not be pushed
@@ -38,6 +40,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "InvalidVconError",
     "SearchError",
+    "VconConflictError",
     "VconNotFoundError",
 ]
 
@@ -134,6 +137,33 @@ class DatabaseUnavailableError(DatabaseError):
 
 class DatabaseRejectedError(DatabaseError):
     """The database refused the request; repeating it unchanged will fail again."""
+
+
+class VconConflictError(DatabaseRejectedError):
+    """The save was refused: another writer (vcon-mcp) changed ``field`` of the vCon
+    since the copy being saved was read, and the copy changed it differently.
+
+    Nothing was written: the database keeps the other writer's change. ``field`` is
+    the first field found on both sides, e.g. ``subject`` or ``analysis[1]``; ``code``
+    is ``CSC01``. ``kept`` says whether the copy went to the journal's dead letters
+    (``conserver-supabase journal list --dead``). Never retried: saving the same copy
+    again conflicts again. Read the vCon again, apply the change to it and save that
+    (docs/database.md, "Conflicts").
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str,
+        vcon_uuid: str | None,
+        field: str,
+        code: str | None = "CSC01",
+    ) -> None:
+        super().__init__(message, operation=operation, vcon_uuid=vcon_uuid, code=code)
+        self.field = field
+        #: Whether the copy that conflicted went to the dead letters.
+        self.kept = False
 
 
 class CacheError(ConserverSupabaseError):

@@ -52,8 +52,12 @@ class MemoryDatabase:
             raise self.fail
 
     def save(
-        self, documents: Sequence[Mapping[str, Any]], tenants: Sequence[Tenant] | None
+        self,
+        documents: Sequence[Mapping[str, Any]],
+        tenants: Sequence[Tenant] | None,
+        bases: Sequence[int | None] | None = None,
     ) -> dict[str, int]:
+        # No other writer changes rows here: nothing to merge, the bases change nothing.
         self._enter("save")
         with self._lock:
             return self._write(documents, tenants)
@@ -94,15 +98,16 @@ class MemoryDatabase:
 
     def replay(
         self, document: Mapping[str, Any], tenant: Tenant | None, base: Mapping[str, Any]
-    ) -> tuple[int, str | None]:
+    ) -> tuple[int, str | None, dict[str, Any] | None]:
         """The fence of ``conserver_vcon_replay`` (its rule, without its messages' detail)."""
         self._enter("replay")
         vcon_uuid = str(document["uuid"]).lower()
         with self._lock:
             why = self._superseded(vcon_uuid, base)
             if why is not None:
-                return 0, why
-            return self._write([document], None if tenant is None else [tenant])[vcon_uuid], None
+                return 0, why, None
+            saved = self._write([document], None if tenant is None else [tenant])
+            return saved[vcon_uuid], None, None
 
     def _superseded(self, vcon_uuid: str, base: Mapping[str, Any]) -> str | None:
         version, tomb = self.versions.get(vcon_uuid), self.tombstones.get(vcon_uuid)

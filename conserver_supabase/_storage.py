@@ -436,7 +436,9 @@ class SupabaseStorage:
         search) the number of calls, failures, mean and max milliseconds, the latency
         histogram (bucket upper bounds in ms) and the p50/p95 bucket bounds; ``cache``:
         hits, misses, fills, errors, hit ratio; ``retries`` (database retry attempts);
-        ``journaled`` (vCons put on the failed-save journal); ``circuit`` (the Redis
+        ``journaled`` (vCons put on the failed-save journal); ``conflicts`` (saves refused
+        because another writer changed the same field, their copies dead-lettered:
+        docs/database.md, "Conflicts"); ``circuit`` (the Redis
         circuit breaker: closed, open or probing); ``suspect_keys``: the cached vCons this
         process does not serve because a write or invalidation of them was skipped or
         failed (``tracked``), whether it serves no hit at all after more than

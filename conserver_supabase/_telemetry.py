@@ -36,7 +36,16 @@ logger = logging.getLogger("conserver_supabase.telemetry")
 #: Upper bounds (milliseconds) of the latency histogram buckets; the last is +inf.
 BUCKETS_MS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
-_EVENTS: Final = ("hits", "misses", "fills", "errors", "retries", "journaled", "feed_changes")
+_EVENTS: Final = (
+    "hits",
+    "misses",
+    "fills",
+    "errors",
+    "retries",
+    "journaled",
+    "feed_changes",
+    "conflicts",
+)
 
 
 class Operation:
@@ -192,6 +201,7 @@ class Telemetry:
             "retries": events["retries"],
             "journaled": events["journaled"],
             "feed_changes": events["feed_changes"],
+            "conflicts": events["conflicts"],
             "circuit": self._circuit_state(),
         }
 

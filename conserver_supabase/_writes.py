@@ -9,7 +9,9 @@ A save is a batch (of one, or many):
 2. **database**: one call for the whole batch, transient failures retried within
    ``retry_deadline``;
 3. on a failure that stays: **journal** the batch (unless the caller still holds it)
-   and raise, saying whether it was journaled;
+   and raise, saying whether it was journaled; a conflict with another writer's change
+   (:class:`VconConflictError`) is never journaled: the conflicting copy goes to the dead
+   letters and the error is raised;
 4. **cache and chain lists**: after the commit, in as few Redis round trips as the
    deployment allows (:meth:`RedisTier.store` decides how);
 5. **report**: a uuid that missed a chain list is a :class:`ChainPushError` (the save
@@ -30,7 +32,8 @@ from typing import Any, NoReturn
 from uuid import UUID
 
 from ._config import StorageConfig
-from ._database import Database, Tenant
+from ._database import Database, Saved, Tenant, merged_of
+from ._database._errors import CONFLICT
 from ._documents import as_document, dumps
 from ._errors import (
     CacheError,
@@ -39,6 +42,7 @@ from ._errors import (
     DatabaseRejectedError,
     DatabaseUnavailableError,
     InvalidVconError,
+    VconConflictError,
     VconNotFoundError,
 )
 from ._redis import (
@@ -182,9 +186,17 @@ class Writes:
         ``journal=False``: raised without journaling (the caller still holds the vCons)."""
         documents = [prepared.document for prepared in batch]
         tenants = self._tenants(batch)
+        # The version a working copy was read at: a copy read after another writer's
+        # change holds it, and is saved without a merge (conserver_vcon_save, p_base).
+        read = [p.read_version if p.read_version > 0 else None for p in batch]
+        bases = read if any(base is not None for base in read) else None
         started = time.time()
         try:
-            versions = self.retrying(operation, lambda: self._database.save(documents, tenants))
+            versions = self.retrying(
+                operation, lambda: self._database.save(documents, tenants, bases)
+            )
+        except VconConflictError as exc:
+            self._keep_conflicting(exc, batch, started)
         except DatabaseError as exc:
             if not journal:
                 raise
@@ -201,7 +213,15 @@ class Writes:
         # A uuid given twice was saved twice, in order: its version belongs to the last
         # document, which alone goes to the cache (and its uuid once to each list).
         last = {prepared.vcon_uuid: prepared for prepared in batch}
-        entries = [Entry(u, p.text, p.mode, versions[u], p.read_version) for u, p in last.items()]
+        merged = merged_of(versions)
+        entries = [
+            # Merged with another writer's changes: the cache gets what the database
+            # saved (the copy handed in lacks those changes), over what the key holds.
+            Entry(u, dumps(merged[u]), "overwrite", versions[u])
+            if u in merged
+            else Entry(u, p.text, p.mode, versions[u], p.read_version)
+            for u, p in last.items()
+        ]
         self._report(self._redis.store(entries, lists), versions)
 
     @staticmethod
@@ -269,6 +289,39 @@ class Writes:
         error.attempts, error.journaled = exc.attempts, journaled
         raise error from exc
 
+    def _keep_conflicting(
+        self, exc: VconConflictError, batch: Sequence[Prepared], started: float
+    ) -> NoReturn:
+        """A save the database refused because another writer changed the same field:
+        keep the copy that conflicted in the dead letters (the conserver does not keep a
+        failed save), count it, log it, raise. Nothing of the batch was written."""
+        self._telemetry.event("conflicts")
+        prepared = next((p for p in batch if p.vcon_uuid == exc.vcon_uuid), None)
+        kept = ""
+        if prepared is not None and self._config.journal_list:
+            entry = Journaled(prepared.vcon_uuid, None, {"at": started})
+            try:
+                self._redis.bury(entry, prepared.text, str(exc), exc.code)
+            except CacheError as cache_exc:
+                kept = f"; the copy could NOT be kept in the dead letters ({cache_exc})"
+            else:
+                exc.kept = True
+                kept = (
+                    f"; the copy is kept in the dead letters (Redis list "
+                    f"{self._config.journal_list}:dead, `conserver-supabase journal list "
+                    "--dead`): read the vCon again, apply its change and save that"
+                )
+        elif prepared is not None:
+            kept = "; the copy could NOT be kept (the journal is off: journal_list is empty)"
+        others = "" if len(batch) == 1 else f" ({len(batch) - 1} other vCon(s) not saved either)"
+        text = f"{exc}{others}{kept}"
+        logger.error("%s", text)
+        error = VconConflictError(
+            text, operation=exc.operation, vcon_uuid=exc.vcon_uuid, field=exc.field, code=exc.code
+        )
+        error.attempts, error.kept = exc.attempts, exc.kept
+        raise error from exc
+
     # --- deletes --------------------------------------------------------------------------
 
     def delete(self, vcon_uuid: str | UUID) -> bool:
@@ -304,19 +357,25 @@ class Writes:
             with self._telemetry.operation("save"):
                 prepared = ready = self._replayed(entry)
                 tenant, base = self._recorded_tenant(entry, ready), _base(entry)
-                version, why = self.retrying(
+                version, why, merged = self.retrying(
                     "save", lambda: self._database.replay(ready.document, tenant, base)
                 )
                 if why is None:
                     self._redis.unjournal(vcon_uuid)
-                    self._after_commit([ready], {vcon_uuid: version}, self._config.chain_lists)
+                    kept = None if merged is None else {vcon_uuid: merged}
+                    saved = Saved({vcon_uuid: version}, kept)
+                    self._after_commit([ready], saved, self._config.chain_lists)
         except VconNotFoundError as exc:
             self._leave(report.dropped, entry, f"nothing left to save ({exc})")
             return "done"
         except (InvalidVconError, DatabaseRejectedError) as exc:
-            if isinstance(exc, DatabaseRejectedError) and exc.code != "P0001":
+            # Refused for this vCon (another tenant's, P0001; a conflict with another
+            # writer's change, CSC01): buried. Anything else: the configuration.
+            if isinstance(exc, DatabaseRejectedError) and exc.code not in ("P0001", CONFLICT):
                 report.error = str(exc)  # the configuration, not this vCon: fix, rerun
                 return "stop"
+            if isinstance(exc, VconConflictError):
+                self._telemetry.event("conflicts")
             text = entry.document if prepared is None else prepared.text
             self._redis.bury(entry, text, str(exc), exc.code)
             report.dead_lettered.append(f"{vcon_uuid}: {exc}")

@@ -222,8 +222,8 @@ def _failures_and_stats(session: Session, database_url: str, redis_url: str) -> 
                 s.get_vcon({probed!r})
             stats = s.stats()
         print(json.dumps(stats["operations"]["get"], indent=2))
-        print(json.dumps({{k: stats[k] for k in ("cache", "retries", "journaled", "circuit")}},
-                         indent=2))
+        shown = ("cache", "retries", "journaled", "conflicts", "circuit")
+        print(json.dumps({{k: stats[k] for k in shown}}, indent=2))
         """
     )
     result = subprocess.run(  # noqa: S603 - our own probe

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from .._config import StorageConfig
 from .._errors import ConfigurationError
-from ._seam import Database, Tenant, Versioned
+from ._seam import Database, Saved, Tenant, Versioned, merged_of
 
-__all__ = ["Database", "Tenant", "Versioned", "open_database"]
+__all__ = ["Database", "Saved", "Tenant", "Versioned", "merged_of", "open_database"]
 
 
 def open_database(config: StorageConfig, *, replica: bool = False) -> Database:

@@ -10,6 +10,7 @@ errors have their own boundary, :mod:`conserver_supabase._redis._errors`.)
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,9 +23,16 @@ from .._errors import (
     DatabaseUnavailableError,
     InvalidVconError,
     SearchError,
+    VconConflictError,
 )
 
-__all__ = ["DeadlineExceeded", "classify_database_error", "database_errors", "refused_connection"]
+__all__ = [
+    "CONFLICT",
+    "DeadlineExceeded",
+    "classify_database_error",
+    "database_errors",
+    "refused_connection",
+]
 
 
 class DeadlineExceeded(Exception):
@@ -214,6 +222,33 @@ def _refused_data_field(exc: BaseException, operation: str, code: str | None) ->
     return f"{_ROW_FIELDS[table]}.{name}" if _ROW_FIELDS[table] else name
 
 
+#: The SQLSTATE of conserver_vcon_rebase's conflict (docs/database.md, "Conflicts").
+CONFLICT: Final = "CSC01"
+
+
+def _conflict(exc: BaseException, operation: str, vcon_uuid: str | None) -> VconConflictError:
+    """The conflict the SQL raised: the vCon and the field from its DETAIL."""
+    detail = getattr(getattr(exc, "diag", None), "message_detail", None)
+    if detail is None:
+        detail = getattr(exc, "details", None)
+    try:
+        named = json.loads(str(detail))
+    except ValueError:
+        named = {}
+    if not isinstance(named, dict):
+        named = {}
+    field = str(named.get("field") or "(document)")
+    conflicting = str(named.get("vcon") or vcon_uuid or "") or None
+    text = (
+        f"{operation} of vCon {conflicting} refused: another writer changed {field} since "
+        "this copy was read, and the copy changed it differently; nothing was written "
+        "(the database keeps the other writer's change)"
+    )
+    return VconConflictError(
+        text, operation=operation, vcon_uuid=conflicting, field=field, code=CONFLICT
+    )
+
+
 @contextmanager
 def database_errors(operation: str, vcon_uuid: str | None = None) -> Iterator[None]:
     """Translate database exceptions raised inside the block.
@@ -234,6 +269,8 @@ def database_errors(operation: str, vcon_uuid: str | None = None) -> Iterator[No
             detail = getattr(getattr(exc, "diag", None), "message_detail", None)
             detail = detail or getattr(exc, "details", None) or "filters"
             raise SearchError(message, filter=str(detail)) from exc
+        if code == CONFLICT:
+            raise _conflict(exc, operation, vcon_uuid) from exc
         field = _invalid_vcon_field(exc, code, message)
         if field is not None:
             reason = message.rsplit(": ", 1)[-1]

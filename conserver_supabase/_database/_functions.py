@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from ._seam import Tenant, Versioned
+from ._seam import Saved, Tenant, Versioned
 
 __all__ = ["FUNCTIONS", "Function", "Transport"]
 
@@ -28,8 +28,10 @@ class Function:
 
 
 FUNCTIONS: Final[Mapping[str, Function]] = {
-    "save": Function("conserver_vcon_save", ("p_document", "p_tenant"), "save"),
-    "save_many": Function("conserver_vcon_save_many", ("p_documents", "p_tenants"), "save_many"),
+    "save": Function("conserver_vcon_save", ("p_document", "p_tenant", "p_base"), "save"),
+    "save_many": Function(
+        "conserver_vcon_save_many", ("p_documents", "p_tenants", "p_bases"), "save_many"
+    ),
     "replay": Function("conserver_vcon_replay", ("p_document", "p_tenant", "p_base"), "save"),
     "fetch": Function("conserver_vcon_fetch", ("p_uuid",), "load"),
     "fetch_many": Function("conserver_vcon_fetch_many", ("p_uuids",), "load_many"),
@@ -54,27 +56,35 @@ class Transport:
         raise NotImplementedError
 
     def save(
-        self, documents: Sequence[Mapping[str, Any]], tenants: Sequence[Tenant] | None
+        self,
+        documents: Sequence[Mapping[str, Any]],
+        tenants: Sequence[Tenant] | None,
+        bases: Sequence[int | None] | None = None,
     ) -> dict[str, int]:
+        given = [None if bases is None else bases[i] for i in range(len(documents))]
+        copies = [{} if base is None else {"version": base} for base in given]
         if len(documents) == 1:
             document = documents[0]
             vcon_uuid = str(document["uuid"]).lower()
             tenant = None if tenants is None else tenants[0].as_json()
-            version = self.call(FUNCTIONS["save"], [document, tenant], vcon_uuid)
-            return {vcon_uuid: int(version)}
+            result = self.call(FUNCTIONS["save"], [document, tenant, copies[0]], vcon_uuid)
+            merged = {vcon_uuid: result["vcon"]} if "vcon" in result else None
+            return Saved({vcon_uuid: int(result["version"])}, merged)
         stamps = None if tenants is None else [tenant.as_json() for tenant in tenants]
-        result = self.call(FUNCTIONS["save_many"], [list(documents), stamps], None)
-        return {uuid: int(version) for uuid, version in (result or {}).items()}
+        arguments = [list(documents), stamps, copies]
+        found = dict(self.call(FUNCTIONS["save_many"], arguments, None) or {})
+        merged = found.pop("merged", None)
+        return Saved({uuid: int(version) for uuid, version in found.items()}, merged)
 
     def replay(
         self, document: Mapping[str, Any], tenant: Tenant | None, base: Mapping[str, Any]
-    ) -> tuple[int, str | None]:
+    ) -> tuple[int, str | None, dict[str, Any] | None]:
         vcon_uuid = str(document["uuid"]).lower()
         stamp = None if tenant is None else tenant.as_json()
         result = self.call(FUNCTIONS["replay"], [document, stamp, dict(base)], vcon_uuid) or {}
         if "superseded" in result:
-            return 0, str(result["superseded"])
-        return int(result["version"]), None
+            return 0, str(result["superseded"]), None
+        return int(result["version"]), None, result.get("vcon")
 
     def fetch(self, vcon_uuids: Sequence[str]) -> dict[str, Versioned]:
         if len(vcon_uuids) == 1:

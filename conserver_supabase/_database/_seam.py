@@ -13,11 +13,31 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Database", "Tenant", "Versioned"]
+__all__ = ["Database", "Saved", "Tenant", "Versioned", "merged_of"]
 
 #: A vCon with the version the database stores for it (0: another writer made it and
 #: it has no version of ours).
 Versioned = tuple[dict[str, Any], int]
+
+
+class Saved(dict[str, int]):
+    """What :meth:`Database.save` returns: ``{uuid: version}``, and in ``merged`` the
+    vCons the database saved merged with another writer's changes (``{uuid: vCon as
+    saved}``, docs/database.md, "Conflicts"): what the cache must hold, not the copy
+    handed in."""
+
+    def __init__(
+        self,
+        versions: Mapping[str, int] | None = None,
+        merged: Mapping[str, dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(versions or {})
+        self.merged: dict[str, dict[str, Any]] = dict(merged or {})
+
+
+def merged_of(versions: Mapping[str, int]) -> dict[str, dict[str, Any]]:
+    """The merged vCons of a save's result (none from a database that does not merge)."""
+    return versions.merged if isinstance(versions, Saved) else {}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -41,23 +61,33 @@ class Database(Protocol):
     """One round trip per method."""
 
     def save(
-        self, documents: Sequence[Mapping[str, Any]], tenants: Sequence[Tenant] | None
+        self,
+        documents: Sequence[Mapping[str, Any]],
+        tenants: Sequence[Tenant] | None,
+        bases: Sequence[int | None] | None = None,
     ) -> dict[str, int]:
         """Write validated vCons (documents and rows) in one transaction; return
         ``{uuid: version}`` (a uuid given twice is saved twice, in order, and maps to
-        its last version).
+        its last version), a :class:`Saved` when some were merged with another writer's
+        changes. A conflict raises :class:`~conserver_supabase.VconConflictError`
+        (nothing written).
 
         ``tenants``: one :class:`Tenant` per document, or ``None``: every row's
-        ``tenant_id`` is left as it is. Always passed, never guessed from the options."""
+        ``tenant_id`` is left as it is. Always passed, never guessed from the options.
+        ``bases``: ``None``, or per document the version its copy was read at (``None``:
+        not known), a hint that spares a copy read after another writer's change a
+        merge (``conserver_vcon_save``'s ``p_base``)."""
         ...
 
     def replay(
         self, document: Mapping[str, Any], tenant: Tenant | None, base: Mapping[str, Any]
-    ) -> tuple[int, str | None]:
+    ) -> tuple[int, str | None, dict[str, Any] | None]:
         """Save one journaled vCon again only if the database acknowledged nothing newer
         since the failed save (``base``: ``{"version": n}``, ``{"at": epoch}`` or ``{}``,
-        see ``conserver_vcon_replay``); return ``(version, None)`` when it saved, ``(0,
-        why)`` when it wrote nothing (superseded). ``tenant`` as for :meth:`save`."""
+        see ``conserver_vcon_replay``); return ``(version, None, merged)`` when it saved
+        (``merged``: the vCon as saved when it was merged with another writer's changes,
+        else ``None``), ``(0, why, None)`` when it wrote nothing (superseded).
+        ``tenant`` as for :meth:`save`."""
         ...
 
     def fetch(self, vcon_uuids: Sequence[str]) -> dict[str, Versioned]:

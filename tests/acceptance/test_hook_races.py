@@ -51,11 +51,11 @@ class GatedDatabase:
         self.before: dict[str, Gate] = {}
         self.after: dict[str, Gate] = {}
 
-    def save(self, documents: Any, tenants: Any) -> dict[str, int]:
+    def save(self, documents: Any, tenants: Any, bases: Any = None) -> dict[str, int]:
         subject = documents[0].get("subject")
         if subject in self.before:
             self.before[subject].stop_here()
-        versions: dict[str, int] = self._inner.save(documents, tenants)
+        versions: dict[str, int] = self._inner.save(documents, tenants, bases)
         if subject in self.after:
             self.after[subject].stop_here()
         return versions

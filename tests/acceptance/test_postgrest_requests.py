@@ -64,13 +64,14 @@ class TestExactRequests:
         self, respx_mock: respx.MockRouter, store: SupabaseStorage, r: Any
     ) -> None:
         document = sample()
-        respx_mock.post(f"{RPC}conserver_vcon_save").respond(json=1)
+        respx_mock.post(f"{RPC}conserver_vcon_save").respond(json={"version": 1})
         assert store.save_vcon(document) == 1
         assert len(respx_mock.calls) == 1
         assert sent(respx_mock.calls[0]) == (
             "POST",
             f"{RPC}conserver_vcon_save",
-            {"p_document": document, "p_tenant": None},  # None: tenant_id left as it is
+            # None: tenant_id left as it is; {}: the version the copy was read at unknown
+            {"p_document": document, "p_tenant": None, "p_base": {}},
         )
         headers = respx_mock.calls[0].request.headers
         assert headers["apikey"] == KEY

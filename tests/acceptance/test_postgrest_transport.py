@@ -50,7 +50,11 @@ def test_exactly_one_request_per_operation(server: PostgrestStandIn) -> None:
             assert made[0]["headers"]["authorization"] == f"Bearer {KEY}"
     finally:
         db.close()
-    assert json.loads(server.requests[0]["body"]) == {"p_document": document, "p_tenant": None}
+    assert json.loads(server.requests[0]["body"]) == {
+        "p_document": document,
+        "p_tenant": None,
+        "p_base": {},  # the version the copy was read at: not known
+    }
 
 
 def test_wrong_key_is_a_rejection_that_says_which_key(server: PostgrestStandIn) -> None:

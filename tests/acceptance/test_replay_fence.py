@@ -260,19 +260,19 @@ def test_the_fence_rule_on_both_transports(transport: Any) -> None:
     document = sample()
     vcon_uuid = document["uuid"]
     assert transport.save([document], None) == {vcon_uuid: 1}
-    assert transport.replay(document, None, {"version": 1}) == (2, None)
-    version, why = transport.replay(document, None, {"version": 1})
+    assert transport.replay(document, None, {"version": 1}) == (2, None, None)
+    version, why, _ = transport.replay(document, None, {"version": 1})
     assert (version, "holds version 2" in str(why)) == (0, True)
     assert transport.replay(document, None, {"at": time.time() - 60})[0] == 0  # saved since
-    assert transport.replay(document, None, {"at": time.time() + 60}) == (3, None)
+    assert transport.replay(document, None, {"at": time.time() + 60}) == (3, None, None)
     assert transport.replay(document, None, {})[0] == 0  # no base: only an unknown vCon
     assert transport.delete(vcon_uuid) == 4
     assert transport.replay(document, None, {"version": 3})[1] is not None
-    assert transport.replay(document, None, {"version": -4}) == (5, None)
+    assert transport.replay(document, None, {"version": -4}) == (5, None, None)
     assert transport.delete(vcon_uuid) == 6
-    version, why = transport.replay(document, None, {"version": -4})
+    version, why, _ = transport.replay(document, None, {"version": -4})
     assert (version, "deleted it again (version 6)" in str(why)) == (0, True)
     fresh = sample()
-    assert transport.replay(fresh, None, {}) == (1, None)
+    assert transport.replay(fresh, None, {}) == (1, None, None)
     with pytest.raises(InvalidVconError, match="replay base"):
         transport.replay(fresh, None, {"version": "1"})

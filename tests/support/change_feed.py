@@ -1,15 +1,17 @@
 """Helpers of the change-feed tests (tests/acceptance/feed/): our test vCon, the change
-log and head version of a vCon, our three reads, and the agreement of a vCon with the
-rows."""
+log and head version of a vCon, our three reads, the agreement of a vCon with the rows,
+and (the conflict rule) a link's own changes of a copy and the dead letter of a vCon."""
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from typing import Any
 
 from conserver_supabase import SupabaseStorage
 
+from .journaled import JOURNAL
 from .services import redis_client
 from .vcons import rich_vcon
 
@@ -78,3 +80,40 @@ def row_form(conn: Any, table: str, u: str, index: int) -> dict[str, Any]:
     return conn.execute(
         "SELECT conserver_vcon_assemble(%s) -> %s -> %s", [u, key, index]
     ).fetchone()[0]
+
+
+#: The analysis a link of ours appends.
+OURS = {"type": "note", "vendor": "conserver", "body": "ours"}
+
+
+def dead_letter(redis_url: str, u: str) -> dict[str, Any] | None:
+    """The dead letter of ``u`` (its envelope, document included), or None."""
+    client = redis_client(redis_url)
+    try:
+        raw = client.get(f"{JOURNAL}:dead:{u}")
+    finally:
+        client.close()
+    return None if raw is None else dict(json.loads(raw))
+
+
+def stored(storage: SupabaseStorage, u: str) -> dict[str, Any]:
+    """The vCon as the database holds it now (``get_vcon(use_cache=False)``)."""
+    got = storage.get_vcon(u, use_cache=False)
+    assert got is not None
+    return got
+
+
+def ours_on(copy_: dict[str, Any]) -> dict[str, Any]:
+    """Our own changes on a copy: an analysis appended, a party renamed, meta changed."""
+    ours = copy.deepcopy(copy_)
+    ours["analysis"].append(dict(OURS))
+    ours["parties"][0]["name"] = "Renamed by the conserver"
+    ours["meta"] = {**ours["meta"], "link": "ours"}
+    return ours
+
+
+def has_ours(got: dict[str, Any]) -> None:
+    """``got`` holds the changes of :func:`ours_on`."""
+    assert OURS in got["analysis"]
+    assert got["parties"][0]["name"] == "Renamed by the conserver"
+    assert got["meta"]["link"] == "ours"

@@ -117,8 +117,8 @@ class DelayedDatabase:
             delay = self._rng.uniform(0, self._max_delay)
         time.sleep(delay)
 
-    def save(self, documents: Any, tenants: Any) -> dict[str, int]:
-        versions: dict[str, int] = self._inner.save(documents, tenants)
+    def save(self, documents: Any, tenants: Any, bases: Any = None) -> dict[str, int]:
+        versions: dict[str, int] = self._inner.save(documents, tenants, bases)
         self.saved.subject = documents[-1].get("subject")  # what a hook found and saved
         self._pause()  # between the commit and the cache write
         return versions

@@ -26,10 +26,13 @@ class CountingDatabase:
         self.before_load: Any = None
 
     def save(
-        self, documents: Sequence[Mapping[str, Any]], tenants: Sequence[Tenant] | None
+        self,
+        documents: Sequence[Mapping[str, Any]],
+        tenants: Sequence[Tenant] | None,
+        bases: Sequence[int | None] | None = None,
     ) -> dict[str, int]:
         self.calls.append("save" if len(documents) == 1 else "save_many")
-        return self.inner.save(documents, tenants)
+        return self.inner.save(documents, tenants, bases)
 
     def fetch(self, vcon_uuids: Sequence[str]) -> dict[str, Versioned]:
         self.calls.append("fetch" if len(vcon_uuids) == 1 else "fetch_many")
@@ -41,7 +44,7 @@ class CountingDatabase:
 
     def replay(
         self, document: Mapping[str, Any], tenant: Tenant | None, base: Mapping[str, Any]
-    ) -> tuple[int, str | None]:
+    ) -> tuple[int, str | None, dict[str, Any] | None]:
         self.calls.append("replay")
         return self.inner.replay(document, tenant, base)
 

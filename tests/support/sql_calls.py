@@ -32,8 +32,8 @@ class SqlCalls:
         # to conserver_vcon_save).
         from conserver_supabase._database._functions import FUNCTIONS
 
-        result = self.transport.call(FUNCTIONS["save_many"], [list(documents), None], None)
-        return {uuid: int(version) for uuid, version in (result or {}).items()}
+        result = self.transport.call(FUNCTIONS["save_many"], [list(documents), None, None], None)
+        return {uuid: int(v) for uuid, v in (result or {}).items() if uuid != "merged"}
 
     def load(self, vcon_uuid: str) -> dict[str, Any] | None:
         result: dict[str, Any] | None = self.transport.call(_LOAD, [vcon_uuid], vcon_uuid)

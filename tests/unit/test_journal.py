@@ -105,8 +105,8 @@ class LinkWritesDuringSave(testing.MemoryDatabase):
 
     link: tuple[Any, str, dict[str, Any]] | None = None
 
-    def save(self, documents: Any, tenants: Any) -> dict[str, int]:
-        versions = super().save(documents, tenants)
+    def save(self, documents: Any, tenants: Any, bases: Any = None) -> dict[str, int]:
+        versions = super().save(documents, tenants, bases)
         if self.link is not None:
             (redis, key, document), self.link = self.link, None
             redis.set(key, json.dumps(document))  # no RedisJSON in fakeredis here

@@ -52,7 +52,10 @@ class MemoryDatabase(testing.MemoryDatabase):
         self.seen_at_delete: list[bool] = []
 
     def save(
-        self, documents: Sequence[Mapping[str, Any]], tenants: Sequence[Tenant] | None
+        self,
+        documents: Sequence[Mapping[str, Any]],
+        tenants: Sequence[Tenant] | None,
+        bases: Sequence[int | None] | None = None,
     ) -> dict[str, int]:
         if self.fail is None:
             for document in documents:
@@ -63,7 +66,7 @@ class MemoryDatabase(testing.MemoryDatabase):
                             self.redis.llen("egress"),
                         )
                     )
-        return super().save(documents, tenants)
+        return super().save(documents, tenants, bases)
 
     def delete(self, vcon_uuid: str) -> int:
         if self.fail is None:

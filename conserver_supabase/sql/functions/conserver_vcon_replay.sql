@@ -2,11 +2,15 @@
 --
 -- Saves one journaled vCon again (the `replay` command), only if the database has
 -- acknowledged nothing newer for it since the failed save: the fence of the journal
--- (docs/reliability.md, "Replay"). Returns {"version": n} when it saved (as
--- conserver_vcon_save), or {"superseded": "<why>"} when it wrote nothing.
+-- (docs/reliability.md, "Replay"). Returns {"version": n} (with "vcon" when merged)
+-- when it saved (as conserver_vcon_save), or {"superseded": "<why>"} when it wrote
+-- nothing.
 --
 -- p_base is what the failed save was based on, as the journal recorded it:
---   {"version": n}  the cache knew version n: save only if the database still holds n;
+--   {"version": n}  the cache knew version n: save only if the database still holds n,
+--                   or holds our save of n with only other writers' changes since
+--                   (document_version = n): then it is saved merged with them, as any
+--                   save (docs/database.md, "Conflicts");
 --   {"version": -n} the cache knew the vCon deleted at version n: save only if it is
 --                   still deleted, and not deleted again since;
 --   {"at": t}       the version was not known (t: when the failed save started, epoch
@@ -30,6 +34,7 @@ DECLARE
     v_base       bigint;
     v_at         timestamptz;
     v_version    bigint;
+    v_document_version bigint;
     v_saved_at   timestamptz;
     v_tomb       bigint;
     v_deleted_at timestamptz;
@@ -49,15 +54,15 @@ BEGIN
     -- A head row (document NULL, migration 0004) is a vCon only other writers wrote:
     -- it has a version but was never saved by us, so its rows' time decides (below).
     SELECT doc.version, CASE WHEN doc.document IS NOT NULL THEN doc.updated_at END,
-           doc.document IS NULL
-      INTO v_version, v_saved_at, v_foreign
+           doc.document IS NULL, CASE WHEN doc.document IS NOT NULL THEN doc.document_version END
+      INTO v_version, v_saved_at, v_foreign, v_document_version
       FROM conserver_vcon_documents doc WHERE doc.uuid = v_uuid;
     SELECT t.version, t.deleted_at INTO v_tomb, v_deleted_at
       FROM conserver_vcon_tombstones t WHERE t.uuid = v_uuid;
     SELECT v.updated_at INTO v_row_at FROM vcons v WHERE v.uuid = v_uuid;
 
     IF v_base > 0 THEN
-        IF v_version IS DISTINCT FROM v_base THEN
+        IF v_version IS DISTINCT FROM v_base AND v_document_version IS DISTINCT FROM v_base THEN
             v_why := format('it was based on version %s, the database %s', v_base,
                 CASE WHEN v_version IS NULL THEN format('deleted it (version %s)', coalesce(v_tomb, 0))
                      ELSE format('holds version %s', v_version) END);
@@ -86,7 +91,7 @@ BEGIN
     IF v_why IS NOT NULL THEN
         RETURN jsonb_build_object('superseded', v_why);
     END IF;
-    RETURN jsonb_build_object('version', conserver_vcon_save(p_document, p_tenant));
+    RETURN conserver_vcon_save(p_document, p_tenant, NULL::jsonb);
 END
 $fn$;
 

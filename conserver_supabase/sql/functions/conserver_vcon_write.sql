@@ -1,10 +1,21 @@
+-- conserver_vcon_write(jsonb, jsonb, jsonb) -> jsonb
 -- conserver_vcon_write(jsonb, jsonb) -> jsonb
 --
 -- The row mapping, for a batch of checked vCons with distinct uuids whose advisory
 -- locks the caller holds (conserver_vcon_save and conserver_vcon_save_many). Returns
--- {"<uuid>": version, ...}. Not for direct use: it trusts its caller for the checks
--- and the locks. p_tenants: NULL (tenant_id left as it is) or an array, one
--- {"tenant_id", "exclusive"} object per element of p_documents.
+-- {"<uuid>": version, ...}, plus "merged": {"<uuid>": vCon, ...} for the vCons it
+-- merged (below). Not for direct use: it trusts its caller for the checks and the
+-- locks. p_tenants: NULL (tenant_id left as it is) or an array, one {"tenant_id",
+-- "exclusive"} object per element of p_documents. p_bases: NULL or {"<uuid>": n}, the
+-- version each copy was read at where the caller knows it (a hint, see below). The
+-- two-argument form is the call with no bases.
+--
+-- Conflicts (docs/database.md, "Conflicts"): a vCon whose rows another writer changed
+-- since our last save (version <> document_version, or a head row) is saved as
+-- conserver_vcon_rebase merges it (ours, theirs, and our stored document as the base;
+-- a conflict raises CSC01 and nothing is written), unless the copy was read at the
+-- head version or later (p_bases: it already holds every foreign change). The common
+-- case reads nothing more than the head versions it read before.
 --
 -- What it writes (docs/database.md): the vcons row (id = uuid), the parties, dialog,
 -- analysis and attachments rows upserted by index with the rows past the new array
@@ -23,8 +34,8 @@
 -- takes its row locks first and the document row's last (its AFTER trigger raises the
 -- head version), so a save that held a document row while waiting for a child row could
 -- deadlock with it. If another writer raised the version after this save read it (it
--- committed rows this save may not have overwritten), the new document_version stays
--- below version: the next read merges the rows (conserver_vcon_fetch).
+-- committed rows this save may have overwritten, or that the merge did not see), the
+-- save raises SQLSTATE 40001 and writes nothing: a retry merges that change.
 --
 -- The vcons upsert runs as its own statement, before the children's: vcon-mcp's BEFORE
 -- INSERT triggers overwrite a new child row's tenant_id with vcons.tenant_id (looked up
@@ -38,7 +49,7 @@
 -- generic plan is kept (replanning the statement on every call made a single save
 -- slower than the per-statement function it replaces).
 
-CREATE OR REPLACE FUNCTION conserver_vcon_write(p_documents jsonb, p_tenants jsonb)
+CREATE OR REPLACE FUNCTION conserver_vcon_write(p_documents jsonb, p_tenants jsonb, p_bases jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path FROM CURRENT
@@ -50,6 +61,9 @@ SET conserver_supabase.writing TO 'on'
 AS $fn$
 DECLARE
     v_before jsonb;
+    v_moved  boolean;
+    v_raced  text;
+    v_merged jsonb;
     v_rows   bigint;
     v_result jsonb;
     v_stamp  boolean := p_tenants IS NOT NULL;
@@ -84,10 +98,29 @@ BEGIN
         END IF;
     END IF;
 
-    -- The head versions before anything is written (see the header).
-    SELECT jsonb_object_agg(doc.uuid::text, doc.version) INTO v_before
+    -- The head versions before anything is written (see the header), and whether
+    -- another writer changed a vCon since our last save of it.
+    SELECT jsonb_object_agg(doc.uuid::text, doc.version),
+           bool_or(doc.version IS DISTINCT FROM doc.document_version OR doc.document IS NULL)
+      INTO v_before, v_moved
       FROM conserver_vcon_documents doc
      WHERE doc.uuid IN (SELECT (e ->> 'uuid')::uuid FROM jsonb_array_elements(p_documents) AS e);
+
+    -- Those vCons: ours merged with theirs (see the header), in the batch's order.
+    IF v_moved THEN
+        -- (A CASE, not a WHERE: the planner may compute a lateral subquery's output
+        -- before its condition; OFFSET 0: merged once, not once per reference.)
+        SELECT jsonb_agg(coalesce(m.merged, m.e) ORDER BY m.o),
+               jsonb_object_agg((m.e ->> 'uuid')::uuid::text, m.merged) FILTER (WHERE m.merged <> m.e)
+          INTO p_documents, v_merged
+          FROM (SELECT x.e, x.o,
+                       CASE WHEN (doc.version IS DISTINCT FROM doc.document_version OR doc.document IS NULL)
+                                 AND coalesce((p_bases ->> ((x.e ->> 'uuid')::uuid::text))::bigint, 0) < doc.version
+                            THEN conserver_vcon_rebase(x.e, doc.document, doc.updated_at) END AS merged
+                  FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS x (e, o)
+                  LEFT JOIN conserver_vcon_documents doc ON doc.uuid = (x.e ->> 'uuid')::uuid
+                OFFSET 0) AS m;
+    END IF;
 
     -- A row another writer made with id <> uuid gets id = uuid (vcon-mcp joins children
     -- on vcons.id), here and not in the upsert below: an upsert that assigns id, a key
@@ -247,12 +280,36 @@ BEGIN
                                     THEN doc.version + 1 ELSE doc.version END,
             content_hash     = EXCLUDED.content_hash,
             updated_at       = now()
-        RETURNING doc.uuid, doc.version
+        RETURNING doc.uuid, doc.version, doc.document_version
     )
-    SELECT coalesce(jsonb_object_agg(saved.uuid::text, saved.version), '{}') INTO v_result FROM saved;
+    SELECT coalesce(jsonb_object_agg(saved.uuid::text, saved.version), '{}'),
+           string_agg(saved.uuid::text, ', ' ORDER BY saved.uuid)
+               FILTER (WHERE saved.document_version IS DISTINCT FROM saved.version)
+      INTO v_result, v_raced FROM saved;
+    IF v_raced IS NOT NULL THEN
+        -- Another writer committed a change of one of these vCons after this save read
+        -- its head version: the rows written may have overwritten it, or the merge did
+        -- not see it. Nothing is written; a retry merges it.
+        RAISE EXCEPTION 'another writer changed vCon % during this save', v_raced
+            USING ERRCODE = '40001',
+                  HINT = 'nothing was written; saving again merges that change';
+    END IF;
+    IF v_merged IS NOT NULL THEN
+        v_result := v_result || jsonb_build_object('merged', v_merged);
+    END IF;
     RETURN v_result;
 END
 $fn$;
 
+CREATE OR REPLACE FUNCTION conserver_vcon_write(p_documents jsonb, p_tenants jsonb)
+RETURNS jsonb
+LANGUAGE sql VOLATILE SECURITY INVOKER
+SET search_path FROM CURRENT
+SET timezone TO 'UTC'
+AS $fn$
+    SELECT conserver_vcon_write(p_documents, p_tenants, NULL::jsonb)
+$fn$;
+
 -- Privileges: EXECUTE for service_role (and the owner) only.
+CALL pg_temp.conserver_restrict_to_service_role('FUNCTION conserver_vcon_write(jsonb, jsonb, jsonb)');
 CALL pg_temp.conserver_restrict_to_service_role('FUNCTION conserver_vcon_write(jsonb, jsonb)');

@@ -3,6 +3,7 @@ migrations, an admin connection, vcon-mcp's writes as authenticated, our storage
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from conserver_supabase import SupabaseStorage
 from conserver_supabase import _migrations as migrations
 
+from ...support.change_feed import our_vcon
 from ...support.schema import run_sql
 from ...support.services import TESTS
 from ...support.vcon_mcp_writes import VconMcp
@@ -45,3 +47,11 @@ def mcp(mcp_url: str) -> Iterator[VconMcp]:
 def storage(mcp_url: str, redis_json_url: str) -> Iterator[SupabaseStorage]:
     with SupabaseStorage({"database_url": mcp_url, "redis_url": redis_json_url}) as store:
         yield store
+
+
+@pytest.fixture
+def saved(storage: SupabaseStorage) -> dict[str, Any]:
+    """Our vCon, saved (version 1): the copy a conserver link holds from now on."""
+    document = our_vcon()
+    assert storage.save_vcon(copy.deepcopy(document)) == 1
+    return document

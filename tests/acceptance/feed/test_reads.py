@@ -229,7 +229,7 @@ class TestForeignVcons:
         mcp.update(theirs["uuid"], subject="changed after the failed save")
         db = SqlCalls(PostgresDatabase(StorageConfig.from_options({"database_url": mcp_url})))
         try:
-            version, why = db.transport.replay(theirs, None, {"at": failed_at})
+            version, why, _ = db.transport.replay(theirs, None, {"at": failed_at})
         finally:
             db.close()
         assert version == 0

@@ -122,9 +122,11 @@ class TestConcurrentSaves:
         inner_save = db.save
 
         def save(
-            documents: Sequence[Mapping[str, Any]], tenants: Sequence[Tenant] | None
+            documents: Sequence[Mapping[str, Any]],
+            tenants: Sequence[Tenant] | None,
+            bases: Sequence[int | None] | None = None,
         ) -> dict[str, int]:
-            versions = inner_save(documents, tenants)
+            versions = inner_save(documents, tenants, bases)
             if documents[0] is older:
                 a_committed.set()
                 assert b_cached.wait(10)  # hold A's cache write until B's is done

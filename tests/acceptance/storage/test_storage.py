@@ -332,9 +332,11 @@ class TestExistsStatsAndListOverride:
         inner_save = db.save
 
         def save(
-            documents: Sequence[Mapping[str, Any]], tenants: Sequence[Tenant] | None
+            documents: Sequence[Mapping[str, Any]],
+            tenants: Sequence[Tenant] | None,
+            bases: Sequence[int | None] | None = None,
         ) -> dict[str, int]:
-            versions = inner_save(documents, tenants)
+            versions = inner_save(documents, tenants, bases)
             committed.set()
             assert deleted.wait(10)  # the delete runs between commit and cache write
             return versions
