@@ -100,6 +100,20 @@ def _measure(
     return times, per_second
 
 
+def _set_up(conns: dict[str, Any]) -> None:
+    """Each mode's database as its docstring says (they start as one migrated copy)."""
+    for mode in ("off", "before"):
+        for table, trigger in FEED_TRIGGERS:
+            conns[mode].execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+    conns["before"].execute(write_before())
+    # A consumer waiting on LISTEN (its cursor polled "now" for the whole run): every
+    # change also sends NOTIFY.
+    conns["notify"].execute(
+        "INSERT INTO conserver_vcon_feed_cursors (name, watermark, listen, updated_at)"
+        " VALUES ('bench', '0', true, now() + interval '1 day')"
+    )
+
+
 def run(admin_url: str, repeat: int = 300, batch: int = 100) -> dict[str, Any]:
     from tests.support.services import with_database
 
@@ -117,16 +131,7 @@ def run(admin_url: str, repeat: int = 300, batch: int = 100) -> dict[str, Any]:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
                 conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
             conns[mode] = psycopg.connect(with_database(admin_url, name), autocommit=True)
-        for mode in ("off", "before"):
-            for table, trigger in FEED_TRIGGERS:
-                conns[mode].execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
-        conns["before"].execute(write_before())
-        # A consumer waiting on LISTEN (its cursor polled "now" for the whole run): every
-        # change also sends NOTIFY.
-        conns["notify"].execute(
-            "INSERT INTO conserver_vcon_feed_cursors (name, watermark, listen, updated_at)"
-            " VALUES ('bench', '0', true, now() + interval '1 day')"
-        )
+        _set_up(conns)
 
         times, per_second = _measure(conns, repeat, batch)
         logged = conns["on"].execute("SELECT count(*) FROM conserver_vcon_changes").fetchone()

@@ -217,7 +217,11 @@ class Writes:
         entries = [
             # Merged with another writer's changes: the cache gets what the database
             # saved (the copy handed in lacks those changes), over what the key holds.
-            Entry(u, dumps(merged[u]), "overwrite", versions[u])
+            # The hook's working copy is replaced only while it holds the text read (a
+            # link's newer edit stays: lua/write.lua, touch).
+            Entry(u, dumps(merged[u]), p.mode, versions[u], p.read_version, p.text)
+            if u in merged and p.mode == "touch"
+            else Entry(u, dumps(merged[u]), "overwrite", versions[u])
             if u in merged
             else Entry(u, p.text, p.mode, versions[u], p.read_version)
             for u, p in last.items()

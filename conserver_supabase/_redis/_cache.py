@@ -67,6 +67,10 @@ class Entry:
     #: touch: what the version key held when the working copy was read (see
     #: :meth:`HotTier.read_versioned`); ``document`` is then the exact text read.
     read_version: int = 0
+    #: touch, when the database saved something else than the copy read (merged with
+    #: another writer's changes): the exact text read; ``document`` is what was saved,
+    #: written while the key still holds that text.
+    read_text: str | None = None
 
 
 @dataclasses.dataclass
@@ -264,6 +268,7 @@ class HotTier:
             entry.vcon_uuid,
             entry.version,
             entry.read_version,
+            *(() if entry.read_text is None else (entry.read_text,)),
         ]
 
     def apply_changes(self, changes: Sequence[tuple[str, int, str]]) -> list[int]:

@@ -1,7 +1,9 @@
 -- KEYS[1] cache key, KEYS[2] its version key, KEYS[3] its head key, KEYS[4..] chain
--- lists. ARGV[1] document (JSON text), ARGV[2] TTL seconds, ARGV[3] format for a new key (auto|json|string),
--- ARGV[4] mode, ARGV[5] uuid, ARGV[6] the version saved or read (0: unknown), ARGV[7]
--- (touch) what the version key held when the working copy was read.
+-- lists. ARGV[1] document (JSON text), ARGV[2] TTL seconds, ARGV[3] format for a new key
+-- (auto|json|string), ARGV[4] mode, ARGV[5] uuid, ARGV[6] the version saved or read (0: unknown), ARGV[7]
+-- (touch) what the version key held when the working copy was read, ARGV[8] (touch,
+-- optional) the exact text read when ARGV[1] is not it: the database saved the copy
+-- merged with another writer's changes (ARGV[1]).
 --
 -- Modes: overwrite (after a save), fill (after a database read: only an absent key),
 -- touch (the conserver's save hook: the key is the working copy it read and saved, and
@@ -67,8 +69,10 @@ elseif mode == 'touch' and kind ~= 'none' then
   else
     current = redis.call('GET', KEYS[1])
   end
-  if current == ARGV[1] then
-    write = false
+  if current == (ARGV[8] or ARGV[1]) then
+    -- the text read: renewed, or (ARGV[8]: the database merged it with another writer's
+    -- changes) replaced by what was saved
+    write = ARGV[8] ~= nil and allowed
     stale = not allowed and version > 0 and recorded < 0
   else
     -- Changed after the read: by a save or fill of ours if a saved version appeared on

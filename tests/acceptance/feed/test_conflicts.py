@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from conserver_supabase import SupabaseStorage, VconConflictError
+from conserver_supabase import StorageConfig, SupabaseStorage, VconConflictError
+from conserver_supabase._database._postgres import PostgresDatabase
 
 from ...support.change_feed import (
     OURS,
@@ -179,6 +180,39 @@ class TestAStaleCopy:
         got = stored(storage, u)
         assert [a.get("vendor") for a in got["analysis"]][-2:] == ["conserver", "vcon-mcp"]
         assert working == got
+
+    def test_a_links_edit_after_the_hooks_read_is_kept(
+        self, mcp_url: str, redis_json_url: str, mcp: VconMcp, saved: dict[str, Any]
+    ) -> None:
+        """A link writes the working copy while the merged save is in the database: the
+        cache write after it must not replace the link's copy with the merged vCon (it
+        keeps it, marked as newer than the database, as for any save)."""
+        u = saved["uuid"]
+        EDITS["add analysis"][0](mcp, saved)
+        client = redis_client(redis_json_url)
+        newer = {**saved, "subject": "a link wrote this during the save"}
+        config = StorageConfig.from_options({"database_url": mcp_url, "redis_url": redis_json_url})
+        inner = PostgresDatabase(config)
+
+        class LinkDuringSave:
+            def save(self, *args: Any) -> Any:
+                result = inner.save(*args)
+                client.json().set(f"vcon:{u}", "$", newer)
+                return result
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(inner, name)
+
+        database: Any = LinkDuringSave()
+        try:
+            with SupabaseStorage(config, database=database) as storage:
+                assert storage.save_working_copy(u) == 3
+                assert client.json().get(f"vcon:{u}") == newer  # kept
+                assert int(client.get(f"conserver_supabase:version:{{vcon:{u}}}")) == -3
+                got = stored(storage, u)
+                assert got["analysis"][-1]["vendor"] == "vcon-mcp"  # merged in the database
+        finally:
+            client.close()
 
 
 class TestAFreshCopy:
