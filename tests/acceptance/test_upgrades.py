@@ -225,9 +225,9 @@ class TestUpgrade:
         migrate_as(empty_database_url, "0.1.0")
         saved = fill_as_0_1_0(empty_database_url)
         before = rows(empty_database_url, tsvectors=False)
-        assert [m.version for m in migrations.pending(empty_database_url)] == [3, 4]
+        assert [m.version for m in migrations.pending(empty_database_url)] == [3, 4, 5]
         assert migrations.outdated_functions(empty_database_url) == migrations.functions()
-        assert [m.version for m in migrations.apply(empty_database_url)] == [3, 4]
+        assert [m.version for m in migrations.apply(empty_database_url)] == [3, 4, 5]
         assert rows(empty_database_url, tsvectors=False) == with_document_versions(
             {**before, "conserver_vcon_tombstones": []}  # new in this layout
         )
@@ -247,8 +247,8 @@ class TestUpgrade:
             ).fetchone()[0]
             assert tenants >= 3
             assert conn.execute("SELECT count(*) FROM conserver_vcon_tombstones").fetchone() == (2,)
-        assert [m.version for m in migrations.pending(empty_database_url)] == [3, 4]
-        assert [m.version for m in migrations.apply(empty_database_url)] == [3, 4]
+        assert [m.version for m in migrations.pending(empty_database_url)] == [3, 4, 5]
+        assert [m.version for m in migrations.apply(empty_database_url)] == [3, 4, 5]
         # tombstones and tenants included
         assert rows(empty_database_url) == with_document_versions(before)
         assert records(empty_database_url) == current_records()
@@ -257,16 +257,17 @@ class TestUpgrade:
 
     def test_from_the_last_level_before_the_change_feed(self, empty_database_url: str) -> None:
         """A database main left at migration 0003 (git 34b4e0b, its printed script), filled
-        through that build's functions, gets 0004 and every changed function file: every row
+        through that build's functions, gets 0004, 0005 and every changed function file:
+        every row
         and document intact, each document current, and other writers' changes logged."""
         migrate_as(empty_database_url, "34b4e0b")
         saved = fill_as_main(empty_database_url)
         before = rows(empty_database_url)
         assert "conserver_vcon_changes" not in before
-        assert [m.version for m in migrations.pending(empty_database_url)] == [4]
+        assert [m.version for m in migrations.pending(empty_database_url)] == [4, 5]
         outdated = {f.name for f in migrations.outdated_functions(empty_database_url)}
         assert {"conserver_vcon_write", "conserver_vcon_fetch", "conserver_vcon_merge"} <= outdated
-        assert [m.version for m in migrations.apply(empty_database_url)] == [4]
+        assert [m.version for m in migrations.apply(empty_database_url)] == [4, 5]
         assert rows(empty_database_url) == with_document_versions(before)
         assert records(empty_database_url) == current_records()
         assert migrations.pending(empty_database_url) == []
