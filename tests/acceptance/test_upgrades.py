@@ -258,8 +258,7 @@ class TestUpgrade:
     def test_from_the_last_level_before_the_change_feed(self, empty_database_url: str) -> None:
         """A database main left at migration 0003 (git 34b4e0b, its printed script), filled
         through that build's functions, gets 0004, 0005 and every changed function file:
-        every row
-        and document intact, each document current, and other writers' changes logged."""
+        every row and document intact, each document current, and other writers' changes logged."""
         migrate_as(empty_database_url, "34b4e0b")
         saved = fill_as_main(empty_database_url)
         before = rows(empty_database_url)
