@@ -200,9 +200,7 @@ class ChangeFeed:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop :meth:`run` (and its thread), storing how far it got."""
-        self._stop.set()
-        if self._listener is not None:
-            self._listener.interrupt()
+        self._stop.set()  # a LISTEN wait ends within feed_poll_interval
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -277,13 +275,6 @@ class _Listener:
             logger.info("change feed: the LISTEN connection failed (%s): polling only", exc)
             self.close()
         return False
-
-    def interrupt(self) -> None:
-        """Wake a :meth:`wait` (at stop)."""
-        conn = self._conn
-        if conn is not None:
-            with contextlib.suppress(Exception):  # it wakes by its timeout then
-                conn.cancel_safe(timeout=1.0)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -214,18 +214,18 @@ class Writes:
         # document, which alone goes to the cache (and its uuid once to each list).
         last = {prepared.vcon_uuid: prepared for prepared in batch}
         merged = merged_of(versions)
-        entries = [
+
+        def entry(u: str, p: Prepared) -> Entry:
+            if u not in merged:
+                return Entry(u, p.text, p.mode, versions[u], p.read_version)
             # Merged with another writer's changes: the cache gets what the database
-            # saved (the copy handed in lacks those changes), over what the key holds.
-            # The hook's working copy is replaced only while it holds the text read (a
-            # link's newer edit stays: lua/write.lua, touch).
-            Entry(u, dumps(merged[u]), p.mode, versions[u], p.read_version, p.text)
-            if u in merged and p.mode == "touch"
-            else Entry(u, dumps(merged[u]), "overwrite", versions[u])
-            if u in merged
-            else Entry(u, p.text, p.mode, versions[u], p.read_version)
-            for u, p in last.items()
-        ]
+            # saved (the copy handed in lacks those changes), in the save's own mode; the
+            # hook's working copy only while it holds the text read (a link's newer edit
+            # stays: lua/write.lua, touch).
+            read_text = p.text if p.mode == "touch" else None
+            return Entry(u, dumps(merged[u]), p.mode, versions[u], p.read_version, read_text)
+
+        entries = [entry(u, p) for u, p in last.items()]
         self._report(self._redis.store(entries, lists), versions)
 
     @staticmethod
