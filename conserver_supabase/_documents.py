@@ -1,5 +1,10 @@
 """What callers hand in as a vCon, turned into the document the storage keeps, and the
-JSON text it is written as (to the cache and the journal).
+JSON text it is written as (to the database, the cache and the journal).
+
+The text is the one the caller gave when it gave JSON text (its key order, the spelling
+of its numbers and its escapes are kept: the database returns it as it is), else
+:func:`dumps` of the document, which Python's own parser turns back into an equal dict
+(same key order, same int and float values, ``-0.0`` included).
 
 JSON text with a name twice in one object is refused: RFC 8259 leaves which one counts
 to the parser (Python and PostgreSQL's jsonb keep the last, others the first), so the
@@ -15,7 +20,7 @@ from typing import Any
 from ._errors import InvalidVconError
 from ._validation import is_uuid
 
-__all__ = ["DuplicateKeyError", "as_document", "dumps", "loads"]
+__all__ = ["DuplicateKeyError", "as_document", "document_and_text", "dumps", "loads"]
 
 
 class DuplicateKeyError(ValueError):
@@ -46,6 +51,20 @@ def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _short(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def document_and_text(vcon: Any) -> tuple[dict[str, Any], str]:
+    """:func:`as_document`, with the JSON text the vCon is saved as: the text given
+    (JSON text in UTF-8 when bytes), else :func:`dumps` of the document."""
+    document = as_document(vcon)
+    if isinstance(vcon, str):
+        return document, vcon
+    if isinstance(vcon, bytes | bytearray):
+        try:
+            return document, bytes(vcon).decode("utf-8")
+        except UnicodeDecodeError:  # UTF-16 or UTF-32 JSON, which json.loads takes too
+            pass
+    return document, dumps(document)
 
 
 def as_document(vcon: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ._database import Database, Tenant, Versioned
+from ._documents import loads
 from ._errors import DatabaseRejectedError
 
 __all__ = ["MemoryDatabase"]
@@ -56,11 +57,12 @@ class MemoryDatabase:
         documents: Sequence[Mapping[str, Any]],
         tenants: Sequence[Tenant] | None,
         bases: Sequence[int | None] | None = None,
+        texts: Sequence[str] | None = None,
     ) -> dict[str, int]:
         # No other writer changes rows here: nothing to merge, the bases change nothing.
         self._enter("save")
         with self._lock:
-            return self._write(documents, tenants)
+            return self._write(_as_saved(documents, texts), tenants)
 
     def _write(
         self, documents: Sequence[Mapping[str, Any]], tenants: Sequence[Tenant] | None
@@ -97,7 +99,11 @@ class MemoryDatabase:
         return result
 
     def replay(
-        self, document: Mapping[str, Any], tenant: Tenant | None, base: Mapping[str, Any]
+        self,
+        document: Mapping[str, Any],
+        tenant: Tenant | None,
+        base: Mapping[str, Any],
+        text: str | None = None,
     ) -> tuple[int, str | None, dict[str, Any] | None]:
         """The fence of ``conserver_vcon_replay`` (its rule, without its messages' detail)."""
         self._enter("replay")
@@ -106,7 +112,10 @@ class MemoryDatabase:
             why = self._superseded(vcon_uuid, base)
             if why is not None:
                 return 0, why, None
-            saved = self._write([document], None if tenant is None else [tenant])
+            saved = self._write(
+                _as_saved([document], None if text is None else [text]),
+                None if tenant is None else [tenant],
+            )
             return saved[vcon_uuid], None, None
 
     def _superseded(self, vcon_uuid: str, base: Mapping[str, Any]) -> str | None:
@@ -182,7 +191,12 @@ class MemoryDatabase:
         last = page[-1] if page else None
         return {
             "uuids": [row[1] for row in page],
-            "vcons": [copy.deepcopy(row[2]) for row in page]
+            "vcons": [
+                {"version": self.versions.get(row[1], 0), "vcon": copy.deepcopy(row[2])}
+                if query.get("exact")
+                else copy.deepcopy(row[2])
+                for row in page
+            ]
             if query.get("include_vcons")
             else None,
             "more": len(rows) > limit,
@@ -312,3 +326,10 @@ if TYPE_CHECKING:  # the in-memory database is type-checked against the seam
 
     def _conforms(database: MemoryDatabase) -> Database:
         return database
+
+
+def _as_saved(
+    documents: Sequence[Mapping[str, Any]], texts: Sequence[str] | None
+) -> Sequence[Mapping[str, Any]]:
+    """The documents as the database keeps them: parsed from their texts when given."""
+    return documents if texts is None else [loads(text) for text in texts]

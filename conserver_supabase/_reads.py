@@ -20,7 +20,7 @@ from typing import Any
 
 from ._database import Database, Versioned
 from ._documents import dumps
-from ._redis import Entry, RedisTier
+from ._redis import Entry, RedisTier, holds_exactly
 from ._telemetry import note_cache, note_subject
 from ._validation import canonical_uuid
 
@@ -114,7 +114,8 @@ class Reads:
                     self._redis.absent(vcon_uuid)  # repairs an entry that may be stale
                     continue
                 document, version = answers[vcon_uuid]
-                filled += self._redis.fill(vcon_uuid, dumps(document), version)
+                exact = holds_exactly(document)
+                filled += self._redis.fill(vcon_uuid, dumps(document), version, exact=exact)
                 found[vcon_uuid] = document
         return found, filled
 
@@ -122,7 +123,10 @@ class Reads:
         self, answers: Mapping[str, Versioned], found: dict[str, dict[str, Any]]
     ) -> int:
         """Keep the replica's answers the fence does not refuse; return how many filled."""
-        entries = [Entry(u, dumps(doc), "known", version) for u, (doc, version) in answers.items()]
+        entries = [
+            Entry(u, dumps(doc), "known", version, exact=holds_exactly(doc))
+            for u, (doc, version) in answers.items()
+        ]
         statuses = self._redis.fill_known(entries) if entries else []
         if statuses is None:
             return 0  # Redis cannot tell which versions it knows: the primary answers

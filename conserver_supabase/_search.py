@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from ._database._functions import versioned
 from ._errors import SearchError
 
 __all__ = [
@@ -116,6 +117,8 @@ def build_query(
         "filters": normalized,
         "limit": limit,
         "include_vcons": bool(include_vcons),
+        # whole vCons as saved (conserver_vcon_read's entries), as get returns them
+        "exact": bool(include_vcons),
     }
     if cursor is not None:
         query["after"] = _decode_cursor(cursor, _fingerprint(normalized))
@@ -144,6 +147,8 @@ def merge_filters(filters: Mapping[str, Any] | None, more: Mapping[str, Any]) ->
 def read_page(query: Mapping[str, Any], result: Mapping[str, Any]) -> SearchPage:
     """Turn the SQL function's answer into a :class:`SearchPage`."""
     items = result.get("vcons") if query.get("include_vcons") else result.get("uuids")
+    if query.get("exact") and items:
+        items = [versioned(entry)[0] for entry in items]
     next_cursor = None
     last = result.get("last")
     if result.get("more") and isinstance(last, Mapping):

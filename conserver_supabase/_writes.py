@@ -34,7 +34,7 @@ from uuid import UUID
 from ._config import StorageConfig
 from ._database import Database, Saved, Tenant, merged_of
 from ._database._errors import CONFLICT
-from ._documents import as_document, dumps
+from ._documents import document_and_text, dumps
 from ._errors import (
     CacheError,
     ChainPushError,
@@ -53,6 +53,7 @@ from ._redis import (
     RedisTier,
     StoreOutcome,
     WriteMode,
+    holds_exactly,
 )
 from ._retry import call_with_retry
 from ._telemetry import Telemetry, note_subject
@@ -71,7 +72,7 @@ class Prepared:
     vcon_uuid: str
     document: Mapping[str, Any]
     tenant: Tenant | None
-    #: The JSON text written to the cache (and the journal).
+    #: The JSON text saved (the database keeps it as it is), cached and journaled.
     text: str
     #: What the journal keeps if the save fails (the document, or the working copy's key).
     journaled: JournalEntry
@@ -79,6 +80,16 @@ class Prepared:
     mode: WriteMode = "overwrite"
     #: touch: what the version key held when the working copy was read.
     read_version: int = 0
+    #: What the cache gets when ``text`` is not :func:`dumps` of the document (JSON text
+    #: a caller gave, or a working copy under another prefix): that dumps, whose numbers
+    #: are Python's round-trip spelling, the one RedisJSON's rule is for
+    #: (``_redis/_numbers.py``). ``None``: ``text``.
+    cache_text: str | None = None
+
+    @property
+    def cached(self) -> str:
+        """The JSON text written to the cache."""
+        return self.text if self.cache_text is None else self.cache_text
 
 
 @dataclasses.dataclass
@@ -122,12 +133,12 @@ class Writes:
 
     def prepare(self, vcon: Any, mode: WriteMode = "overwrite") -> Prepared:
         """A vCon handed in by a caller (dict, JSON text, object with ``to_dict()``)."""
-        document = as_document(vcon)
+        document, text = document_and_text(vcon)
         vcon_uuid = self._validated(document)
-        text = dumps(document)
         tenant = tenant_for(self._config, document, vcon_uuid)
         journaled = JournalEntry(vcon_uuid, None, text, _guard(tenant))
-        return Prepared(vcon_uuid, document, tenant, text, journaled, mode)
+        cache_text = dumps(document) if isinstance(vcon, str | bytes | bytearray) else None
+        return Prepared(vcon_uuid, document, tenant, text, journaled, mode, cache_text=cache_text)
 
     def prepare_working_copy(self, vcon_uuid: str | UUID) -> Prepared:
         """The vCon the conserver holds in Redis at ``vcon:{uuid}`` (the ``save`` hook)."""
@@ -153,7 +164,9 @@ class Writes:
         tenant = tenant_for(self._config, document, canonical)
         journaled = JournalEntry(canonical, key, None, _guard(tenant))
         if key != self._redis.cache_key(canonical):  # another cache_key_prefix
-            return Prepared(canonical, document, tenant, dumps(document), journaled)
+            return Prepared(
+                canonical, document, tenant, copy.text, journaled, cache_text=dumps(document)
+            )
         # The working copy is our cache key: after the commit, renew it only while it
         # still holds the exact text read (see "touch" in lua/write.lua).
         return Prepared(canonical, document, tenant, copy.text, journaled, "touch", copy.version)
@@ -185,6 +198,7 @@ class Writes:
         transient one: a refusal is raised as it is, see :meth:`_journal_and_raise`);
         ``journal=False``: raised without journaling (the caller still holds the vCons)."""
         documents = [prepared.document for prepared in batch]
+        texts = [prepared.text for prepared in batch]
         tenants = self._tenants(batch)
         # The version a working copy was read at: a copy read after another writer's
         # change holds it, and is saved without a merge (conserver_vcon_save, p_base).
@@ -193,7 +207,7 @@ class Writes:
         started = time.time()
         try:
             versions = self.retrying(
-                operation, lambda: self._database.save(documents, tenants, bases)
+                operation, lambda: self._database.save(documents, tenants, bases, texts)
             )
         except VconConflictError as exc:
             self._keep_conflicting(exc, batch, started)
@@ -217,13 +231,16 @@ class Writes:
 
         def entry(u: str, p: Prepared) -> Entry:
             if u not in merged:
-                return Entry(u, p.text, p.mode, versions[u], p.read_version)
+                # The hook's working copy is the text RedisJSON gave: it holds that exactly.
+                exact = p.mode == "touch" or holds_exactly(p.document)
+                return Entry(u, p.cached, p.mode, versions[u], p.read_version, exact=exact)
             # Merged with another writer's changes: the cache gets what the database
             # saved (the copy handed in lacks those changes), in the save's own mode; the
             # hook's working copy only while it holds the text read (a link's newer edit
             # stays: lua/write.lua, touch).
             read_text = p.text if p.mode == "touch" else None
-            return Entry(u, dumps(merged[u]), p.mode, versions[u], p.read_version, read_text)
+            exact = holds_exactly(merged[u])
+            return Entry(u, dumps(merged[u]), p.mode, versions[u], p.read_version, read_text, exact)
 
         entries = [entry(u, p) for u, p in last.items()]
         self._report(self._redis.store(entries, lists), versions)
@@ -362,7 +379,7 @@ class Writes:
                 prepared = ready = self._replayed(entry)
                 tenant, base = self._recorded_tenant(entry, ready), _base(entry)
                 version, why, merged = self.retrying(
-                    "save", lambda: self._database.replay(ready.document, tenant, base)
+                    "save", lambda: self._database.replay(ready.document, tenant, base, ready.text)
                 )
                 if why is None:
                     self._redis.unjournal(vcon_uuid)

@@ -12,9 +12,17 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from .._documents import loads
 from ._seam import Saved, Tenant, Versioned
 
-__all__ = ["FUNCTIONS", "Function", "Transport"]
+__all__ = ["FUNCTIONS", "ExactText", "Function", "Transport", "versioned"]
+
+
+class ExactText(str):
+    """A vCon's exact JSON text, passed as a JSON string value (never as the JSON it
+    holds): the database keeps the text as it is."""
+
+    __slots__ = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -33,8 +41,8 @@ FUNCTIONS: Final[Mapping[str, Function]] = {
         "conserver_vcon_save_many", ("p_documents", "p_tenants", "p_bases"), "save_many"
     ),
     "replay": Function("conserver_vcon_replay", ("p_document", "p_tenant", "p_base"), "save"),
-    "fetch": Function("conserver_vcon_fetch", ("p_uuid",), "load"),
-    "fetch_many": Function("conserver_vcon_fetch_many", ("p_uuids",), "load_many"),
+    "fetch": Function("conserver_vcon_read", ("p_uuid",), "load"),
+    "fetch_many": Function("conserver_vcon_read_many", ("p_uuids",), "load_many"),
     "exists": Function("conserver_vcon_exists", ("p_uuid",), "exists"),
     "delete": Function("conserver_vcon_remove", ("p_uuid",), "delete"),
     "search": Function("conserver_vcon_search", ("p_query",), "search"),
@@ -60,28 +68,36 @@ class Transport:
         documents: Sequence[Mapping[str, Any]],
         tenants: Sequence[Tenant] | None,
         bases: Sequence[int | None] | None = None,
+        texts: Sequence[str] | None = None,
     ) -> dict[str, int]:
         given = [None if bases is None else bases[i] for i in range(len(documents))]
         copies = [{} if base is None else {"version": base} for base in given]
+        # A vCon travels as its exact text (a JSON string) where there is one: the
+        # database keeps that text (conserver_vcon_save, p_document).
+        sent: list[Any] = list(documents) if texts is None else [ExactText(t) for t in texts]
         if len(documents) == 1:
-            document = documents[0]
-            vcon_uuid = str(document["uuid"]).lower()
+            vcon_uuid = str(documents[0]["uuid"]).lower()
             tenant = None if tenants is None else tenants[0].as_json()
-            result = self.call(FUNCTIONS["save"], [document, tenant, copies[0]], vcon_uuid)
+            result = self.call(FUNCTIONS["save"], [sent[0], tenant, copies[0]], vcon_uuid)
             merged = {vcon_uuid: result["vcon"]} if "vcon" in result else None
             return Saved({vcon_uuid: int(result["version"])}, merged)
         stamps = None if tenants is None else [tenant.as_json() for tenant in tenants]
-        arguments = [list(documents), stamps, copies]
+        arguments = [sent, stamps, copies]
         found = dict(self.call(FUNCTIONS["save_many"], arguments, None) or {})
         merged = found.pop("merged", None)
         return Saved({uuid: int(version) for uuid, version in found.items()}, merged)
 
     def replay(
-        self, document: Mapping[str, Any], tenant: Tenant | None, base: Mapping[str, Any]
+        self,
+        document: Mapping[str, Any],
+        tenant: Tenant | None,
+        base: Mapping[str, Any],
+        text: str | None = None,
     ) -> tuple[int, str | None, dict[str, Any] | None]:
         vcon_uuid = str(document["uuid"]).lower()
         stamp = None if tenant is None else tenant.as_json()
-        result = self.call(FUNCTIONS["replay"], [document, stamp, dict(base)], vcon_uuid) or {}
+        sent = document if text is None else ExactText(text)
+        result = self.call(FUNCTIONS["replay"], [sent, stamp, dict(base)], vcon_uuid) or {}
         if "superseded" in result:
             return 0, str(result["superseded"]), None
         return int(result["version"]), None, result.get("vcon")
@@ -89,9 +105,9 @@ class Transport:
     def fetch(self, vcon_uuids: Sequence[str]) -> dict[str, Versioned]:
         if len(vcon_uuids) == 1:
             entry = self.call(FUNCTIONS["fetch"], [vcon_uuids[0]], vcon_uuids[0])
-            return {} if entry is None else {vcon_uuids[0]: _versioned(entry)}
+            return {} if entry is None else {vcon_uuids[0]: versioned(entry)}
         entries = self.call(FUNCTIONS["fetch_many"], [list(vcon_uuids)], None) or {}
-        return {uuid: _versioned(entry) for uuid, entry in entries.items()}
+        return {uuid: versioned(entry) for uuid, entry in entries.items()}
 
     def exists(self, vcon_uuid: str) -> bool:
         return bool(self.call(FUNCTIONS["exists"], [vcon_uuid], vcon_uuid))
@@ -112,6 +128,8 @@ class Transport:
         return result
 
 
-def _versioned(entry: Any) -> Versioned:
-    """``{"version": n, "vcon": {...}}`` (what ``conserver_vcon_fetch`` returns) -> tuple."""
-    return entry["vcon"], int(entry["version"])
+def versioned(entry: Any) -> Versioned:
+    """What ``conserver_vcon_read`` returns -> tuple: ``{"version": n, "text": "..."}``
+    (the vCon's exact text, parsed here) or ``{"version": n, "vcon": {...}}``."""
+    text = entry.get("text")
+    return (loads(text) if text is not None else entry["vcon"]), int(entry["version"])

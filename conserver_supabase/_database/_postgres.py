@@ -32,7 +32,7 @@ from .._config import StorageConfig
 from .._errors import ConfigurationError
 from ._deadline import Watchdog
 from ._errors import DeadlineExceeded, database_errors, refused_connection
-from ._functions import Function, Transport
+from ._functions import ExactText, Function, Transport
 
 __all__ = ["PostgresDatabase", "import_psycopg"]
 
@@ -101,7 +101,8 @@ class PostgresDatabase(Transport):
     def call(self, function: Function, arguments: Sequence[Any], vcon_uuid: str | None) -> Any:
         from psycopg.types.json import Jsonb
 
-        values = [Jsonb(a) if isinstance(a, Mapping | list) else a for a in arguments]
+        # JSON values as jsonb; an ExactText too (a JSON string: the text it holds is kept).
+        values = [Jsonb(a) if isinstance(a, Mapping | list | ExactText) else a for a in arguments]
         statement = self._sql.get(function.name) or self._statement(function)
         with database_errors(function.operation, vcon_uuid):
             self._ensure_open()

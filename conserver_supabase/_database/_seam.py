@@ -65,6 +65,7 @@ class Database(Protocol):
         documents: Sequence[Mapping[str, Any]],
         tenants: Sequence[Tenant] | None,
         bases: Sequence[int | None] | None = None,
+        texts: Sequence[str] | None = None,
     ) -> dict[str, int]:
         """Write validated vCons (documents and rows) in one transaction; return
         ``{uuid: version}`` (a uuid given twice is saved twice, in order, and maps to
@@ -76,22 +77,29 @@ class Database(Protocol):
         ``tenant_id`` is left as it is. Always passed, never guessed from the options.
         ``bases``: ``None``, or per document the version its copy was read at (``None``:
         not known), a hint that spares a copy read after another writer's change a
-        merge (``conserver_vcon_save``'s ``p_base``)."""
+        merge (``conserver_vcon_save``'s ``p_base``). ``texts``: ``None``, or per
+        document the JSON text it is saved as, which :meth:`fetch` returns parsed as it
+        is (key order, numbers); without it, what the database's own rendition gives."""
         ...
 
     def replay(
-        self, document: Mapping[str, Any], tenant: Tenant | None, base: Mapping[str, Any]
+        self,
+        document: Mapping[str, Any],
+        tenant: Tenant | None,
+        base: Mapping[str, Any],
+        text: str | None = None,
     ) -> tuple[int, str | None, dict[str, Any] | None]:
         """Save one journaled vCon again only if the database acknowledged nothing newer
         since the failed save (``base``: ``{"version": n}``, ``{"at": epoch}`` or ``{}``,
         see ``conserver_vcon_replay``); return ``(version, None, merged)`` when it saved
         (``merged``: the vCon as saved when it was merged with another writer's changes,
         else ``None``), ``(0, why, None)`` when it wrote nothing (superseded).
-        ``tenant`` as for :meth:`save`."""
+        ``tenant`` and ``text`` as for :meth:`save`."""
         ...
 
     def fetch(self, vcon_uuids: Sequence[str]) -> dict[str, Versioned]:
-        """Return ``{uuid: (vCon, version)}`` for those of ``vcon_uuids`` that exist."""
+        """Return ``{uuid: (vCon, version)}`` for those of ``vcon_uuids`` that exist, each
+        vCon as saved: parsed from the text it was saved as, when the database has it."""
         ...
 
     def exists(self, vcon_uuid: str) -> bool:

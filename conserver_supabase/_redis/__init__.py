@@ -13,6 +13,7 @@
 
 from ._cache import CONSERVER_KEY_PREFIX, CacheUsage, Entry, WriteMode
 from ._journal import DeadLetter, Journaled, JournalEntry
+from ._numbers import holds_exactly
 from ._scan import KeyScan, ScannedKey
 from ._tier import RedisTier, StoreOutcome, WorkingCopy
 
@@ -29,4 +30,5 @@ __all__ = [
     "StoreOutcome",
     "WorkingCopy",
     "WriteMode",
+    "holds_exactly",
 ]

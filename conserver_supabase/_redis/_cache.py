@@ -71,6 +71,10 @@ class Entry:
     #: another writer's changes): the exact text read; ``document`` is what was saved,
     #: written while the key still holds that text.
     read_text: str | None = None
+    #: Whether RedisJSON holds the document's numbers exactly (:mod:`._numbers`): where
+    #: not, a fill leaves it to the database and a save that writes it as RedisJSON
+    #: marks it so that our reads ask the database (lua/write.lua).
+    exact: bool = True
 
 
 @dataclasses.dataclass
@@ -268,7 +272,8 @@ class HotTier:
             entry.vcon_uuid,
             entry.version,
             entry.read_version,
-            *(() if entry.read_text is None else (entry.read_text,)),
+            "" if entry.read_text is None else entry.read_text,
+            "1" if entry.exact else "0",
         ]
 
     def apply_changes(self, changes: Sequence[tuple[str, int, str]]) -> list[int]:

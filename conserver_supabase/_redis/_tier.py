@@ -160,13 +160,13 @@ class RedisTier:
             note_cache("hit" if held else "miss")
         return held
 
-    def fill(self, vcon_uuid: str, document: str, version: int) -> bool:
+    def fill(self, vcon_uuid: str, document: str, version: int, *, exact: bool = True) -> bool:
         """Cache a vCon read from the database, unless a key or a newer version is there.
         An entry that may be stale is overwritten instead (the fence keeps anything newer)
         and trusted again once Redis confirms it."""
         suspect = not self.suspects.trusted(vcon_uuid)
         status = self._cache.write(
-            Entry(vcon_uuid, document, "overwrite" if suspect else "fill", version),
+            Entry(vcon_uuid, document, "overwrite" if suspect else "fill", version, exact=exact),
             fallback=None,
             context="the vCon was read from the database",
         )

@@ -134,8 +134,10 @@ def test_save_renews_the_ttl_without_rewriting_the_working_copy(
         def __getattr__(self, name: str) -> Any:
             return getattr(database, name)
 
-        def save(self, documents: Any, tenants: Any, bases: Any = None) -> dict[str, int]:
-            versions = database.save(documents, tenants, bases)
+        def save(
+            self, documents: Any, tenants: Any, bases: Any = None, texts: Any = None
+        ) -> dict[str, int]:
+            versions = database.save(documents, tenants, bases, texts)
             client.json().set(key, "$.subject", "changed by a link meanwhile")
             return versions
 

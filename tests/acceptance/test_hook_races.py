@@ -51,11 +51,13 @@ class GatedDatabase:
         self.before: dict[str, Gate] = {}
         self.after: dict[str, Gate] = {}
 
-    def save(self, documents: Any, tenants: Any, bases: Any = None) -> dict[str, int]:
+    def save(
+        self, documents: Any, tenants: Any, bases: Any = None, texts: Any = None
+    ) -> dict[str, int]:
         subject = documents[0].get("subject")
         if subject in self.before:
             self.before[subject].stop_here()
-        versions: dict[str, int] = self._inner.save(documents, tenants, bases)
+        versions: dict[str, int] = self._inner.save(documents, tenants, bases, texts)
         if subject in self.after:
             self.after[subject].stop_here()
         return versions

@@ -206,7 +206,9 @@ LAYOUT = ("fresh", "pasted", "from_0_1_0", "from_main")
 #: row gets its document_version, requeue leaves out head rows. The conflict rule (issue
 #: 16): the three-way merge and its tags set (new), the write merging before it writes
 #: and taking the copies' bases (a new overload; the old one calls it), save and
-#: save_many with a base (new overloads; the old ones call them).
+#: save_many with a base (new overloads; the old ones call them). The exact text (issue
+#: 17, migration 0006): the write taking the texts (a new overload; the old ones call
+#: it), the reads returning them (new).
 GONE_SINCE_MAIN = frozenset({"conserver_tsv_dialog()", "conserver_tsv_analysis()"})
 #: New since main, by signature: the routine of main whose privileges each has.
 NEW_SINCE_MAIN = {
@@ -220,6 +222,9 @@ NEW_SINCE_MAIN = {
     "conserver_vcon_rebase(jsonb,jsonb,timestamp with time zone)": "conserver_vcon_assemble(uuid)",
     "conserver_vcon_rebase_tags(jsonb,jsonb,jsonb,jsonb)": "conserver_vcon_assemble(uuid)",
     "conserver_vcon_write(jsonb,jsonb,jsonb)": "conserver_vcon_write(jsonb,jsonb)",
+    "conserver_vcon_write(jsonb,jsonb,jsonb,jsonb)": "conserver_vcon_write(jsonb,jsonb)",
+    "conserver_vcon_read(uuid)": "conserver_vcon_fetch(uuid)",
+    "conserver_vcon_read_many(jsonb)": "conserver_vcon_fetch_many(jsonb)",
     "conserver_vcon_save(jsonb,jsonb,jsonb)": "conserver_vcon_save(jsonb,jsonb)",
     "conserver_vcon_save_many(jsonb,jsonb,jsonb)": "conserver_vcon_save_many(jsonb,jsonb)",
 }
@@ -280,8 +285,8 @@ class TestMigratedDatabases:
         for signature in REDEFINED_SINCE_MAIN:
             main.pop(signature)
             assert len({everywhere[kind].pop(signature) for kind in LAYOUT}) == 1, signature
-        # save and save_many have three overloads, write two
-        assert len(everywhere["fresh"]) == len(migrations.functions()) + 5 - len(
+        # save, save_many and write have three overloads
+        assert len(everywhere["fresh"]) == len(migrations.functions()) + 6 - len(
             REDEFINED_SINCE_MAIN
         )
         for kind in LAYOUT:

@@ -189,7 +189,7 @@ class TestPrivileges:
         # feed) added two trigger functions, the projection and the merge; the conflict rule
         # the three-way merge, its tags set, and an overload of write, save and save_many;
         # 0005 the change feed's poll.
-        assert len(found) == 42
+        assert len(found) == 45
         definers = {
             # vcon-mcp's deletes as authenticated record the tombstone
             # (test_every_way_of_deleting_leaves_the_tombstone) ...

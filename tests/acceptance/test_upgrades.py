@@ -50,12 +50,14 @@ def rows(url: str, *, tsvectors: bool = True) -> dict[str, list[str]]:
 
 
 def with_document_versions(before: dict[str, list[str]]) -> dict[str, list[str]]:
-    """``before`` (rows from before migration 0004) as 0004 leaves them: every document
-    row current (document_version = version), the change log empty."""
+    """``before`` (rows from before migration 0004) as 0004 and 0006 leave them: every
+    document row current (document_version = version) without an exact text (0006: the
+    jsonb document answers), the change log empty."""
     documents = []
     for text in before["conserver_vcon_documents"]:
         row = json.loads(text)
-        documents.append(json.dumps({**row, "document_version": row["version"]}, sort_keys=True))
+        current = {**row, "document_version": row["version"], "document_text": None}
+        documents.append(json.dumps(current, sort_keys=True))
     return {
         **before,
         "conserver_vcon_documents": sorted(documents),
@@ -225,9 +227,9 @@ class TestUpgrade:
         migrate_as(empty_database_url, "0.1.0")
         saved = fill_as_0_1_0(empty_database_url)
         before = rows(empty_database_url, tsvectors=False)
-        assert [m.version for m in migrations.pending(empty_database_url)] == [3, 4, 5]
+        assert [m.version for m in migrations.pending(empty_database_url)] == [3, 4, 5, 6]
         assert migrations.outdated_functions(empty_database_url) == migrations.functions()
-        assert [m.version for m in migrations.apply(empty_database_url)] == [3, 4, 5]
+        assert [m.version for m in migrations.apply(empty_database_url)] == [3, 4, 5, 6]
         assert rows(empty_database_url, tsvectors=False) == with_document_versions(
             {**before, "conserver_vcon_tombstones": []}  # new in this layout
         )
@@ -247,8 +249,8 @@ class TestUpgrade:
             ).fetchone()[0]
             assert tenants >= 3
             assert conn.execute("SELECT count(*) FROM conserver_vcon_tombstones").fetchone() == (2,)
-        assert [m.version for m in migrations.pending(empty_database_url)] == [3, 4, 5]
-        assert [m.version for m in migrations.apply(empty_database_url)] == [3, 4, 5]
+        assert [m.version for m in migrations.pending(empty_database_url)] == [3, 4, 5, 6]
+        assert [m.version for m in migrations.apply(empty_database_url)] == [3, 4, 5, 6]
         # tombstones and tenants included
         assert rows(empty_database_url) == with_document_versions(before)
         assert records(empty_database_url) == current_records()
@@ -263,10 +265,10 @@ class TestUpgrade:
         saved = fill_as_main(empty_database_url)
         before = rows(empty_database_url)
         assert "conserver_vcon_changes" not in before
-        assert [m.version for m in migrations.pending(empty_database_url)] == [4, 5]
+        assert [m.version for m in migrations.pending(empty_database_url)] == [4, 5, 6]
         outdated = {f.name for f in migrations.outdated_functions(empty_database_url)}
         assert {"conserver_vcon_write", "conserver_vcon_fetch", "conserver_vcon_merge"} <= outdated
-        assert [m.version for m in migrations.apply(empty_database_url)] == [4, 5]
+        assert [m.version for m in migrations.apply(empty_database_url)] == [4, 5, 6]
         assert rows(empty_database_url) == with_document_versions(before)
         assert records(empty_database_url) == current_records()
         assert migrations.pending(empty_database_url) == []

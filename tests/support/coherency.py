@@ -117,8 +117,10 @@ class DelayedDatabase:
             delay = self._rng.uniform(0, self._max_delay)
         time.sleep(delay)
 
-    def save(self, documents: Any, tenants: Any, bases: Any = None) -> dict[str, int]:
-        versions: dict[str, int] = self._inner.save(documents, tenants, bases)
+    def save(
+        self, documents: Any, tenants: Any, bases: Any = None, texts: Any = None
+    ) -> dict[str, int]:
+        versions: dict[str, int] = self._inner.save(documents, tenants, bases, texts)
         self.saved.subject = documents[-1].get("subject")  # what a hook found and saved
         self._pause()  # between the commit and the cache write
         return versions

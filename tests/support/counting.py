@@ -30,9 +30,10 @@ class CountingDatabase:
         documents: Sequence[Mapping[str, Any]],
         tenants: Sequence[Tenant] | None,
         bases: Sequence[int | None] | None = None,
+        texts: Sequence[str] | None = None,
     ) -> dict[str, int]:
         self.calls.append("save" if len(documents) == 1 else "save_many")
-        return self.inner.save(documents, tenants, bases)
+        return self.inner.save(documents, tenants, bases, texts)
 
     def fetch(self, vcon_uuids: Sequence[str]) -> dict[str, Versioned]:
         self.calls.append("fetch" if len(vcon_uuids) == 1 else "fetch_many")
@@ -43,10 +44,14 @@ class CountingDatabase:
         return found
 
     def replay(
-        self, document: Mapping[str, Any], tenant: Tenant | None, base: Mapping[str, Any]
+        self,
+        document: Mapping[str, Any],
+        tenant: Tenant | None,
+        base: Mapping[str, Any],
+        text: str | None = None,
     ) -> tuple[int, str | None, dict[str, Any] | None]:
         self.calls.append("replay")
-        return self.inner.replay(document, tenant, base)
+        return self.inner.replay(document, tenant, base, text)
 
     def exists(self, vcon_uuid: str) -> bool:
         self.calls.append("exists")

@@ -124,6 +124,7 @@ class PostgrestStandIn:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._pool = _Pool(database_url)
+        self._signatures: dict[tuple[str, str, tuple[str, ...]], dict[str, str]] = {}
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -251,7 +252,7 @@ class PostgrestStandIn:
         schema = handler.headers.get(profile, "public")
         function = syntax.FUNCTION_PATH.match(parts.path) if method == "POST" else None
         if function:
-            return self._rpc(sql.Identifier(schema), sql.Identifier(function.group(1)), raw)
+            return self._rpc(schema, function.group(1), raw)
         table = syntax.TABLE_PATH.match(parts.path)
         if not table or table.group(1) == "rpc":
             raise RequestError(404, "PGRST125", "invalid path")
@@ -264,17 +265,60 @@ class PostgrestStandIn:
             return self._delete(relation, query, prefer)
         return self._insert(relation, query, prefer, raw)
 
-    def _rpc(self, schema: sql.Identifier, function: sql.Identifier, raw: bytes) -> Response:
+    def _rpc(self, schema_name: str, function_name: str, raw: bytes) -> Response:
         args = self._json(raw or b"{}")
         if not isinstance(args, dict):
             raise RequestError(400, "PGRST102", "RPC arguments must be a JSON object")
-        query = sql.SQL("SELECT {}.{}({})").format(
+        # As PostgREST does: the body's values become the arguments through
+        # json_to_record with the argument types of the overload those names pick, so a
+        # JSON string stays a JSON string for a json/jsonb argument (text for text).
+        schema, function = sql.Identifier(schema_name), sql.Identifier(function_name)
+        types = self._argument_types(schema_name, function_name, sorted(args))
+        if not args:
+            return (
+                200,
+                self._pool.execute(sql.SQL("SELECT {}.{}()").format(schema, function), []),
+                {},
+            )
+        query = sql.SQL("SELECT {}.{}({}) FROM json_to_record(%s::json) AS pgrst_args ({})").format(
             schema,
             function,
-            sql.SQL(", ").join(sql.SQL("{} => %s").format(sql.Identifier(name)) for name in args),
+            sql.SQL(", ").join(
+                sql.SQL("{} => pgrst_args.{}").format(sql.Identifier(n), sql.Identifier(n))
+                for n in args
+            ),
+            sql.SQL(", ").join(
+                sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(types[n])) for n in args
+            ),
         )
-        values = [v if isinstance(v, str) else json.dumps(v) for v in args.values()]
-        return 200, self._pool.execute(query, values), {}
+        return 200, self._pool.execute(query, [raw.decode("utf-8")]), {}
+
+    def _argument_types(self, schema: str, function: str, names: list[str]) -> dict[str, str]:
+        """{argument name: type} of the function's overload with exactly these argument
+        names (PostgREST picks overloads by their names)."""
+        key = (schema, function, tuple(names))
+        found = self._signatures.get(key)
+        if found is None:
+            rows = self._pool.execute(
+                sql.SQL(
+                    "SELECT coalesce(json_agg(json_build_object('names', p.proargnames,"
+                    " 'types', (SELECT json_agg(format_type(t, NULL) ORDER BY o)"
+                    " FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY AS u (t, o)))), '[]')"
+                    " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+                    " WHERE n.nspname = %s AND p.proname = %s"
+                ),
+                [schema, function],
+            )
+            for overload in rows:
+                if sorted(overload["names"] or []) == names:
+                    found = dict(zip(overload["names"], overload["types"] or [], strict=True))
+                    break
+            else:
+                raise RequestError(
+                    404, "PGRST202", f"Could not find the function {function}({names})"
+                )
+            self._signatures[key] = found
+        return found
 
     @staticmethod
     def _json(raw: bytes) -> Any:

@@ -105,8 +105,10 @@ class LinkWritesDuringSave(testing.MemoryDatabase):
 
     link: tuple[Any, str, dict[str, Any]] | None = None
 
-    def save(self, documents: Any, tenants: Any, bases: Any = None) -> dict[str, int]:
-        versions = super().save(documents, tenants, bases)
+    def save(
+        self, documents: Any, tenants: Any, bases: Any = None, texts: Any = None
+    ) -> dict[str, int]:
+        versions = super().save(documents, tenants, bases, texts)
         if self.link is not None:
             (redis, key, document), self.link = self.link, None
             redis.set(key, json.dumps(document))  # no RedisJSON in fakeredis here

@@ -56,6 +56,7 @@ class MemoryDatabase(testing.MemoryDatabase):
         documents: Sequence[Mapping[str, Any]],
         tenants: Sequence[Tenant] | None,
         bases: Sequence[int | None] | None = None,
+        texts: Sequence[str] | None = None,
     ) -> dict[str, int]:
         if self.fail is None:
             for document in documents:
@@ -66,7 +67,7 @@ class MemoryDatabase(testing.MemoryDatabase):
                             self.redis.llen("egress"),
                         )
                     )
-        return super().save(documents, tenants, bases)
+        return super().save(documents, tenants, bases, texts)
 
     def delete(self, vcon_uuid: str) -> int:
         if self.fail is None:

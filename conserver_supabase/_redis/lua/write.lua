@@ -1,9 +1,10 @@
 -- KEYS[1] cache key, KEYS[2] its version key, KEYS[3] its head key, KEYS[4..] chain
 -- lists. ARGV[1] document (JSON text), ARGV[2] TTL seconds, ARGV[3] format for a new key
 -- (auto|json|string), ARGV[4] mode, ARGV[5] uuid, ARGV[6] the version saved or read (0: unknown), ARGV[7]
--- (touch) what the version key held when the working copy was read, ARGV[8] (touch,
--- optional) the exact text read when ARGV[1] is not it: the database saved the copy
--- merged with another writer's changes (ARGV[1]).
+-- (touch) what the version key held when the working copy was read, ARGV[8] (touch;
+-- '' or absent: none) the exact text read when ARGV[1] is not it: the database saved the
+-- copy merged with another writer's changes (ARGV[1]). ARGV[9] '0' when RedisJSON would not
+-- hold the document's numbers exactly (_redis/_numbers.py), else '1' or absent.
 --
 -- Modes: overwrite (after a save), fill (after a database read: only an absent key),
 -- touch (the conserver's save hook: the key is the working copy it read and saved, and
@@ -29,6 +30,13 @@
 -- working copy): nothing older than it may be written (it joins the fence), and a
 -- version at least as new that reaches the version key clears it.
 --
+-- A document RedisJSON would not hold exactly is never written as RedisJSON by a fill
+-- (fill, known): the database answers it. Where a save writes it (overwrite, refresh,
+-- touch: the conserver may be about to process it, and RedisJSON's rendition is what it
+-- gets), the head key is set to the version written, so our reads and exists() ask the
+-- database (lua/read.lua, lua/saved.lua): one answer per vCon, the database's. A string
+-- key holds the text as it is: no such limit.
+--
 -- Returns 1 when the document was written, 0 when the key was left as it was, -1 when
 -- the fence refused it (older than what is on record; for "known": read the primary).
 -- Every key's type is checked before anything is written, so an error reply means
@@ -44,6 +52,8 @@ for i = 4, #KEYS do
   end
 end
 local mode = ARGV[4]
+local read_text = ARGV[8]
+if read_text == '' then read_text = nil end
 local version = tonumber(ARGV[6])
 local recorded = tonumber(redis.call('GET', KEYS[2])) or 0
 local head = tonumber(redis.call('GET', KEYS[3]))
@@ -55,6 +65,8 @@ local write
 -- touch: stale (the key holds what this save read, and a newer version of the database
 -- is on record: remove it) or unsaved (a link changed the key after the read: keep it).
 local stale, unsaved = false, false
+-- The key now holds RedisJSON's rendition of a document it does not hold exactly.
+local rounded = false
 -- A version already on record was written here (a fill of it, or this same save): what
 -- the key holds now is that version or a link's newer working copy; neither is replaced.
 local again = kind ~= 'none' and version > 0 and recorded == version
@@ -69,10 +81,10 @@ elseif mode == 'touch' and kind ~= 'none' then
   else
     current = redis.call('GET', KEYS[1])
   end
-  if current == (ARGV[8] or ARGV[1]) then
-    -- the text read: renewed, or (ARGV[8]: the database merged it with another writer's
+  if current == (read_text or ARGV[1]) then
+    -- the text read: renewed, or (read_text: the database merged it with another writer's
     -- changes) replaced by what was saved
-    write = ARGV[8] ~= nil and allowed
+    write = read_text ~= nil and allowed
     stale = not allowed and version > 0 and recorded < 0
   else
     -- Changed after the read: by a save or fill of ours if a saved version appeared on
@@ -87,6 +99,11 @@ end
 -- its rendition, or a string cache from before. The conserver reads this key with
 -- JSON.GET, so a write replaces it with RedisJSON, in this script, when the server has
 -- the module (JSON.TYPE on a string: WRONGTYPE with it, an unknown command without).
+local inexact = ARGV[9] == '0'
+if inexact and (mode == 'fill' or mode == 'known')
+   and (kind == 'ReJSON-RL' or (kind == 'none' and ARGV[3] ~= 'string')) then
+  write = false
+end
 if write and kind == 'string' and ARGV[3] ~= 'string' then
   local probe = redis.pcall('JSON.TYPE', KEYS[1])
   local err = type(probe) == 'table' and probe.err
@@ -109,6 +126,8 @@ elseif write then
         return redis.error_reply(reply.err)
       end
       redis.call('SET', KEYS[1], ARGV[1])
+    else
+      rounded = inexact
     end
   else
     redis.call('SET', KEYS[1], ARGV[1])
@@ -125,7 +144,11 @@ elseif (write or mode == 'touch' or mode == 'refresh') and version > 0 and allow
   redis.call('SET', KEYS[2], version, 'EX', ARGV[2])
   stamped = true
 end
-if head and stamped then redis.call('DEL', KEYS[3]) end
+if rounded and stamped then -- our reads ask the database (see above)
+  redis.call('SET', KEYS[3], version, 'EX', ARGV[2])
+elseif head and stamped then
+  redis.call('DEL', KEYS[3])
+end
 for i = 4, #KEYS do
   redis.call('RPUSH', KEYS[i], ARGV[5])
 end

@@ -6,6 +6,7 @@
 -- when it saved (as conserver_vcon_save), or {"superseded": "<why>"} when it wrote
 -- nothing.
 --
+-- p_document as conserver_vcon_save's: the vCon, or its exact JSON text as a JSON string.
 -- p_base is what the failed save was based on, as the journal recorded it:
 --   {"version": n}  the cache knew version n: save only if the database still holds n,
 --                   or holds our save of n with only other writers' changes since
@@ -30,7 +31,9 @@ SET search_path FROM CURRENT
 SET timezone TO 'UTC'
 AS $fn$
 DECLARE
-    v_uuid       uuid := conserver_vcon_check(p_document);
+    v_uuid       uuid := conserver_vcon_check(CASE WHEN jsonb_typeof(p_document) = 'string'
+                                                   THEN (p_document #>> '{}')::jsonb
+                                                   ELSE p_document END);
     v_base       bigint;
     v_at         timestamptz;
     v_version    bigint;

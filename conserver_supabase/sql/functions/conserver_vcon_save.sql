@@ -8,6 +8,10 @@
 -- "Conflicts"; a conflict raises SQLSTATE CSC01 and writes nothing). The two- and
 -- one-argument forms return the version alone.
 --
+-- p_document is the vCon, or its exact JSON text as a JSON string (kept as it is, in
+-- document_text, and returned by conserver_vcon_read: key order, number spelling and
+-- escapes; migration 0006). The object form keeps jsonb's rendition only.
+--
 -- p_base is NULL, {} (the version the copy was read at is not known) or {"version": n}:
 -- the copy was read at version n. A copy read at the head version or later holds every
 -- change another writer made, so it is saved as it is; otherwise it is merged.
@@ -27,7 +31,9 @@ SET search_path FROM CURRENT
 SET timezone TO 'UTC'
 AS $fn$
 DECLARE
-    v_uuid   uuid := conserver_vcon_check(p_document);
+    v_text   text := CASE WHEN jsonb_typeof(p_document) = 'string' THEN p_document #>> '{}' END;
+    v_doc    jsonb := coalesce(v_text::jsonb, p_document);
+    v_uuid   uuid := conserver_vcon_check(v_doc);
     v_result jsonb;
 BEGIN
     IF p_base IS NOT NULL AND jsonb_typeof(p_base) <> 'null' AND NOT (
@@ -50,10 +56,11 @@ BEGIN
     -- the same uuid on a transaction-scoped advisory lock first.
     PERFORM pg_advisory_xact_lock(hashtextextended('conserver_vcon:' || v_uuid::text, 0));
     v_result := conserver_vcon_write(
-        jsonb_build_array(p_document),
+        jsonb_build_array(v_doc),
         CASE WHEN jsonb_typeof(p_tenant) = 'object' THEN jsonb_build_array(p_tenant) END,
         CASE WHEN jsonb_typeof(p_base -> 'version') = 'number'
-             THEN jsonb_build_object(v_uuid::text, p_base -> 'version') END);
+             THEN jsonb_build_object(v_uuid::text, p_base -> 'version') END,
+        CASE WHEN v_text IS NOT NULL THEN jsonb_build_array(p_document) END);
     RETURN CASE WHEN v_result ? 'merged'
                 THEN jsonb_build_object('version', v_result -> v_uuid::text,
                                         'vcon', v_result -> 'merged' -> v_uuid::text)

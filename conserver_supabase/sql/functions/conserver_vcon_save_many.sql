@@ -17,7 +17,8 @@
 -- conserver_vcon_save). p_bases is NULL or an array as long as p_documents of bases
 -- (NULL, {} or {"version": n}, as conserver_vcon_save's p_base). The two- and
 -- one-argument forms are that call with NULLs, without "merged": the 0.1.0 API, kept
--- as it is for its callers.
+-- as it is for its callers. An element of p_documents may be the vCon's exact JSON text
+-- (a JSON string), kept as conserver_vcon_save keeps it.
 
 CREATE OR REPLACE FUNCTION conserver_vcon_save_many(p_documents jsonb, p_tenants jsonb, p_bases jsonb)
 RETURNS jsonb
@@ -26,6 +27,8 @@ SET search_path FROM CURRENT
 SET timezone TO 'UTC'
 AS $fn$
 DECLARE
+    v_batch    jsonb := p_documents;
+    v_texts    jsonb;
     v_document jsonb;
     v_index    bigint;
     v_uuids    uuid[] := '{}';
@@ -53,7 +56,16 @@ BEGIN
         RAISE EXCEPTION 'invalid vCon batch: the tenants must be an array with one entry per vCon'
             USING ERRCODE = '22023', DETAIL = '(tenants)';
     END IF;
-    FOR v_document IN SELECT e FROM jsonb_array_elements(p_documents) AS e LOOP
+    -- Elements given as exact JSON text (JSON strings, see conserver_vcon_save): parsed
+    -- here, their texts kept beside them.
+    IF jsonb_path_exists(p_documents, '$[*] ? (@.type() == "string")') THEN
+        SELECT jsonb_agg(CASE WHEN jsonb_typeof(e) = 'string' THEN (e #>> '{}')::jsonb ELSE e END
+                         ORDER BY o),
+               jsonb_agg(CASE WHEN jsonb_typeof(e) = 'string' THEN e ELSE 'null' END ORDER BY o)
+          INTO v_batch, v_texts
+          FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS t (e, o);
+    END IF;
+    FOR v_document IN SELECT e FROM jsonb_array_elements(v_batch) AS e LOOP
         v_uuids := v_uuids || conserver_vcon_check(v_document);
     END LOOP;
     IF cardinality(v_uuids) > (SELECT count(DISTINCT x) FROM unnest(v_uuids) AS x) THEN
@@ -62,12 +74,12 @@ BEGIN
         LOOP
             v_saved := conserver_vcon_save(v_document, p_tenants -> (v_index - 1)::integer,
                                            p_bases -> (v_index - 1)::integer);
-            v_result := v_result || jsonb_build_object(lower(v_document ->> 'uuid'), v_saved -> 'version');
+            v_result := v_result || jsonb_build_object(v_uuids[v_index]::text, v_saved -> 'version');
             -- merged earlier and saved again unmerged: the last save's document stands
             v_result := CASE WHEN v_saved ? 'vcon'
                              THEN jsonb_set(v_result, '{merged}', coalesce(v_result -> 'merged', '{}')
-                                            || jsonb_build_object(lower(v_document ->> 'uuid'), v_saved -> 'vcon'))
-                             ELSE v_result #- ARRAY['merged', lower(v_document ->> 'uuid')] END;
+                                            || jsonb_build_object(v_uuids[v_index]::text, v_saved -> 'vcon'))
+                             ELSE v_result #- ARRAY['merged', v_uuids[v_index]::text] END;
         END LOOP;
         RETURN v_result;
     END IF;
@@ -91,10 +103,10 @@ BEGIN
         SELECT jsonb_object_agg(lower(d.e ->> 'uuid'), b.e -> 'version')
                    FILTER (WHERE jsonb_typeof(b.e -> 'version') = 'number')
           INTO v_versions
-          FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS d (e, o)
+          FROM jsonb_array_elements(v_batch) WITH ORDINALITY AS d (e, o)
           JOIN jsonb_array_elements(p_bases) WITH ORDINALITY AS b (e, o) ON b.o = d.o;
     END IF;
-    RETURN conserver_vcon_write(p_documents, p_tenants, v_versions);
+    RETURN conserver_vcon_write(v_batch, p_tenants, v_versions, v_texts);
 END
 $fn$;
 

@@ -3,9 +3,12 @@
 -- One page of a search (docs/search.md):
 --
 -- p_query = {"filters": {...}, "limit": n, "after": {"created_at", "uuid"} | null,
---            "include_vcons": bool}
+--            "include_vcons": bool, "exact": bool}
 -- returns  {"uuids": [...], "vcons": [...] | null, "more": bool,
 --           "last": {"created_at", "uuid"} | null}
+-- "vcons" holds the vCons (conserver_vcon_load), or with "exact" what
+-- conserver_vcon_read returns for each ({"version", "text"} or {"version", "vcon"}):
+-- the vCon as saved, as a get returns it.
 --
 -- Newest first (created_at DESC, uuid DESC); "after" is the last row of the previous
 -- page (keyset pagination: rows inserted meanwhile never shift a page). Filter values
@@ -152,7 +155,9 @@ BEGIN
             'uuids', coalesce(jsonb_agg(page.uuid ORDER BY page.n) FILTER (WHERE page.n <= $2),
                               '[]'::jsonb),
             'vcons', CASE WHEN coalesce(($1 ->> 'include_vcons')::boolean, false) THEN
-                coalesce(jsonb_agg(conserver_vcon_load(page.uuid) ORDER BY page.n)
+                coalesce(jsonb_agg(CASE WHEN coalesce(($1 ->> 'exact')::boolean, false)
+                                        THEN conserver_vcon_read(page.uuid)
+                                        ELSE conserver_vcon_load(page.uuid) END ORDER BY page.n)
                          FILTER (WHERE page.n <= $2), '[]'::jsonb) END,
             'more', count(*) > $2,
             'last', (SELECT jsonb_build_object('created_at', l.created_at, 'uuid', l.uuid)

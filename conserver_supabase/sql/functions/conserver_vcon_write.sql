@@ -1,3 +1,4 @@
+-- conserver_vcon_write(jsonb, jsonb, jsonb, jsonb) -> jsonb
 -- conserver_vcon_write(jsonb, jsonb, jsonb) -> jsonb
 -- conserver_vcon_write(jsonb, jsonb) -> jsonb
 --
@@ -7,8 +8,12 @@
 -- merged (below). Not for direct use: it trusts its caller for the checks and the
 -- locks. p_tenants: NULL (tenant_id left as it is) or an array, one {"tenant_id",
 -- "exclusive"} object per element of p_documents. p_bases: NULL or {"<uuid>": n}, the
--- version each copy was read at where the caller knows it (a hint, see below). The
--- two-argument form is the call with no bases.
+-- version each copy was read at where the caller knows it (a hint, see below).
+-- p_texts: NULL or an array, one element per element of p_documents: the exact JSON
+-- text that document was given as (a JSON string), or null where there is none; it is
+-- kept in document_text (migration 0006) and conserver_vcon_read returns it. A merged
+-- vCon keeps none (what it was given is not what is stored). The three- and
+-- two-argument forms are the calls with no texts, and no bases.
 --
 -- Conflicts (docs/database.md, "Conflicts"): a vCon whose rows another writer changed
 -- since our last save (version <> document_version, or a head row) is saved as
@@ -49,7 +54,8 @@
 -- generic plan is kept (replanning the statement on every call made a single save
 -- slower than the per-statement function it replaces).
 
-CREATE OR REPLACE FUNCTION conserver_vcon_write(p_documents jsonb, p_tenants jsonb, p_bases jsonb)
+CREATE OR REPLACE FUNCTION conserver_vcon_write(p_documents jsonb, p_tenants jsonb, p_bases jsonb,
+                                                p_texts jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path FROM CURRENT
@@ -70,13 +76,14 @@ DECLARE
     v_taken  uuid;
     v_tenant text;
 BEGIN
-    -- A batch in uuid order (its tenants with it): every statement below then takes its
-    -- row locks in the order the change-feed triggers take theirs.
+    -- A batch in uuid order (its tenants and texts with it): every statement below then
+    -- takes its row locks in the order the change-feed triggers take theirs.
     IF jsonb_array_length(p_documents) > 1 THEN
         SELECT jsonb_agg(x.e ORDER BY (x.e ->> 'uuid')::uuid),
-               CASE WHEN v_stamp THEN jsonb_agg(x.t ORDER BY (x.e ->> 'uuid')::uuid) END
-          INTO p_documents, p_tenants
-          FROM (SELECT e, p_tenants -> (o - 1)::integer AS t
+               CASE WHEN v_stamp THEN jsonb_agg(x.t ORDER BY (x.e ->> 'uuid')::uuid) END,
+               CASE WHEN p_texts IS NOT NULL THEN jsonb_agg(x.s ORDER BY (x.e ->> 'uuid')::uuid) END
+          INTO p_documents, p_tenants, p_texts
+          FROM (SELECT e, p_tenants -> (o - 1)::integer AS t, p_texts -> (o - 1)::integer AS s
                   FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS a (e, o)) AS x;
     END IF;
 
@@ -266,15 +273,22 @@ BEGIN
     )
     SELECT count(*) INTO v_rows FROM docs;
 
-    -- The document rows last, in uuid order (see the header).
+    -- The document rows last, in uuid order (see the header), each with its exact text
+    -- (none for a merged one).
     WITH docs AS (
-        SELECT (e ->> 'uuid')::uuid AS u, e AS d FROM jsonb_array_elements(p_documents) AS e
+        SELECT (e ->> 'uuid')::uuid AS u, e AS d,
+               CASE WHEN v_merged IS NULL OR NOT v_merged ? ((e ->> 'uuid')::uuid::text)
+                    THEN (p_texts -> (o - 1)::integer) #>> '{}' END AS exact
+          FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS x (e, o)
     ),
     saved AS (
-        INSERT INTO conserver_vcon_documents AS doc (uuid, document, version, content_hash)
-        SELECT u, d, 1, encode(sha256(convert_to(d::text, 'UTF8')), 'hex') FROM docs ORDER BY u
+        INSERT INTO conserver_vcon_documents AS doc (uuid, document, document_text, version,
+                                                     content_hash)
+        SELECT u, d, exact, 1, encode(sha256(convert_to(d::text, 'UTF8')), 'hex')
+          FROM docs ORDER BY u
         ON CONFLICT (uuid) DO UPDATE SET
             document         = EXCLUDED.document,
+            document_text    = EXCLUDED.document_text,
             version          = doc.version + 1,
             document_version = CASE WHEN doc.version = (v_before ->> doc.uuid::text)::bigint
                                     THEN doc.version + 1 ELSE doc.version END,
@@ -301,15 +315,25 @@ BEGIN
 END
 $fn$;
 
+CREATE OR REPLACE FUNCTION conserver_vcon_write(p_documents jsonb, p_tenants jsonb, p_bases jsonb)
+RETURNS jsonb
+LANGUAGE sql VOLATILE SECURITY INVOKER
+SET search_path FROM CURRENT
+SET timezone TO 'UTC'
+AS $fn$
+    SELECT conserver_vcon_write(p_documents, p_tenants, p_bases, NULL::jsonb)
+$fn$;
+
 CREATE OR REPLACE FUNCTION conserver_vcon_write(p_documents jsonb, p_tenants jsonb)
 RETURNS jsonb
 LANGUAGE sql VOLATILE SECURITY INVOKER
 SET search_path FROM CURRENT
 SET timezone TO 'UTC'
 AS $fn$
-    SELECT conserver_vcon_write(p_documents, p_tenants, NULL::jsonb)
+    SELECT conserver_vcon_write(p_documents, p_tenants, NULL::jsonb, NULL::jsonb)
 $fn$;
 
 -- Privileges: EXECUTE for service_role (and the owner) only.
+CALL pg_temp.conserver_restrict_to_service_role('FUNCTION conserver_vcon_write(jsonb, jsonb, jsonb, jsonb)');
 CALL pg_temp.conserver_restrict_to_service_role('FUNCTION conserver_vcon_write(jsonb, jsonb, jsonb)');
 CALL pg_temp.conserver_restrict_to_service_role('FUNCTION conserver_vcon_write(jsonb, jsonb)');

@@ -125,8 +125,9 @@ class TestConcurrentSaves:
             documents: Sequence[Mapping[str, Any]],
             tenants: Sequence[Tenant] | None,
             bases: Sequence[int | None] | None = None,
+            texts: Sequence[str] | None = None,
         ) -> dict[str, int]:
-            versions = inner_save(documents, tenants, bases)
+            versions = inner_save(documents, tenants, bases, texts)
             if documents[0] is older:
                 a_committed.set()
                 assert b_cached.wait(10)  # hold A's cache write until B's is done

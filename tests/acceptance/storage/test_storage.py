@@ -335,8 +335,9 @@ class TestExistsStatsAndListOverride:
             documents: Sequence[Mapping[str, Any]],
             tenants: Sequence[Tenant] | None,
             bases: Sequence[int | None] | None = None,
+            texts: Sequence[str] | None = None,
         ) -> dict[str, int]:
-            versions = inner_save(documents, tenants, bases)
+            versions = inner_save(documents, tenants, bases, texts)
             committed.set()
             assert deleted.wait(10)  # the delete runs between commit and cache write
             return versions
