@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ._errors import ConfigurationError
+from ._legacy import check_version
 from ._options import (
     Secret,
     as_bool,
@@ -69,6 +70,7 @@ DEFAULT_OPTIONS: Final[Mapping[str, Any]] = {
     "cache_suspect_limit": 10000,
     "retry_deadline": 10.0,
     "max_body_bytes": 10 * 1024 * 1024,
+    "egress_format_version": None,
     "journal_list": "conserver_supabase:journal",
     "journal_retention_days": 7.0,
     "chain_lists": [],
@@ -138,6 +140,7 @@ class StorageConfig:
     cache_suspect_limit: int = 10000
     retry_deadline: float = 10.0
     max_body_bytes: int = 10 * 1024 * 1024
+    egress_format_version: str | None = None
     journal_list: str = "conserver_supabase:journal"
     journal_retention_days: float = 7.0
     chain_lists: tuple[str, ...] = ()
@@ -193,6 +196,7 @@ class StorageConfig:
             **_database_options(values),
             **_redis_options(values),
             max_body_bytes=as_int("max_body_bytes", values["max_body_bytes"], minimum=0),
+            egress_format_version=check_version(values["egress_format_version"]),
             **_tenancy(values),
         )
 

@@ -5,11 +5,10 @@ the part that decides (file names say where):
 
 * saves and deletes: the write pipeline, :mod:`._writes`;
 * reads (cache first, the database behind, fills, the read replica): :mod:`._reads`;
-* search queries: :mod:`._search` (the database runs them);
+  handed out in an older shape: :mod:`._legacy`; search queries: :mod:`._search`;
 * Redis (the hot tier, chain lists, the journal, the guard every call goes through):
-  :mod:`._redis`; the database: :mod:`._database`;
-* bulk import: :mod:`._backfill`; the setup checks: :mod:`._doctor`; the schema:
-  :mod:`._migrations`.
+  :mod:`._redis`; the database: :mod:`._database`; bulk import: :mod:`._backfill`;
+  the setup checks: :mod:`._doctor`; the schema: :mod:`._migrations`.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from ._config import StorageConfig, as_name_list
 from ._database import Database, open_database
 from ._errors import ConfigurationError
 from ._feed import ChangeFeed
+from ._legacy import egress_version, to_legacy
 from ._reads import Reads
 from ._redis import CacheUsage, RedisTier, WriteMode
 from ._search import DEFAULT_LIMIT, SearchPage, build_query, merge_filters, read_page
@@ -230,17 +230,30 @@ class SupabaseStorage:
     # --- reads ------------------------------------------------------------------
 
     @_observed("get")
-    def get_vcon(self, vcon_uuid: str | UUID, *, use_cache: bool = True) -> dict[str, Any] | None:
+    def get_vcon(
+        self,
+        vcon_uuid: str | UUID,
+        *,
+        use_cache: bool = True,
+        egress_format_version: str | None = None,
+    ) -> dict[str, Any] | None:
         """Return the vCon (from the cache, else the database), or ``None``.
 
-        ``use_cache=False`` reads the primary database and leaves the cache alone.
+        ``use_cache=False`` reads the primary database and leaves the cache alone;
+        ``egress_format_version="0.0.1"`` (default: the option) a copy in the 0.0.1 shape.
         """
-        return self._reads.get(vcon_uuid, use_cache=use_cache)
+        version = egress_version(egress_format_version, self.config.egress_format_version)
+        found = self._reads.get(vcon_uuid, use_cache=use_cache)
+        return found if version is None else to_legacy(found, version)
 
     @_observed("get_many")
-    def get_many(self, vcon_uuids: Sequence[str | UUID]) -> dict[str, dict[str, Any]]:
+    def get_many(
+        self, vcon_uuids: Sequence[str | UUID], *, egress_format_version: str | None = None
+    ) -> dict[str, dict[str, Any]]:
         """Return ``{uuid: vCon}`` for those that exist; misses take one database call."""
-        return self._reads.get_many(vcon_uuids)
+        version = egress_version(egress_format_version, self.config.egress_format_version)
+        found = self._reads.get_many(vcon_uuids)
+        return found if version is None else {u: to_legacy(v, version) for u, v in found.items()}
 
     @_observed("exists")
     def exists(self, vcon_uuid: str | UUID) -> bool:
@@ -259,14 +272,15 @@ class SupabaseStorage:
         limit: int = DEFAULT_LIMIT,
         cursor: str | None = None,
         include_vcons: bool = False,
+        egress_format_version: str | None = None,
         **more_filters: Any,
     ) -> SearchPage:
         """Search the database (one round trip; the cache is not involved).
 
         ``filters`` and keyword filters combine (AND); see ``_search.FILTERS``.
-        Returns a :class:`SearchPage` of uuids (or vCons with ``include_vcons``),
-        newest first, with a ``next_cursor`` for the next page. Bad filters raise
-        :class:`SearchError` before anything is sent.
+        Returns a :class:`SearchPage` of uuids (or vCons with ``include_vcons``, in the
+        ``egress_format_version`` shape: see get_vcon), newest first, with a ``next_cursor``
+        for the next page. Bad filters raise :class:`SearchError` before anything is sent.
         """
         query = build_query(
             merge_filters(filters, more_filters),
@@ -275,9 +289,13 @@ class SupabaseStorage:
             include_vcons=include_vcons,
             tenant_id=self.config.tenant_id,
         )
+        version = egress_version(egress_format_version, self.config.egress_format_version)
         # The replica: a vCon saved a moment ago may be missing until it replays.
         result = self._writes.retrying("search", lambda: self._read_database.search(query))
-        return read_page(query, result)
+        page = read_page(query, result)
+        if version is not None and include_vcons:
+            return SearchPage([to_legacy(v, version) for v in page.items], page.next_cursor)
+        return page
 
     # --- operations ----------------------------------------------------------------
 

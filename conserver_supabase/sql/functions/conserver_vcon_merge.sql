@@ -14,8 +14,9 @@
 --     element equal to p's at its index is the document's element, whole. Otherwise, if
 --     it is still the same element (same index, and same dialog type and start, analysis
 --     type and vendor, attachment type and purpose; parties: the index alone), the
---     document's element with each row-mapped key that changed taken from the row (its
---     other keys, party_history, meta, unknown ones, stay). Otherwise the row's element.
+--     document's element with each row-mapped key that changed taken from the row, under
+--     the document's spelling (mimetype, schema_version: every spelling it has); its
+--     other keys, party_history, meta, unknown ones, stay. Otherwise the row's element.
 
 CREATE OR REPLACE FUNCTION conserver_vcon_merge(p_document jsonb, p_rows jsonb, p_saved_at timestamptz)
 RETURNS jsonb
@@ -106,10 +107,20 @@ BEGIN
                 CONTINUE;
             END IF;
             FOREACH v_key IN ARRAY v_keys LOOP
-                IF (v_r -> v_key) IS DISTINCT FROM (v_pe -> v_key) THEN
-                    v_de := CASE WHEN v_r ? v_key THEN v_de || jsonb_build_object(v_key, v_r -> v_key)
-                                 ELSE v_de - v_key END;
+                CONTINUE WHEN (v_r -> v_key) IS NOT DISTINCT FROM (v_pe -> v_key);
+                -- Under the document's spellings (a 0.0.1 name the rows read it by), every
+                -- one of them.
+                v_names := ARRAY(SELECT n FROM unnest(ARRAY[v_key,
+                                     CASE v_key WHEN 'mediatype' THEN 'mimetype'
+                                                WHEN 'schema' THEN 'schema_version' END]) AS n
+                                  WHERE n IS NOT NULL AND v_de ? n);
+                IF v_names = '{}' THEN
+                    v_names := ARRAY[v_key];
                 END IF;
+                FOREACH v_name IN ARRAY v_names LOOP
+                    v_de := CASE WHEN v_r ? v_key THEN v_de || jsonb_build_object(v_name, v_r -> v_key)
+                                 ELSE v_de - v_name END;
+                END LOOP;
             END LOOP;
             v_new := v_new || jsonb_build_array(v_de);
         END LOOP;

@@ -3,9 +3,11 @@
 -- What conserver_vcon_assemble returns for a vCon right after conserver_vcon_write saved
 -- p_document, computed from the document alone: the same casts as the write (text,
 -- integer, real, timestamptz, integer arrays, conserver_jsonb_text bodies) read back as
--- assemble reads them. conserver_vcon_merge compares it with the rows to tell the fields
--- another writer changed from those it did not (tested: project(d) = assemble after
--- write(d), tests/acceptance/feed/test_reads.py). p_saved_at is the time of that save
+-- assemble reads them, and the 0.0.1 names as the write reads them (the spec's name wins:
+-- mediatype <- mimetype, analysis schema <- schema_version; an attachment's type and
+-- purpose as given). conserver_vcon_merge compares it with the
+-- rows to tell the fields another writer changed from those it did not (tested:
+-- project(d) = assemble after write(d), tests/acceptance/feed/test_reads.py). p_saved_at is the time of that save
 -- (conserver_vcon_documents.updated_at): the write stamps updated_at with it when the
 -- document has none. A document without created_at projects none (the write keeps the
 -- row's); the merge takes that field as unchanged.
@@ -42,7 +44,8 @@ AS $fn$
                        'duration', (e ->> 'duration')::real,
                        'parties', conserver_int_array(e -> 'parties'),
                        'originator', (e ->> 'originator')::integer,
-                       'mediatype', e ->> 'mediatype', 'filename', e ->> 'filename',
+                       'mediatype', coalesce(e ->> 'mediatype', e ->> 'mimetype'),
+                       'filename', e ->> 'filename',
                        'body', conserver_jsonb_text(e -> 'body'), 'encoding', e ->> 'encoding',
                        'url', e ->> 'url', 'content_hash', conserver_jsonb_text(e -> 'content_hash'),
                        'disposition', e ->> 'disposition',
@@ -61,9 +64,10 @@ AS $fn$
                        'type', e ->> 'type',
                        'dialog', CASE WHEN cardinality(x.dialog) = 1 THEN to_jsonb(x.dialog[1])
                                       ELSE to_jsonb(x.dialog) END,
-                       'mediatype', e ->> 'mediatype', 'filename', e ->> 'filename',
+                       'mediatype', coalesce(e ->> 'mediatype', e ->> 'mimetype'),
+                       'filename', e ->> 'filename',
                        'vendor', e ->> 'vendor', 'product', e ->> 'product',
-                       'schema', e ->> 'schema',
+                       'schema', coalesce(e ->> 'schema', e ->> 'schema_version'),
                        'body', conserver_read_body(conserver_jsonb_text(e -> 'body'), e ->> 'encoding'),
                        'encoding', e ->> 'encoding', 'url', e ->> 'url',
                        'content_hash', conserver_jsonb_text(e -> 'content_hash'))) ORDER BY o)
@@ -75,7 +79,8 @@ AS $fn$
                        'type', e ->> 'type', 'purpose', e ->> 'purpose',
                        'start', (e ->> 'start')::timestamptz,
                        'party', (e ->> 'party')::integer, 'dialog', (e ->> 'dialog')::integer,
-                       'mediatype', e ->> 'mediatype', 'filename', e ->> 'filename',
+                       'mediatype', coalesce(e ->> 'mediatype', e ->> 'mimetype'),
+                       'filename', e ->> 'filename',
                        'body', conserver_read_body(conserver_jsonb_text(e -> 'body'), e ->> 'encoding'),
                        'encoding', e ->> 'encoding', 'url', e ->> 'url',
                        'content_hash', conserver_jsonb_text(e -> 'content_hash'))) ORDER BY o)

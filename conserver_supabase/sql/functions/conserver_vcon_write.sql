@@ -206,8 +206,8 @@ BEGIN
                                  tenant_id)
         SELECT u, (o - 1)::integer, e ->> 'type', (e ->> 'start')::timestamptz,
                (e ->> 'duration')::real, conserver_int_array(e -> 'parties'),
-               (e ->> 'originator')::integer, e ->> 'mediatype', e ->> 'filename',
-               conserver_jsonb_text(e -> 'body'), e ->> 'encoding', e ->> 'url',
+               (e ->> 'originator')::integer, coalesce(e ->> 'mediatype', e ->> 'mimetype'),
+               e ->> 'filename', conserver_jsonb_text(e -> 'body'), e ->> 'encoding', e ->> 'url',
                conserver_jsonb_text(e -> 'content_hash'), e ->> 'disposition', e ->> 'application',
                e ->> 'message_id', nullif(e -> 'session_id', 'null'), (e ->> 'transferee')::integer,
                (e ->> 'transferor')::integer, conserver_int_array(e -> 'transfer_target'),
@@ -236,8 +236,9 @@ BEGIN
                                    filename, vendor, product, schema, body, encoding, url,
                                    content_hash, tenant_id)
         SELECT u, (o - 1)::integer, e ->> 'type', conserver_int_array(e -> 'dialog'),
-               e ->> 'mediatype', e ->> 'filename', e ->> 'vendor', e ->> 'product',
-               e ->> 'schema', conserver_jsonb_text(e -> 'body'), e ->> 'encoding', e ->> 'url',
+               coalesce(e ->> 'mediatype', e ->> 'mimetype'), e ->> 'filename', e ->> 'vendor',
+               e ->> 'product', coalesce(e ->> 'schema', e ->> 'schema_version'),
+               conserver_jsonb_text(e -> 'body'), e ->> 'encoding', e ->> 'url',
                conserver_jsonb_text(e -> 'content_hash'), tenant
           FROM docs, jsonb_array_elements(docs.analysis) WITH ORDINALITY AS t (e, o)
         ON CONFLICT (vcon_id, analysis_index) DO UPDATE SET
@@ -256,7 +257,8 @@ BEGIN
                                       dialog, mimetype, filename, body, encoding, url,
                                       content_hash, tenant_id)
         SELECT u, (o - 1)::integer, e ->> 'type', e ->> 'purpose', (e ->> 'start')::timestamptz,
-               (e ->> 'party')::integer, (e ->> 'dialog')::integer, e ->> 'mediatype',
+               (e ->> 'party')::integer, (e ->> 'dialog')::integer,
+               coalesce(e ->> 'mediatype', e ->> 'mimetype'),
                e ->> 'filename', conserver_jsonb_text(e -> 'body'), e ->> 'encoding', e ->> 'url',
                conserver_jsonb_text(e -> 'content_hash'), tenant
           FROM docs, jsonb_array_elements(docs.attach) WITH ORDINALITY AS t (e, o)
