@@ -39,6 +39,7 @@ test: lint
 # example design's access pattern, the cache hit against the bare Redis call, bulk
 # ingest against the database floor, the save with the change log against without it,
 # the change feed's lag from another writer's commit to our cache (LISTEN and polling),
+# the cost of keeping each document's exact text,
 # backfill memory as the input grows, and search per
 # filter kind on 100,000 generated vCons (docs/search.md; --check fails on a Seq Scan
 # where an index should serve), a Redis Sentinel and a Redis Cluster failover under
@@ -50,6 +51,7 @@ bench: $(VENV)/.bench-deps
 	$(BIN)/python benchmarks/bulk_ingest.py --json docs/bench-bulk-ingest.json
 	$(BIN)/python benchmarks/bulk_ingest.py --redis-latency 0.001 --json docs/bench-bulk-ingest-redis-1ms.json
 	$(BIN)/python benchmarks/change_feed.py --json docs/bench-change-feed.json
+	$(BIN)/python benchmarks/exact_text.py --json docs/bench-exact-text.json
 	$(BIN)/python benchmarks/feed_lag.py --json docs/bench-feed-lag.json
 	$(BIN)/python benchmarks/backfill_memory.py --json docs/bench-backfill-memory.json
 	$(BIN)/python $(SEARCH_BENCH)

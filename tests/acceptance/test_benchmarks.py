@@ -98,6 +98,20 @@ def test_change_feed_benchmark_runs(pg_admin_url: str) -> None:
     assert "save, again" in render(results)
 
 
+def test_exact_text_benchmark_runs(empty_database_url: str) -> None:
+    """Saves and reads with the exact text and in the object form, side by side; the
+    script checks that only the text form keeps a text."""
+    sys.path.insert(0, str(TESTS.parent))
+    from benchmarks.exact_text import render, run
+
+    results = run(empty_database_url, repeat=6)
+    assert set(results["kinds"]) == {"standard", "1 MiB recording"}
+    for found in results["kinds"].values():
+        assert found["disk_bytes"]["document_text"] > 0
+        assert found["save"]["text"]["p50_ms"] > 0
+    assert "disk per vCon" in render(results)
+
+
 def test_feed_lag_benchmark_runs(tmp_path: Path) -> None:
     """The change feed's lag, woken by LISTEN and polling through PostgREST."""
     out = tmp_path / "bench-feed-lag.json"
