@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, TextIO
+from typing import Any, Final, Literal, TextIO, overload
 from uuid import UUID
 
 from ._backfill import BackfillSummary, run_backfill, source_for
@@ -29,6 +29,7 @@ from ._config import StorageConfig, as_name_list
 from ._database import Database, open_database
 from ._errors import ConfigurationError
 from ._feed import ChangeFeed
+from ._library import to_vcon
 from ._reads import Reads
 from ._redis import CacheUsage, RedisTier, WriteMode
 from ._search import DEFAULT_LIMIT, SearchPage, build_query, merge_filters, read_page
@@ -139,7 +140,8 @@ class SupabaseStorage:
         """Save a vCon; return its version (1 for a new vCon, +1 per save).
 
         ``vcon`` is a dict, JSON text, or an object with ``to_dict()`` (the
-        ``vcon`` library's and the conserver's ``Vcon``). ``chain_lists`` replaces
+        ``vcon`` library's and the conserver's ``Vcon``; a ``to_dict()`` that fails or
+        gives no JSON object is an :class:`InvalidVconError`). ``chain_lists`` replaces
         the configured lists for this call (``[]``: push nowhere). Raises
         :class:`InvalidVconError` before anything is written, ``DatabaseError``
         when the database failed (nothing was saved), :class:`ChainPushError` when
@@ -229,13 +231,31 @@ class SupabaseStorage:
 
     # --- reads ------------------------------------------------------------------
 
+    @overload
+    def get_vcon(
+        self, vcon_uuid: str | UUID, *, use_cache: bool = ..., as_vcon: Literal[False] = ...
+    ) -> dict[str, Any] | None: ...
+
+    @overload
+    def get_vcon(
+        self, vcon_uuid: str | UUID, *, use_cache: bool = ..., as_vcon: Literal[True]
+    ) -> Any: ...
+
     @_observed("get")
-    def get_vcon(self, vcon_uuid: str | UUID, *, use_cache: bool = True) -> dict[str, Any] | None:
+    def get_vcon(
+        self, vcon_uuid: str | UUID, *, use_cache: bool = True, as_vcon: bool = False
+    ) -> Any:
         """Return the vCon (from the cache, else the database), or ``None``.
 
         ``use_cache=False`` reads the primary database and leaves the cache alone.
+        ``as_vcon=True`` returns a ``vcon.Vcon`` instead of a dict, built by
+        ``Vcon.build_from_json`` (``vcon`` is imported then, with the host's logging
+        kept as it was; inside a conserver that is its own ``Vcon``).
         """
-        return self._reads.get(vcon_uuid, use_cache=use_cache)
+        document = self._reads.get(vcon_uuid, use_cache=use_cache)
+        if document is None or not as_vcon:
+            return document
+        return to_vcon(document)
 
     @_observed("get_many")
     def get_many(self, vcon_uuids: Sequence[str | UUID]) -> dict[str, dict[str, Any]]:
