@@ -111,8 +111,8 @@ def vcon_module() -> ModuleType:
 @contextlib.contextmanager
 def _host_logging_kept() -> Iterator[None]:
     """Run the block with the process's logging configuration functions disabled, and
-    put back every logger's level, handlers, propagation and ``disabled`` flag, and the
-    root logger's attributes, as they were.
+    put back every logger's level, propagation and ``disabled`` flag, the root logger's
+    handlers and attributes, as they were (loggers created meanwhile get no level).
 
     Disabling ``fileConfig`` is the part that cannot be undone afterwards: it closes
     every handler of the process before installing its own.
@@ -134,9 +134,10 @@ def _host_logging_kept() -> Iterator[None]:
         logging.config.fileConfig, logging.config.dictConfig, logging.basicConfig = originals
         for lg, level, handlers, propagate, disabled in saved:
             lg.setLevel(level)
-            lg.handlers[:] = handlers
             lg.propagate = propagate
             lg.disabled = disabled
+            if lg is logging.root:  # a library's own loggers keep the NullHandler it adds
+                lg.handlers[:] = handlers
         for found in list(manager.loggerDict.values()):
             if isinstance(found, logging.Logger) and id(found) not in known:
                 found.setLevel(logging.NOTSET)  # new loggers: no level the host did not set
