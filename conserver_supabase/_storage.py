@@ -248,14 +248,11 @@ class SupabaseStorage:
         """Return the vCon (from the cache, else the database), or ``None``.
 
         ``use_cache=False`` reads the primary database and leaves the cache alone.
-        ``as_vcon=True`` returns a ``vcon.Vcon`` instead of a dict, built by
-        ``Vcon.build_from_json`` (``vcon`` is imported then, with the host's logging
-        kept as it was; inside a conserver that is its own ``Vcon``).
+        ``as_vcon=True``: a ``vcon.Vcon`` (inside a conserver, its own) by
+        ``Vcon.build_from_json``, ``vcon`` imported with the host's logging kept.
         """
         document = self._reads.get(vcon_uuid, use_cache=use_cache)
-        if document is None or not as_vcon:
-            return document
-        return to_vcon(document)
+        return to_vcon(document) if as_vcon and document is not None else document
 
     @_observed("get_many")
     def get_many(self, vcon_uuids: Sequence[str | UUID]) -> dict[str, dict[str, Any]]:
