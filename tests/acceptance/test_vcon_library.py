@@ -1,6 +1,6 @@
 """vCon objects in and out, on the real services: the PyPI ``vcon`` library's
 ``Vcon`` (the installed version here, the lowest we accept in a fresh virtualenv) and
-the conserver's own ``common/vcon.py`` class (a verbatim copy, tests/data/conserver),
+the conserver's own ``common/vcon.py`` class (read from the vcon-server mirror),
 each built through its public API, saved, and read back as a dict and as an object.
 Also the evidence for using neither the library's validation nor its tag helpers."""
 

@@ -1,6 +1,8 @@
 """vCons built with the real ``vcon`` library (PyPI) and with the conserver's own class
-(``tests/data/conserver/vcon.py``, a verbatim copy of vcon-server's ``common/vcon.py``),
-each through its own public API, for the tests that save and read them back.
+(vcon-server's ``common/vcon.py``, read at test time from the vcon-server mirror on this
+machine: ``CONSERVER_SUPABASE_VCON_SERVER_GIT``, a git directory, by default the one the
+tool library keeps; the file is not copied into this repository), each through its own
+public API, for the tests that save and read them back.
 
 The same builder runs in the fresh virtualenv of the lowest ``vcon`` we accept
 (``tests/acceptance/test_vcon_library.py``): it uses only what 0.9.2 has too.
@@ -8,18 +10,43 @@ The same builder runs in the fresh virtualenv of the lowest ``vcon`` we accept
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import os
+import subprocess
+import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-CONSERVER_VCON = Path(__file__).resolve().parents[1] / "data" / "conserver" / "vcon.py"
+VCON_SERVER_GIT = Path(
+    os.environ.get("CONSERVER_SUPABASE_VCON_SERVER_GIT", "/work/.mirror/vcon-dev+vcon-server/repo")
+)
+
+
+@functools.cache
+def _conserver_vcon_file() -> Path:
+    """vcon-server's common/vcon.py at the mirror's HEAD, in a temporary file."""
+    from .services import unavailable  # here: the lowest-version probe imports this module alone
+
+    try:
+        source = subprocess.run(
+            ["git", "--git-dir", str(VCON_SERVER_GIT), "show", "HEAD:common/vcon.py"],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        unavailable(f"vcon-server's common/vcon.py is not readable from {VCON_SERVER_GIT}: {exc}")
+    target = Path(tempfile.mkdtemp(prefix="conserver-vcon-")) / "vcon.py"
+    target.write_bytes(source)
+    return target
 
 
 def conserver_vcon_module() -> ModuleType:
     """The conserver's ``common/vcon.py``, loaded under a name of its own (inside a
     conserver it is ``vcon``; here that name is the PyPI library's)."""
-    spec = importlib.util.spec_from_file_location("conserver_common_vcon", CONSERVER_VCON)
+    spec = importlib.util.spec_from_file_location("conserver_common_vcon", _conserver_vcon_file())
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
