@@ -64,6 +64,12 @@ def _quantiles(values: list[float]) -> dict[str, float]:
     }
 
 
+def _row(conn: Any, query: str, params: list[Any]) -> Any:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row
+
+
 def run(url: str, repeat: int) -> dict[str, Any]:
     migrations.apply(url)
     results: dict[str, Any] = {"repeat": repeat, "kinds": {}}
@@ -86,27 +92,27 @@ def run(url: str, repeat: int) -> dict[str, Any]:
                     vcon_uuid = saved[form][i]
                     started = time.perf_counter()
                     if form == "text":
-                        entry = conn.execute(
-                            "SELECT conserver_vcon_read(%s)", [vcon_uuid]
-                        ).fetchone()[0]
+                        entry = _row(conn, "SELECT conserver_vcon_read(%s)", [vcon_uuid])[0]
                         json.loads(entry["text"])
                     else:
                         conn.execute("SELECT conserver_vcon_fetch(%s)", [vcon_uuid]).fetchone()
                     reads[form].append(time.perf_counter() - started)
-            kept = conn.execute(
+            kept = _row(
+                conn,
                 "SELECT count(*) FILTER (WHERE document_text IS NOT NULL),"
                 " count(*) FILTER (WHERE uuid = ANY(%s::uuid[]) AND document_text IS NULL)"
                 " FROM conserver_vcon_documents WHERE uuid = ANY(%s::uuid[] || %s::uuid[])",
                 [saved["text"], saved["text"], saved["object"]],
-            ).fetchone()
+            )
             if kept != (count, 0):  # the comparison is what it says: text kept, or not
                 raise SystemExit(f"{kind}: texts kept {kept}, expected ({count}, 0)")
-            sizes = conn.execute(
+            sizes = _row(
+                conn,
                 "SELECT avg(pg_column_size(document)), avg(pg_column_size(document_text)),"
                 " avg(octet_length(document_text))"
                 " FROM conserver_vcon_documents WHERE uuid = ANY(%s::uuid[])",
                 [saved["text"]],
-            ).fetchone()
+            )
             results["kinds"][kind] = {
                 "count": count,
                 "save": {form: _quantiles(values) for form, values in saves.items()},

@@ -95,7 +95,8 @@ def save(vcon_uuid: str | UUID, opts: Mapping[str, Any] | None = None) -> None:
 
 def get(vcon_uuid: str | UUID, opts: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """Return the vCon (Redis first, then the database), or ``None`` when it does not exist."""
-    return SupabaseStorage.for_options(opts).get_vcon(vcon_uuid)
+    found: dict[str, Any] | None = SupabaseStorage.for_options(opts).get_vcon(vcon_uuid)
+    return found
 
 
 def delete(vcon_uuid: str | UUID, opts: Mapping[str, Any] | None = None) -> bool:

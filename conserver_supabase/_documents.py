@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._errors import InvalidVconError
+from ._library import document_of
 from ._validation import is_uuid
 
 __all__ = ["DuplicateKeyError", "as_document", "document_and_text", "dumps", "loads"]
@@ -90,17 +91,7 @@ def as_document(vcon: Any) -> dict[str, Any]:
                 None, "(document)", f"must be a JSON object, got {type(document).__name__}"
             )
         return document
-    to_dict = getattr(vcon, "to_dict", None)
-    if callable(to_dict):
-        document = to_dict()
-        if isinstance(document, dict):
-            return document
-    raise InvalidVconError(
-        None,
-        "(document)",
-        "must be a dict, JSON text or an object with to_dict(), "
-        f"got {type(vcon).__module__}.{type(vcon).__qualname__}",
-    )
+    return document_of(vcon)  # vcon.Vcon, the conserver's Vcon: see _library
 
 
 def _uuid_of(text: str | bytes | bytearray) -> str | None:

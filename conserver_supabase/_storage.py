@@ -13,7 +13,6 @@ the part that decides (file names say where):
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,29 +28,15 @@ from ._database import Database, open_database
 from ._errors import ConfigurationError
 from ._feed import ChangeFeed
 from ._legacy import egress_version, to_legacy
+from ._library import to_vcon
 from ._reads import Reads
 from ._redis import CacheUsage, RedisTier, WriteMode
 from ._search import DEFAULT_LIMIT, SearchPage, build_query, merge_filters, read_page
 from ._telemetry import Telemetry
+from ._telemetry import observed as _observed
 from ._writes import ReplayReport, Writes, journal_listing
 
 __all__ = ["SupabaseStorage"]
-
-
-def _observed[**P, R](name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Time and record a public storage method as operation ``name`` (see telemetry).
-    The method names its vCon itself, once the uuid is checked."""
-
-    def decorate(method: Callable[P, R]) -> Callable[P, R]:
-        @functools.wraps(method)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            telemetry: Telemetry = args[0]._telemetry  # type: ignore[attr-defined]
-            with telemetry.operation(name):
-                return method(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
 
 
 #: uuids per search page when warming the cache (one database read per page).
@@ -139,7 +124,8 @@ class SupabaseStorage:
         """Save a vCon; return its version (1 for a new vCon, +1 per save).
 
         ``vcon`` is a dict, JSON text, or an object with ``to_dict()`` (the
-        ``vcon`` library's and the conserver's ``Vcon``). ``chain_lists`` replaces
+        ``vcon`` library's and the conserver's ``Vcon``; a ``to_dict()`` that fails or
+        gives no JSON object is an :class:`InvalidVconError`). ``chain_lists`` replaces
         the configured lists for this call (``[]``: push nowhere). Raises
         :class:`InvalidVconError` before anything is written, ``DatabaseError``
         when the database failed (nothing was saved), :class:`ChainPushError` when
@@ -235,16 +221,21 @@ class SupabaseStorage:
         vcon_uuid: str | UUID,
         *,
         use_cache: bool = True,
+        as_vcon: bool = False,
         egress_format_version: str | None = None,
-    ) -> dict[str, Any] | None:
+    ) -> Any:
         """Return the vCon (from the cache, else the database), or ``None``.
 
         ``use_cache=False`` reads the primary database and leaves the cache alone;
-        ``egress_format_version="0.0.1"`` (default: the option) a copy in the 0.0.1 shape.
+        ``egress_format_version="0.0.1"`` (default: the option) a copy in the 0.0.1 shape;
+        ``as_vcon=True`` a ``vcon.Vcon`` (inside a conserver, its own) by
+        ``Vcon.build_from_json``, ``vcon`` imported with the host's logging kept.
         """
         version = egress_version(egress_format_version, self.config.egress_format_version)
         found = self._reads.get(vcon_uuid, use_cache=use_cache)
-        return found if version is None else to_legacy(found, version)
+        if found is not None and version is not None:
+            found = to_legacy(found, version)
+        return to_vcon(found) if as_vcon and found is not None else found
 
     @_observed("get_many")
     def get_many(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -29,7 +30,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, Final
 
-__all__ = ["BUCKETS_MS", "Operation", "Telemetry", "note_cache", "note_subject"]
+__all__ = ["BUCKETS_MS", "Operation", "Telemetry", "note_cache", "note_subject", "observed"]
 
 logger = logging.getLogger("conserver_supabase.telemetry")
 
@@ -276,3 +277,19 @@ class _OpenTelemetry:
 
     def event(self, name: str, count: int) -> None:
         self._events.add(count, {"event": name})
+
+
+def observed[**P, R](name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Time and record a public storage method as operation ``name`` (see telemetry).
+    The method names its vCon itself, once the uuid is checked."""
+
+    def decorate(method: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(method)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            telemetry: Telemetry = args[0]._telemetry  # type: ignore[attr-defined]
+            with telemetry.operation(name):
+                return method(*args, **kwargs)
+
+        return wrapper
+
+    return decorate

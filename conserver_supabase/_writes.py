@@ -80,10 +80,8 @@ class Prepared:
     mode: WriteMode = "overwrite"
     #: touch: what the version key held when the working copy was read.
     read_version: int = 0
-    #: What the cache gets when ``text`` is not :func:`dumps` of the document (JSON text
-    #: a caller gave, or a working copy under another prefix): that dumps, whose numbers
-    #: are Python's round-trip spelling, the one RedisJSON's rule is for
-    #: (``_redis/_numbers.py``). ``None``: ``text``.
+    #: The cache's text when ``text`` is not dumps() of the document (given text): that
+    #: dumps, the spelling RedisJSON's rule is for (``_redis/_numbers.py``). None: text.
     cache_text: str | None = None
 
     @property
