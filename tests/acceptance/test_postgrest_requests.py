@@ -21,6 +21,7 @@ from conserver_supabase import (
     InvalidVconError,
     SupabaseStorage,
 )
+from conserver_supabase._documents import dumps
 
 from ..support.postgrest_standin import PostgrestStandIn
 from ..support.services import redis_client
@@ -70,8 +71,9 @@ class TestExactRequests:
         assert sent(respx_mock.calls[0]) == (
             "POST",
             f"{RPC}conserver_vcon_save",
+            # the vCon as its exact JSON text (a JSON string: the database keeps it);
             # None: tenant_id left as it is; {}: the version the copy was read at unknown
-            {"p_document": document, "p_tenant": None, "p_base": {}},
+            {"p_document": dumps(document), "p_tenant": None, "p_base": {}},
         )
         headers = respx_mock.calls[0].request.headers
         assert headers["apikey"] == KEY
@@ -83,11 +85,13 @@ class TestExactRequests:
         self, respx_mock: respx.MockRouter, store: SupabaseStorage, r: Any
     ) -> None:
         document = sample()
-        respx_mock.post(f"{RPC}conserver_vcon_fetch").respond(json={"version": 3, "vcon": document})
+        respx_mock.post(f"{RPC}conserver_vcon_read").respond(
+            json={"version": 3, "text": dumps(document)}
+        )
         assert store.get_vcon(document["uuid"]) == document
         assert store.get_vcon(document["uuid"]) == document
         assert [sent(call) for call in respx_mock.calls] == [
-            ("POST", f"{RPC}conserver_vcon_fetch", {"p_uuid": document["uuid"]})
+            ("POST", f"{RPC}conserver_vcon_read", {"p_uuid": document["uuid"]})
         ]
         assert r.get(f"conserver_supabase:version:{{vcon:{document['uuid']}}}") == b"3"
 

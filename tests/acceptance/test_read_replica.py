@@ -269,10 +269,10 @@ def test_postgrest_transport_reads_the_replica_api(
         def functions(server: PostgrestStandIn) -> list[str]:
             return [r["path"].rsplit("/", 1)[-1] for r in server.requests]
 
-        assert functions(replica) == ["conserver_vcon_search", "conserver_vcon_fetch"]
+        assert functions(replica) == ["conserver_vcon_search", "conserver_vcon_read"]
         assert functions(primary) == [
             "conserver_vcon_save",
-            "conserver_vcon_fetch",
+            "conserver_vcon_read",
             "conserver_vcon_exists",
             "conserver_vcon_remove",
         ]

@@ -208,7 +208,7 @@ LAYOUT = ("fresh", "pasted", "from_0_1_0", "from_main")
 #: and taking the copies' bases (a new overload; the old one calls it), save and
 #: save_many with a base (new overloads; the old ones call them). The exact text (issue
 #: 17, migration 0006): the write taking the texts (a new overload; the old ones call
-#: it), the reads returning them (new).
+#: it), the reads returning them (new), search returning them when asked (redefined).
 GONE_SINCE_MAIN = frozenset({"conserver_tsv_dialog()", "conserver_tsv_analysis()"})
 #: New since main, by signature: the routine of main whose privileges each has.
 NEW_SINCE_MAIN = {
@@ -238,6 +238,7 @@ REDEFINED_SINCE_MAIN = frozenset(
         "conserver_vcon_saved_between(jsonb)",
         "conserver_vcon_save(jsonb,jsonb)",
         "conserver_vcon_save_many(jsonb,jsonb)",
+        "conserver_vcon_search(jsonb)",
     }
 )
 

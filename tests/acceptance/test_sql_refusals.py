@@ -172,6 +172,8 @@ class TestPrivileges:
             ("conserver_vcon_remove(%s::uuid)", document["uuid"]),
             ("conserver_vcon_exists(%s::uuid)", document["uuid"]),
             ("conserver_vcon_fetch(%s::uuid)", document["uuid"]),
+            ("conserver_vcon_read(%s::uuid)", document["uuid"]),
+            ("conserver_vcon_read_many(%s::jsonb)", json.dumps([document["uuid"]])),
         ]:
             sql.execute("SET ROLE anon")
             try:
