@@ -19,7 +19,7 @@ from typing import Any
 
 from ._errors import InvalidVconError
 from ._library import document_of
-from ._validation import is_uuid
+from ._validation import Underflowed, is_uuid
 
 __all__ = ["DuplicateKeyError", "as_document", "document_and_text", "dumps", "loads"]
 
@@ -36,8 +36,17 @@ class DuplicateKeyError(ValueError):
 
 def loads(text: str | bytes | bytearray) -> Any:
     """Parse JSON text as :func:`json.loads` does, refusing a name twice in one object
-    (:class:`DuplicateKeyError`)."""
-    return json.loads(text, object_pairs_hook=_unique_names)
+    (:class:`DuplicateKeyError`), and marking a number too small for a double (not zero,
+    read as 0.0: :class:`~._validation.Underflowed`) for validation to refuse: the
+    database keeps the text, and its numeric columns refuse such a number."""
+    return json.loads(text, object_pairs_hook=_unique_names, parse_float=_number)
+
+
+def _number(literal: str) -> float:
+    number = float(literal)
+    if number == 0.0 and any(c in "123456789" for c in literal.lower().partition("e")[0]):
+        return Underflowed(literal)
+    return number
 
 
 def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

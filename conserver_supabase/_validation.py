@@ -28,6 +28,7 @@ __all__ = [
     "ENCODINGS",
     "MAX_DEPTH",
     "MAX_TAGS_BODY_BYTES",
+    "Underflowed",
     "canonical_uuid",
     "is_uuid",
     "validate_vcon",
@@ -395,6 +396,12 @@ class _Checker:
                 if depth >= MAX_DEPTH:
                     self.fail(path, f"is nested deeper than {MAX_DEPTH} levels")
                 stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+            elif isinstance(value, Underflowed):
+                self.fail(
+                    path,
+                    f"is {value.literal}, too small for a double: it would read back as 0 "
+                    "(and the database refuses it in a numeric column); write 0",
+                )
             elif isinstance(value, float) and not math.isfinite(value):
                 self.fail(path, "is NaN or infinite, which JSON cannot represent")
             elif value is not None and not isinstance(value, bool | int | float):
@@ -405,6 +412,20 @@ class _Checker:
             self.fail(path, "contains a NUL character (\\u0000), which PostgreSQL cannot store")
         if _LONE_SURROGATE.search(value):
             self.fail(path, "contains a lone UTF-16 surrogate, which is not valid Unicode")
+
+
+class Underflowed(float):
+    """A number in JSON text that is not zero but too small for a double (``1e-400``):
+    what Python's parser makes of it (0.0), marked so that validation refuses it by its
+    path (``_documents.loads`` with ``numbers=True``)."""
+
+    __slots__ = ("literal",)
+    literal: str
+
+    def __new__(cls, literal: str) -> Underflowed:
+        number = super().__new__(cls, literal)
+        number.literal = literal[:40]
+        return number
 
 
 def _plainly_storable(document: Mapping[str, Any]) -> bool:

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 import redis
 
-from conserver_supabase import SupabaseStorage
+from conserver_supabase import InvalidVconError, SupabaseStorage
 from conserver_supabase._database import Database
 from conserver_supabase._database._functions import FUNCTIONS, Transport
 from conserver_supabase._documents import dumps
@@ -240,3 +240,42 @@ class TestTheRuleForRedisJson:
             changed += not kept
             assert holds_exactly({"v": [value]}) == kept, repr(value)
         assert changed > 100  # the sample does cover what RedisJSON changes
+
+
+class TestNumbersADoubleCannotHold:
+    @pytest.mark.parametrize(
+        ("members", "field"),
+        [
+            ('"x_n":{"tiny":1e-400}', "x_n.tiny"),
+            ('"x_n":[0, -2.5E-999]', "x_n[1]"),
+            (
+                '"dialog":[{"type":"text","start":"2026-01-02T03:04:05Z","parties":[0],'
+                '"body":"x","mediatype":"text/plain","encoding":"none","duration":1e-400}]',
+                "dialog[0].duration",
+            ),
+        ],
+    )
+    def test_text_with_a_number_that_underflows_is_refused_by_its_field(
+        self, members: str, field: str, store: SupabaseStorage, redis_json_url: str
+    ) -> None:
+        """Python reads 1e-400 as 0.0 while the database keeps the text (and its numeric
+        columns refuse it): a typed error naming the field, nothing written anywhere."""
+        text = text_of(Case("underflow", '{"vcon":"0.4.0","uuid":"{uuid}",' + members + "}"))
+        vcon_uuid = json.loads(text)["uuid"]
+        with pytest.raises(InvalidVconError) as caught:
+            store.save_vcon(text)
+        assert caught.value.field == field
+        assert caught.value.vcon_uuid == vcon_uuid
+        assert "too small for a double" in str(caught.value)
+        assert store.get_vcon(vcon_uuid, use_cache=False) is None
+        assert redis.Redis.from_url(redis_json_url).keys(f"*{vcon_uuid}*") == []
+
+    def test_zero_spelled_any_way_is_zero(self, store: SupabaseStorage) -> None:
+        text = text_of(Case("zeros", _ZEROS))
+        store.save_vcon(text)
+        got = store.get_vcon(json.loads(text)["uuid"], use_cache=False)
+        assert got is not None
+        assert got["x_n"] == [0.0, -0.0, 0.0, 0.0]
+
+
+_ZEROS = '{"vcon":"0.4.0","uuid":"{uuid}","x_n":[0.0e5,-0.0,0E-400,0.000]}'
