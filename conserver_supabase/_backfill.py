@@ -268,7 +268,7 @@ def run_backfill(
             line = {"source": label, "uuid": vcon_uuid, "error": reason}
             failures.write(json.dumps(line, ensure_ascii=False) + "\n")
 
-        pending: list[tuple[str, dict[str, Any]]] = []
+        pending: list[tuple[str, dict[str, Any], str]] = []
         handled = 0
 
         def commit(position: Any) -> None:
@@ -290,8 +290,9 @@ def run_backfill(
         for item in source.items(resume):
             handled += 1
             document = _parse(item, storage.config.max_body_bytes, fail)
-            if document is not None:
-                pending.append((item.label, document))
+            if document is not None and item.text is not None:
+                # the text read, saved as it is (the database keeps it; issue 17)
+                pending.append((item.label, document, item.text))
             if item.position is not None:
                 position = item.position
                 if len(pending) >= batch:
@@ -326,26 +327,26 @@ def _parse(
 
 def _save_batch(
     storage: SupabaseStorage,
-    pending: list[tuple[str, dict[str, Any]]],
+    pending: list[tuple[str, dict[str, Any], str]],
     push: bool,
     summary: BackfillSummary,
     fail: Callable[[str, str | None, str], None],
 ) -> None:
     lists: list[str] | None = None if push else []
-    documents = [document for _, document in pending]
+    texts = [text for _, _, text in pending]
     try:
-        storage.save_many(documents, chain_lists=lists, fill_cache=False, journal=False)
-        summary.saved += len(documents)
+        storage.save_many(texts, chain_lists=lists, fill_cache=False, journal=False)
+        summary.saved += len(texts)
         return
     except ChainPushError as exc:
-        summary.saved += len(documents)
+        summary.saved += len(texts)
         summary.unpushed += len(exc.vcon_uuids)
         return
     except (DatabaseRejectedError, InvalidVconError):
         pass  # one of them is refused: save them one by one to tell which
-    for label, document in pending:
+    for label, document, text in pending:
         try:
-            storage.save_many([document], chain_lists=lists, fill_cache=False, journal=False)
+            storage.save_many([text], chain_lists=lists, fill_cache=False, journal=False)
             summary.saved += 1
         except ChainPushError:
             summary.saved += 1

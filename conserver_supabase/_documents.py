@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from ._errors import InvalidVconError
 from ._library import document_of
-from ._validation import Underflowed, is_uuid
+from ._validation import UnstorableNumber, is_uuid
 
 __all__ = ["DuplicateKeyError", "as_document", "document_and_text", "dumps", "loads"]
 
@@ -36,16 +36,32 @@ class DuplicateKeyError(ValueError):
 
 def loads(text: str | bytes | bytearray) -> Any:
     """Parse JSON text as :func:`json.loads` does, refusing a name twice in one object
-    (:class:`DuplicateKeyError`), and marking a number too small for a double (not zero,
-    read as 0.0: :class:`~._validation.Underflowed`) for validation to refuse: the
-    database keeps the text, and its numeric columns refuse such a number."""
+    (:class:`DuplicateKeyError`), and marking a number the database cannot keep as given
+    (:class:`~._validation.UnstorableNumber`) for validation to refuse by its path: the
+    database keeps the text, and parses it."""
     return json.loads(text, object_pairs_hook=_unique_names, parse_float=_number)
+
+
+#: PostgreSQL's numeric keeps at most this many digits after the decimal point.
+_MAX_SCALE: Final = 16383
 
 
 def _number(literal: str) -> float:
     number = float(literal)
-    if number == 0.0 and any(c in "123456789" for c in literal.lower().partition("e")[0]):
-        return Underflowed(literal)
+    mantissa, _, exponent = literal.lower().partition("e")
+    fraction = mantissa.partition(".")[2]
+    if len(fraction) - int(exponent or 0) > _MAX_SCALE:
+        return UnstorableNumber(
+            literal,
+            f"more than {_MAX_SCALE:,} digits after the decimal point, more than the "
+            "database's numeric type holds; write it with fewer",
+        )
+    if number == 0.0 and any(c in "123456789" for c in mantissa):
+        return UnstorableNumber(
+            literal,
+            "too small for a double: it would read back as 0 (and the database refuses it "
+            "in a numeric column); write 0",
+        )
     return number
 
 
@@ -70,8 +86,8 @@ def document_and_text(vcon: Any) -> tuple[dict[str, Any], str]:
     if isinstance(vcon, str):
         return document, vcon
     if isinstance(vcon, bytes | bytearray):
-        try:
-            return document, bytes(vcon).decode("utf-8")
+        try:  # the text json.loads read: a UTF-8 byte order mark is not part of it
+            return document, bytes(vcon).decode("utf-8-sig")
         except UnicodeDecodeError:  # UTF-16 or UTF-32 JSON, which json.loads takes too
             pass
     return document, dumps(document)

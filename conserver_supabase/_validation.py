@@ -28,7 +28,7 @@ __all__ = [
     "ENCODINGS",
     "MAX_DEPTH",
     "MAX_TAGS_BODY_BYTES",
-    "Underflowed",
+    "UnstorableNumber",
     "canonical_uuid",
     "is_uuid",
     "validate_vcon",
@@ -396,12 +396,8 @@ class _Checker:
                 if depth >= MAX_DEPTH:
                     self.fail(path, f"is nested deeper than {MAX_DEPTH} levels")
                 stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
-            elif isinstance(value, Underflowed):
-                self.fail(
-                    path,
-                    f"is {value.literal}, too small for a double: it would read back as 0 "
-                    "(and the database refuses it in a numeric column); write 0",
-                )
+            elif isinstance(value, UnstorableNumber):
+                self.fail(path, f"is {value.literal}: {value.reason}")
             elif isinstance(value, float) and not math.isfinite(value):
                 self.fail(path, "is NaN or infinite, which JSON cannot represent")
             elif value is not None and not isinstance(value, bool | int | float):
@@ -414,17 +410,21 @@ class _Checker:
             self.fail(path, "contains a lone UTF-16 surrogate, which is not valid Unicode")
 
 
-class Underflowed(float):
-    """A number in JSON text that is not zero but too small for a double (``1e-400``):
-    what Python's parser makes of it (0.0), marked so that validation refuses it by its
-    path (``_documents.loads`` with ``numbers=True``)."""
+class UnstorableNumber(float):
+    """A number in JSON text that Python reads but the database cannot keep as given:
+    not zero but too small for a double (``1e-400``, read as 0.0), or with more digits
+    after the decimal point than PostgreSQL's numeric holds (``0e-400000``). What
+    Python's parser makes of it, marked by ``_documents.loads`` so that validation
+    refuses it by its path."""
 
-    __slots__ = ("literal",)
+    __slots__ = ("literal", "reason")
     literal: str
+    reason: str
 
-    def __new__(cls, literal: str) -> Underflowed:
+    def __new__(cls, literal: str, reason: str) -> UnstorableNumber:
         number = super().__new__(cls, literal)
-        number.literal = literal[:40]
+        number.literal = literal if len(literal) <= 40 else literal[:37] + "..."
+        number.reason = reason
         return number
 
 

@@ -229,8 +229,8 @@ class Writes:
 
         def entry(u: str, p: Prepared) -> Entry:
             if u not in merged:
-                # The hook's working copy is the text RedisJSON gave: it holds that exactly.
-                exact = p.mode == "touch" or holds_exactly(p.document)
+                # The hook's copy too: set again, RedisJSON may move its numbers again.
+                exact = holds_exactly(p.document)
                 return Entry(u, p.cached, p.mode, versions[u], p.read_version, exact=exact)
             # Merged with another writer's changes: the cache gets what the database
             # saved (the copy handed in lacks those changes), in the save's own mode; the

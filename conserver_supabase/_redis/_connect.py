@@ -139,8 +139,10 @@ def _connect_cluster(
 @functools.cache
 def _cluster_transient_errors() -> tuple[type[Exception], ...]:
     """What a cluster client sees while a node is gone or the slots are moving: a
-    refused or broken connection, CLUSTERDOWN, TRYAGAIN, and redis-py's own "cannot
-    reach any node" / "slot not covered" (``RedisClusterException``)."""
+    refused or broken connection, CLUSTERDOWN, TRYAGAIN, redis-py's own "cannot reach
+    any node" / "slot not covered" (``RedisClusterException``) and "TTL exhausted"
+    (``ClusterError``: its redirections ran out while a slot was moving; the command
+    did not run)."""
     from redis import exceptions
 
     return (
@@ -148,6 +150,7 @@ def _cluster_transient_errors() -> tuple[type[Exception], ...]:
         exceptions.ClusterDownError,
         exceptions.TryAgainError,
         exceptions.RedisClusterException,
+        exceptions.ClusterError,
     )
 
 

@@ -42,8 +42,9 @@ def redis_errors() -> tuple[type[BaseException], ...]:
 
 @functools.cache
 def _unreachable() -> tuple[type[BaseException], ...]:
-    # Redis Cluster: CLUSTERDOWN, TRYAGAIN and redis-py's "no node answers / the slot has
-    # no node" (RedisClusterException) say the cluster cannot serve now.
+    # Redis Cluster: CLUSTERDOWN, TRYAGAIN, redis-py's "no node answers / the slot has
+    # no node" (RedisClusterException) and "TTL exhausted" (ClusterError: redirections
+    # ran out while a slot moved) say the cluster cannot serve now.
     from redis import exceptions
 
     return (
@@ -52,6 +53,7 @@ def _unreachable() -> tuple[type[BaseException], ...]:
         exceptions.ClusterDownError,
         exceptions.TryAgainError,
         exceptions.RedisClusterException,
+        exceptions.ClusterError,
         OSError,
     )
 

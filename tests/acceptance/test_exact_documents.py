@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import struct
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -279,3 +280,143 @@ class TestNumbersADoubleCannotHold:
 
 
 _ZEROS = '{"vcon":"0.4.0","uuid":"{uuid}","x_n":[0.0e5,-0.0,0E-400,0.000]}'
+
+
+_INEXACT: dict[str, Any] = {"vcon": "0.4.0", "x_n": {"v": 123456789.12345679}}
+
+
+class TestTheMarkHolds:
+    """Review of the one-answer rule: the ways a rounded copy could still be served."""
+
+    def keys(self, vcon_uuid: str) -> tuple[str, str, str]:
+        return (
+            f"vcon:{vcon_uuid}",
+            f"conserver_supabase:version:{{vcon:{vcon_uuid}}}",
+            f"conserver_supabase:head:{{vcon:{vcon_uuid}}}",
+        )
+
+    def test_a_copy_the_conserver_caches_after_reading_us_is_not_our_answer(
+        self, transport: Transport, redis_json_url: str
+    ) -> None:
+        """Everything expired; the conserver's miss reads us (a fill, which does not
+        write the rounded vCon) and caches the vCon itself with JSON.SET: our reads still
+        take the database's answer."""
+        document = {**_INEXACT, "uuid": str(uuid.uuid4())}
+        r = redis.Redis.from_url(redis_json_url, decode_responses=True)
+        key, _, head = self.keys(document["uuid"])
+        with storage(transport, redis_json_url) as store:
+            store.save_vcon(document)
+            r.delete(*self.keys(document["uuid"]))  # every key expired
+            assert same(store.get_vcon(document["uuid"]), document)  # the miss: a fill
+            assert not r.exists(key)
+            assert r.exists(head)
+            assert r.ttl(head) > store.config.cache_ttl  # outlives a copy cached now
+            r.execute_command("JSON.SET", key, "$", json.dumps(document))  # the conserver
+            r.expire(key, store.config.cache_ttl)
+            assert same(store.get_vcon(document["uuid"]), document)
+            assert same(store.get_many([document["uuid"]])[document["uuid"]], document)
+
+    def test_the_hook_s_copy_written_again_is_checked(
+        self, transport: Transport, redis_json_url: str
+    ) -> None:
+        """The working copy vanished during the hook's save: the touch writes the saved
+        text again, which RedisJSON may round once more; it is marked like any other."""
+        rng = random.Random(5)  # noqa: S311 - test values, not cryptography
+        r = redis.Redis.from_url(redis_json_url, decode_responses=True)
+        # a double RedisJSON's own rendition of which it changes again when it is set
+        for _ in range(10000):
+            value = rng.random() * 10 ** rng.randint(-30, 30)
+            r.execute_command("JSON.SET", "probe", "$", json.dumps([value]))
+            once = r.execute_command("JSON.GET", "probe")
+            r.execute_command("JSON.SET", "probe", "$", once)
+            if r.execute_command("JSON.GET", "probe") != once:
+                break
+        else:
+            pytest.fail("no double found that RedisJSON moves twice")
+        vcon_uuid = str(uuid.uuid4())
+        key = f"vcon:{vcon_uuid}"
+        text = json.dumps({"vcon": "0.4.0", "uuid": vcon_uuid, "x_n": {"v": value}})
+        r.execute_command("JSON.SET", key, "$", text)
+        inner_save = transport.save
+
+        def save(*args: Any) -> Any:
+            saved = inner_save(*args)
+            r.delete(key)  # expired or evicted between the commit and the touch
+            return saved
+
+        with storage(transport, redis_json_url) as store:
+            transport.save = save  # type: ignore[method-assign,assignment]
+            try:
+                store.save_working_copy(vcon_uuid)
+            finally:
+                del transport.save
+            assert same(store.get_vcon(vcon_uuid), store.get_vcon(vcon_uuid, use_cache=False))
+
+    def test_a_refresh_that_writes_nothing_keeps_the_mark(
+        self, transport: Transport, redis_json_url: str
+    ) -> None:
+        from conserver_supabase._redis import Entry
+
+        document = {**_INEXACT, "uuid": str(uuid.uuid4())}
+        r = redis.Redis.from_url(redis_json_url, decode_responses=True)
+        with storage(transport, redis_json_url) as store:
+            version = store.save_vcon(document)
+            entry = Entry(document["uuid"], dumps(document), "refresh", version, exact=False)
+            assert store._redis._cache.write(entry) == 0  # that version is there already
+            assert r.exists(self.keys(document["uuid"])[2])
+            assert same(store.get_vcon(document["uuid"]), document)
+
+    def test_an_integer_redisjson_refuses_removes_the_key(
+        self, transport: Transport, redis_json_url: str
+    ) -> None:
+        """10**4000 is beyond a double: RedisJSON refuses it. The save still succeeds,
+        the older copy in Redis goes, and the database answers."""
+        vcon_uuid = str(uuid.uuid4())
+        r = redis.Redis.from_url(redis_json_url, decode_responses=True)
+        key = f"vcon:{vcon_uuid}"
+        r.execute_command("JSON.SET", key, "$", json.dumps({"uuid": vcon_uuid, "old": True}))
+        document = {"vcon": "0.4.0", "uuid": vcon_uuid, "x_n": {"huge": 10**4000}}
+        with storage(transport, redis_json_url) as store:
+            store.save_vcon(document)
+            assert not r.exists(key)
+            assert same(store.get_vcon(vcon_uuid), document)
+            assert store.stats()["cache"]["errors"] == 0  # no failed cache write
+            assert store.stats()["suspect_keys"]["tracked"] == 0
+
+
+class TestTheTextOfEveryInput:
+    def test_utf8_bytes_with_a_byte_order_mark(
+        self, store: SupabaseStorage, transport: Transport
+    ) -> None:
+        text = text_of(CORPUS[0])
+        store.save_vcon(b"\xef\xbb\xbf" + text.encode())
+        assert stored_text(transport, json.loads(text)["uuid"]) == text
+
+    def test_a_number_with_more_digits_than_numeric_holds(self, store: SupabaseStorage) -> None:
+        text = text_of(Case("scale", '{"vcon":"0.4.0","uuid":"{uuid}","x":0e-400000}'))
+        with pytest.raises(InvalidVconError) as caught:
+            store.save_vcon(text)
+        assert caught.value.field == "x"
+        assert "numeric" in str(caught.value)
+
+    def test_a_backfill_keeps_each_file_s_text(
+        self, database_url: str, redis_json_url: str, tmp_path: Any
+    ) -> None:
+        texts = [text_of(case) for case in CORPUS]
+        source = tmp_path / "in"
+        source.mkdir()
+        for index, text in enumerate(texts):
+            (source / f"{index}.json").write_text(text, "utf-8")
+        options = {"database_url": database_url, "redis_url": redis_json_url}
+        with SupabaseStorage(options) as store:
+            summary = store.backfill(
+                source, checkpoint=tmp_path / "ck.json", report=tmp_path / "report.jsonl"
+            )
+            assert summary.saved == len(texts)
+        with psycopg.connect(database_url) as conn:
+            for text in texts:
+                row = conn.execute(
+                    "SELECT document_text FROM conserver_vcon_documents WHERE uuid = %s",
+                    [json.loads(text)["uuid"]],
+                ).fetchone()
+                assert row == (text,)

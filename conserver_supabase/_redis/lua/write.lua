@@ -31,11 +31,14 @@
 -- version at least as new that reaches the version key clears it.
 --
 -- A document RedisJSON would not hold exactly is never written as RedisJSON by a fill
--- (fill, known): the database answers it. Where a save writes it (overwrite, refresh,
--- touch: the conserver may be about to process it, and RedisJSON's rendition is what it
--- gets), the head key is set to the version written, so our reads and exists() ask the
--- database (lua/read.lua, lua/saved.lua): one answer per vCon, the database's. A string
--- key holds the text as it is: no such limit.
+-- (fill, known): the database answers it, and the head key is set to its version, so
+-- that a copy the conserver caches there itself is not taken for our answer. Where a
+-- save writes it (overwrite, refresh, touch: the conserver may be about to process it,
+-- and RedisJSON's rendition is what it gets), the head key is set to the version
+-- written. Either way our reads and exists() ask the database (lua/read.lua,
+-- lua/saved.lua): one answer per vCon, the database's. The mark lives twice the TTL. A
+-- number RedisJSON refuses outright (an integer beyond a double) removes the key and
+-- marks it. A string key holds the text as it is: no such limit.
 --
 -- Returns 1 when the document was written, 0 when the key was left as it was, -1 when
 -- the fence refused it (older than what is on record; for "known": read the primary).
@@ -95,15 +98,21 @@ elseif mode == 'touch' and kind ~= 'none' then
 else
   write = (kind == 'none' or mode == 'overwrite') and allowed and not again
 end
+-- A document RedisJSON would not hold exactly, where a fill would write RedisJSON: not
+-- written; the version is recorded and the key marked (head = version), so that what a
+-- conserver caches there itself after reading us (its own JSON.SET on its miss) is not
+-- taken for our answer either.
+local inexact = ARGV[9] == '0'
+local json_target = kind == 'ReJSON-RL' or (kind == 'none' and ARGV[3] ~= 'string')
+local mark_only = false
+if inexact and json_target and (mode == 'fill' or mode == 'known') then
+  mark_only = write and version > 0
+  write = false
+end
 -- A string where new keys are RedisJSON (cache_format auto or json): vcon-mcp's SETEX of
 -- its rendition, or a string cache from before. The conserver reads this key with
 -- JSON.GET, so a write replaces it with RedisJSON, in this script, when the server has
 -- the module (JSON.TYPE on a string: WRONGTYPE with it, an unknown command without).
-local inexact = ARGV[9] == '0'
-if inexact and (mode == 'fill' or mode == 'known')
-   and (kind == 'ReJSON-RL' or (kind == 'none' and ARGV[3] ~= 'string')) then
-  write = false
-end
 if write and kind == 'string' and ARGV[3] ~= 'string' then
   local probe = redis.pcall('JSON.TYPE', KEYS[1])
   local err = type(probe) == 'table' and probe.err
@@ -118,14 +127,22 @@ elseif write then
   if kind == 'ReJSON-RL' or (kind == 'none' and ARGV[3] ~= 'string') then
     local reply = redis.pcall('JSON.SET', KEYS[1], '$', ARGV[1])
     if type(reply) == 'table' and reply.err then
-      local missing = string.find(string.lower(tostring(reply.err)), 'unknown', 1, true)
-      if not (missing and kind == 'none' and ARGV[3] == 'auto') then
+      local err = string.lower(tostring(reply.err))
+      local missing = string.find(err, 'unknown', 1, true)
+      if string.find(err, 'out of range', 1, true) and version > 0 then
+        -- A number RedisJSON cannot hold at all (an integer beyond a double): what the
+        -- key held is older than the database; it goes, and the database answers.
+        redis.call('DEL', KEYS[1])
+        write = false
+        mark_only = true
+      elseif not (missing and kind == 'none' and ARGV[3] == 'auto') then
         if missing then
           return redis.error_reply('ERR cache_format is json but Redis lacks RedisJSON')
         end
         return redis.error_reply(reply.err)
+      else
+        redis.call('SET', KEYS[1], ARGV[1])
       end
-      redis.call('SET', KEYS[1], ARGV[1])
     else
       rounded = inexact
     end
@@ -140,13 +157,17 @@ local stamped = false
 if unsaved then -- the database is at this version; the key holds something else
   redis.call('SET', KEYS[2], -version, 'EX', ARGV[2])
   stamped = true
-elseif (write or mode == 'touch' or mode == 'refresh') and version > 0 and allowed then
+elseif (write or mark_only or mode == 'touch' or mode == 'refresh') and version > 0 and allowed then
   redis.call('SET', KEYS[2], version, 'EX', ARGV[2])
   stamped = true
 end
-if rounded and stamped then -- our reads ask the database (see above)
-  redis.call('SET', KEYS[3], version, 'EX', ARGV[2])
-elseif head and stamped then
+if (rounded or mark_only) and stamped then
+  -- our reads ask the database (see above), for twice the TTL: longer than a copy the
+  -- conserver caches itself with the same TTL a moment later
+  redis.call('SET', KEYS[3], version, 'EX', 2 * tonumber(ARGV[2]))
+elseif head and stamped and (write or mode == 'touch' or math.abs(head) ~= version) then
+  -- a version at least as new reached the key (a refresh that wrote nothing leaves a
+  -- mark of this same version: the key still holds what it marks)
   redis.call('DEL', KEYS[3])
 end
 for i = 4, #KEYS do
