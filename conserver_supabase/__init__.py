@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from ._config import DEFAULT_OPTIONS as _DEFAULT_OPTIONS
 from ._config import StorageConfig
 from ._errors import (
+    BulkSaveError,
     CacheError,
     ChainPushError,
     ConfigurationError,
@@ -49,6 +50,7 @@ if _TYPE_CHECKING:
     from uuid import UUID
 
 __all__ = [
+    "BulkSaveError",
     "CacheError",
     "CacheUsage",
     "ChainPushError",

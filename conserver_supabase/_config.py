@@ -70,6 +70,8 @@ DEFAULT_OPTIONS: Final[Mapping[str, Any]] = {
     "cache_suspect_limit": 10000,
     "retry_deadline": 10.0,
     "max_body_bytes": 10 * 1024 * 1024,
+    "bulk_chunk": 500,
+    "bulk_chunk_bytes": 16 * 1024 * 1024,
     "egress_format_version": None,
     "journal_list": "conserver_supabase:journal",
     "journal_retention_days": 7.0,
@@ -140,6 +142,8 @@ class StorageConfig:
     cache_suspect_limit: int = 10000
     retry_deadline: float = 10.0
     max_body_bytes: int = 10 * 1024 * 1024
+    bulk_chunk: int = 500
+    bulk_chunk_bytes: int = 16 * 1024 * 1024
     egress_format_version: str | None = None
     journal_list: str = "conserver_supabase:journal"
     journal_retention_days: float = 7.0
@@ -196,6 +200,8 @@ class StorageConfig:
             **_database_options(values),
             **_redis_options(values),
             max_body_bytes=as_int("max_body_bytes", values["max_body_bytes"], minimum=0),
+            bulk_chunk=as_int("bulk_chunk", values["bulk_chunk"], minimum=1),
+            bulk_chunk_bytes=as_int("bulk_chunk_bytes", values["bulk_chunk_bytes"], minimum=1),
             egress_format_version=check_version(values["egress_format_version"]),
             **_tenancy(values),
         )

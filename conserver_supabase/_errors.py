@@ -11,6 +11,8 @@ Everything derives from one root, so a chain link can catch the whole family::
      ├── DatabaseError               the database side failed
      │    ├── DatabaseUnavailableError   transient (network, timeout, 5xx, failover),
      │    │                              raised after the retries ran out
+     │    ├── BulkSaveError              a save_many in chunks stopped: which were saved,
+     │    │                              which not (in order, to save again); not journaled
      │    └── DatabaseRejectedError      the database refused the request (constraint,
      │         │                         permission, missing migration); never retried
      │         └── VconConflictError     the save would erase another writer's change of
@@ -28,9 +30,10 @@ uuid; they never contain a key, a password or a vCon body.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 __all__ = [
+    "BulkSaveError",
     "CacheError",
     "ChainPushError",
     "ConfigurationError",
@@ -135,6 +138,36 @@ class DatabaseUnavailableError(DatabaseError):
     """The database could not be reached or answered with a transient failure."""
 
 
+class BulkSaveError(DatabaseError):
+    """A ``save_many`` saved in chunks (``bulk_chunk``) stopped at a chunk the database
+    failed for good (the error is ``__cause__``, also ``cause``).
+
+    ``saved`` is ``{uuid: version}`` of the vCons committed before it (cached and pushed
+    as any save); ``unsaved`` the uuids from the failed chunk on, in the order given:
+    save those again. None of them was journaled: the caller still holds them.
+    """
+
+    def __init__(
+        self,
+        cause: DatabaseError,
+        *,
+        saved: Mapping[str, int],
+        unsaved: Sequence[str],
+        total: int,
+    ) -> None:
+        first = unsaved[0] if unsaved else "-"
+        super().__init__(
+            f"save_many saved {len(saved)} of {total} vCons; {len(unsaved)} from vCon "
+            f"{first} on were not saved (nothing of them journaled: save them again, in "
+            f"order, from BulkSaveError.unsaved): {cause}",
+            operation="save_many",
+            code=cause.code,
+        )
+        self.cause = cause
+        self.saved = dict(saved)
+        self.unsaved = list(unsaved)
+
+
 class DatabaseRejectedError(DatabaseError):
     """The database refused the request; repeating it unchanged will fail again."""
 
@@ -197,7 +230,8 @@ class ChainPushError(ConserverSupabaseError):
 
     ``lists`` are the lists that did not get the uuid. The save itself is
     committed; re-pushing is the caller's job. After ``save_many``, ``vcon_uuids``
-    names every vCon whose uuid was not pushed (``vcon_uuid`` is the first of them).
+    names every vCon whose uuid was not pushed (``vcon_uuid`` is the first of them), and
+    ``saved`` is ``{uuid: version}`` of every vCon the call saved.
     """
 
     def __init__(
@@ -207,6 +241,7 @@ class ChainPushError(ConserverSupabaseError):
         reason: str,
         *,
         vcon_uuids: Sequence[str] = (),
+        saved: Mapping[str, int] | None = None,
     ) -> None:
         names = ", ".join(lists)
         uuids = tuple(vcon_uuids) or (vcon_uuid,)
@@ -221,3 +256,4 @@ class ChainPushError(ConserverSupabaseError):
         self.vcon_uuids = uuids
         self.lists = tuple(lists)
         self.reason = reason
+        self.saved = dict(saved or {})

@@ -23,6 +23,7 @@ from typing import Any, Final, TextIO
 from uuid import UUID
 
 from ._backfill import BackfillSummary, run_backfill, source_for
+from ._bulk import save_in_chunks
 from ._config import StorageConfig, as_name_list
 from ._database import Database, open_database
 from ._errors import ConfigurationError
@@ -144,9 +145,11 @@ class SupabaseStorage:
         fill_cache: bool = True,
         journal: bool = True,
     ) -> dict[str, int]:
-        """Save several vCons in one database transaction; return ``{uuid: version}``.
-
-        Every vCon is validated first: one invalid vCon means none is written.
+        """Save several vCons; return ``{uuid: version}``. Up to ``bulk_chunk`` vCons (and
+        ``bulk_chunk_bytes``) in one database transaction; more in consecutive chunks, a
+        failure stopping the call with :class:`BulkSaveError` (saved, unsaved; nothing
+        journaled: see ``_bulk.py``). Every vCon is validated first: one invalid vCon
+        means none is written.
         ``chain_lists`` replaces the configured lists (``[]``: push nowhere).
         ``fill_cache=False`` (bulk imports) updates only vCons already cached and does
         not add the others. ``journal=False`` raises a database failure without
@@ -156,8 +159,13 @@ class SupabaseStorage:
         """
         mode: WriteMode = "overwrite" if fill_cache else "refresh"
         batch = [self._writes.prepare(vcon, mode) for vcon in vcons]
-        return self._writes.save(
-            batch, self._lists(chain_lists), operation="save_many", journal=journal
+        return save_in_chunks(
+            self._writes,
+            batch,
+            self._lists(chain_lists),
+            journal=journal,
+            count=self.config.bulk_chunk,
+            max_bytes=self.config.bulk_chunk_bytes,
         )
 
     @_observed("save")

@@ -6,12 +6,10 @@ A save is a batch (of one, or many):
 1. **prepare**: each vCon becomes a :class:`Prepared` (validated, its tenant decided,
    its JSON text for the cache, what the journal keeps if the save fails, how its
    cache key is written): :meth:`Writes.prepare`, :meth:`Writes.prepare_working_copy`;
-2. **database**: one call for the whole batch, transient failures retried within
-   ``retry_deadline``;
-3. on a failure that stays: **journal** the batch (unless the caller still holds it)
-   and raise, saying whether it was journaled; a conflict with another writer's change
-   (:class:`VconConflictError`) is never journaled: the conflicting copy goes to the dead
-   letters and the error is raised;
+2. **database**: one call per batch (``save_many`` bounds batches: ``_bulk.py``),
+   transient failures retried within ``retry_deadline``;
+3. on a failure that stays: **journal** the batch (unless the caller holds it) and raise,
+   saying whether it was; a conflict (:class:`VconConflictError`) goes to the dead letters;
 4. **cache and chain lists**: after the commit, in as few Redis round trips as the
    deployment allows (:meth:`RedisTier.store` decides how);
 5. **report**: a uuid that missed a chain list is a :class:`ChainPushError` (the save
@@ -193,7 +191,7 @@ class Writes:
     ) -> dict[str, int]:
         """Save the batch in one database transaction, then cache it and push it;
         return ``{uuid: version}``. A database failure that stays is journaled (only a
-        transient one: a refusal is raised as it is, see :meth:`_journal_and_raise`);
+        transient one: a refusal is raised as it is, see :meth:`journal_and_raise`);
         ``journal=False``: raised without journaling (the caller still holds the vCons)."""
         documents = [prepared.document for prepared in batch]
         texts = [prepared.text for prepared in batch]
@@ -213,7 +211,7 @@ class Writes:
             if not journal:
                 raise
             entries = [dataclasses.replace(p.journaled, at=started) for p in batch]
-            self._journal_and_raise(exc, entries)
+            self.journal_and_raise(exc, entries)
         self._after_commit(batch, versions, lists)
         return versions
 
@@ -264,13 +262,14 @@ class Writes:
                 )
             )
             cause = next(iter(outcome.failures.values()), None)
-            raise ChainPushError(uuids[0], missed, reasons, vcon_uuids=uuids) from cause
+            missed_by = ChainPushError(uuids[0], missed, reasons, vcon_uuids=uuids, saved=versions)
+            raise missed_by from cause
         for vcon_uuid, failure in outcome.failures.items():
             self._redis.excuse(
                 failure, f"the vCon is saved in the database (version {versions[vcon_uuid]})"
             )
 
-    def _journal_and_raise(self, exc: DatabaseError, entries: Sequence[JournalEntry]) -> NoReturn:
+    def journal_and_raise(self, exc: DatabaseError, entries: Sequence[JournalEntry]) -> NoReturn:
         """A save failed for good: journal it (or say that it could not be), then raise.
 
         Only a transient failure (the database unreachable, timed out, overloaded) is

@@ -1,0 +1,180 @@
+"""``save_many`` in bounded statements (issue 18): a batch that is merely big never fails
+as a whole.
+
+A batch larger than ``bulk_chunk`` vCons or ``bulk_chunk_bytes`` of JSON text is saved
+as consecutive chunks within those bounds, each one database transaction (and then its
+cache writes and chain-list pushes, as any save), in the order given. A chunk that does
+not finish within ``timeout`` (the statement timeout, or the client's cut) is split in
+two and each half saved in turn, down to single vCons: only a vCon that is too slow on
+its own is reported as the database's failure.
+
+A failure that stays ends the call with :class:`~conserver_supabase.BulkSaveError`:
+``versions`` are the vCons saved before it (committed, cached and pushed), ``unsaved``
+the uuids from the failed chunk on, in the order given (to save again), and the
+database's error is its ``__cause__``. Nothing of such a call is journaled: the caller
+still holds the vCons, and copying a whole bulk input into Redis (hundreds of MB) is
+what the journal must not do. A batch that fits one chunk is saved as before (one transaction;
+a transient failure journals it unless ``journal=False``), unless it is too slow: then
+it is split as any chunk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._database import Saved, merged_of
+from ._database._errors import DeadlineExceeded
+from ._errors import BulkSaveError, ChainPushError, DatabaseError, DatabaseUnavailableError
+
+if TYPE_CHECKING:
+    from ._writes import Prepared, Writes
+
+__all__ = ["chunks", "save_in_chunks"]
+
+#: SQLSTATE of a statement cut by statement_timeout.
+_QUERY_CANCELED = "57014"
+
+
+def chunks(batch: Sequence[Prepared], count: int, max_bytes: int) -> Iterator[list[Prepared]]:
+    """Consecutive runs of ``batch`` of at most ``count`` vCons and ``max_bytes`` of text
+    (a vCon larger than ``max_bytes`` alone is a chunk of its own)."""
+    chunk: list[Prepared] = []
+    size = 0
+    for prepared in batch:
+        length = len(prepared.text)
+        if chunk and (len(chunk) >= count or size + length > max_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(prepared)
+        size += length
+    if chunk:
+        yield chunk
+
+
+def save_in_chunks(
+    writes: Writes,
+    batch: Sequence[Prepared],
+    lists: Sequence[str],
+    *,
+    journal: bool,
+    count: int,
+    max_bytes: int,
+) -> dict[str, int]:
+    """Save ``batch`` as the module docstring says; return ``{uuid: version}``."""
+    parts = list(chunks(batch, count, max_bytes))
+    if len(parts) <= 1:
+        return _save_one_chunk(writes, batch, lists, journal=journal)
+    return _save_parts(writes, parts, lists, total=len(batch))
+
+
+def _save_one_chunk(
+    writes: Writes, batch: Sequence[Prepared], lists: Sequence[str], *, journal: bool
+) -> dict[str, int]:
+    """A batch within the bounds: one transaction, journaled on a failure that stays, as
+    before; split like any chunk when it is too slow."""
+    started = time.time()
+    try:
+        return writes.save(batch, lists, operation="save_many", journal=False)
+    except DatabaseError as exc:
+        if len(batch) > 1 and _too_slow(exc):
+            middle = len(batch) // 2
+            return _save_parts(writes, [batch[:middle], batch[middle:]], lists, total=len(batch))
+        if journal and isinstance(exc, DatabaseUnavailableError):
+            entries = [dataclasses.replace(p.journaled, at=started) for p in batch]
+            writes.journal_and_raise(exc, entries)
+        raise
+
+
+def _save_parts(
+    writes: Writes, parts: Sequence[Sequence[Prepared]], lists: Sequence[str], *, total: int
+) -> dict[str, int]:
+    """Save the chunks in order, splitting a slow one; see the module docstring."""
+    versions: dict[str, int] = {}
+    merged: dict[str, dict[str, Any]] = {}
+    unpushed: list[ChainPushError] = []
+    for index, part in enumerate(parts):
+        try:
+            saved = _save_splitting(writes, part, lists, unpushed)
+        except _Stopped as stop:
+            versions.update(stop.versions)
+            merged.update(merged_of(stop.versions))
+            rest = [p.vcon_uuid for later in parts[index + 1 :] for p in later]
+            raise BulkSaveError(
+                stop.cause,
+                saved=versions,
+                unsaved=[p.vcon_uuid for p in stop.unsaved] + rest,
+                total=total,
+            ) from stop.cause
+        versions.update(saved)
+        merged.update(merged_of(saved))
+    if unpushed:
+        first = unpushed[0]
+        uuids = [u for exc in unpushed for u in exc.vcon_uuids or (exc.vcon_uuid,)]
+        lists_hit = sorted({name for exc in unpushed for name in exc.lists})
+        raise ChainPushError(
+            uuids[0], lists_hit, first.reason, vcon_uuids=uuids, saved=versions
+        ) from first
+    return Saved(versions, merged)
+
+
+class _Stopped(Exception):
+    """A chunk failed: what was saved of it, what was not, and why."""
+
+    def __init__(
+        self, versions: dict[str, int], unsaved: Sequence[Prepared], cause: DatabaseError
+    ) -> None:
+        super().__init__(str(cause))
+        self.versions = versions
+        self.unsaved = unsaved
+        self.cause = cause
+
+
+def _save_splitting(
+    writes: Writes, part: Sequence[Prepared], lists: Sequence[str], unpushed: list[ChainPushError]
+) -> dict[str, int]:
+    """Save ``part`` in one transaction, or in halves if it is too slow; raise
+    :class:`_Stopped` on a failure that stays."""
+    try:
+        return writes.save(part, lists, operation="save_many", journal=False)
+    except ChainPushError as exc:  # saved; reported once the whole call is done
+        unpushed.append(exc)
+        return Saved(exc.saved)
+    except DatabaseError as exc:
+        if len(part) < 2 or not _too_slow(exc):
+            raise _Stopped({}, part, exc) from exc
+    middle = len(part) // 2
+    versions = _save_splitting_or_stop(writes, part[:middle], lists, unpushed, {}, part[middle:])
+    return versions | _save_splitting_or_stop(writes, part[middle:], lists, unpushed, versions, [])
+
+
+def _save_splitting_or_stop(
+    writes: Writes,
+    half: Sequence[Prepared],
+    lists: Sequence[str],
+    unpushed: list[ChainPushError],
+    before: dict[str, int],
+    after: Sequence[Prepared],
+) -> dict[str, int]:
+    try:
+        return _save_splitting(writes, half, lists, unpushed)
+    except _Stopped as stop:
+        raise _Stopped(before | stop.versions, [*stop.unsaved, *after], stop.cause) from None
+
+
+def _too_slow(exc: DatabaseError) -> bool:
+    """The statement did not finish in time (the server's statement_timeout or the
+    client's cut), as opposed to a database that is down or refused."""
+    if not isinstance(exc, DatabaseUnavailableError):
+        return False
+    cause: BaseException | None = exc
+    while cause is not None:
+        if (
+            isinstance(cause, DeadlineExceeded)
+            or getattr(cause, "sqlstate", None) == _QUERY_CANCELED
+        ):
+            return True
+        cause = cause.__cause__
+    return exc.code == _QUERY_CANCELED
