@@ -3,19 +3,19 @@ as a whole.
 
 A batch larger than ``bulk_chunk`` vCons or ``bulk_chunk_bytes`` of JSON text is saved
 as consecutive chunks within those bounds, each one database transaction (and then its
-cache writes and chain-list pushes, as any save), in the order given. A chunk that does
-not finish within ``timeout`` (the statement timeout, or the client's cut) is split in
-two and each half saved in turn, down to single vCons: only a vCon that is too slow on
-its own is reported as the database's failure.
+cache writes and chain-list pushes, as any save), in the order given. A chunk the
+database cuts at its statement timeout (``timeout``, SQLSTATE 57014) is split in two and
+each half saved in turn, down to single vCons: only a vCon too slow on its own is
+reported as the database's failure.
 
 A failure that stays ends the call with :class:`~conserver_supabase.BulkSaveError`:
-``versions`` are the vCons saved before it (committed, cached and pushed), ``unsaved``
-the uuids from the failed chunk on, in the order given (to save again), and the
-database's error is its ``__cause__``. Nothing of such a call is journaled: the caller
-still holds the vCons, and copying a whole bulk input into Redis (hundreds of MB) is
-what the journal must not do. A batch that fits one chunk is saved as before (one transaction;
-a transient failure journals it unless ``journal=False``), unless it is too slow: then
-it is split as any chunk.
+``saved`` are the vCons saved before it (committed, cached and pushed), ``unsaved`` the
+uuids from the failed chunk on, in the order given (to save again), and the database's
+error is its ``__cause__``. Nothing of such a call is journaled: the caller still holds
+the vCons, and copying a whole bulk input into Redis (hundreds of MB) is what the
+journal must not do. A batch that fits one chunk is saved as before (one transaction; a
+transient failure journals it unless ``journal=False``), unless it is too slow: then it
+is split as any chunk.
 """
 
 from __future__ import annotations
@@ -26,8 +26,14 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._database import Saved, merged_of
-from ._database._errors import DeadlineExceeded
-from ._errors import BulkSaveError, ChainPushError, DatabaseError, DatabaseUnavailableError
+from ._errors import (
+    BulkSaveError,
+    ChainPushError,
+    ConserverSupabaseError,
+    DatabaseError,
+    DatabaseUnavailableError,
+    InvalidVconError,
+)
 
 if TYPE_CHECKING:
     from ._writes import Prepared, Writes
@@ -124,7 +130,7 @@ class _Stopped(Exception):
     """A chunk failed: what was saved of it, what was not, and why."""
 
     def __init__(
-        self, versions: dict[str, int], unsaved: Sequence[Prepared], cause: DatabaseError
+        self, versions: dict[str, int], unsaved: Sequence[Prepared], cause: ConserverSupabaseError
     ) -> None:
         super().__init__(str(cause))
         self.versions = versions
@@ -142,7 +148,7 @@ def _save_splitting(
     except ChainPushError as exc:  # saved; reported once the whole call is done
         unpushed.append(exc)
         return Saved(exc.saved)
-    except DatabaseError as exc:
+    except (DatabaseError, InvalidVconError) as exc:  # the database refused one's data
         if len(part) < 2 or not _too_slow(exc):
             raise _Stopped({}, part, exc) from exc
     middle = len(part) // 2
@@ -164,17 +170,9 @@ def _save_splitting_or_stop(
         raise _Stopped(before | stop.versions, [*stop.unsaved, *after], stop.cause) from None
 
 
-def _too_slow(exc: DatabaseError) -> bool:
-    """The statement did not finish in time (the server's statement_timeout or the
-    client's cut), as opposed to a database that is down or refused."""
-    if not isinstance(exc, DatabaseUnavailableError):
-        return False
-    cause: BaseException | None = exc
-    while cause is not None:
-        if (
-            isinstance(cause, DeadlineExceeded)
-            or getattr(cause, "sqlstate", None) == _QUERY_CANCELED
-        ):
-            return True
-        cause = cause.__cause__
-    return exc.code == _QUERY_CANCELED
+def _too_slow(exc: ConserverSupabaseError) -> bool:
+    """The server cut the statement at its statement_timeout (SQLSTATE 57014, through
+    either transport): the database is up, the chunk too slow. Not a call that got no
+    answer at all (the client's cut): that is a database down, and halving would only
+    repeat the wait."""
+    return isinstance(exc, DatabaseUnavailableError) and exc.code == _QUERY_CANCELED

@@ -140,7 +140,9 @@ class DatabaseUnavailableError(DatabaseError):
 
 class BulkSaveError(DatabaseError):
     """A ``save_many`` saved in chunks (``bulk_chunk``) stopped at a chunk the database
-    failed for good (the error is ``__cause__``, also ``cause``).
+    failed for good or refused (the error is ``__cause__``, also ``cause``: a
+    :class:`DatabaseError`, or an :class:`InvalidVconError` for what the database refused
+    in a vCon's data).
 
     ``saved`` is ``{uuid: version}`` of the vCons committed before it (cached and pushed
     as any save); ``unsaved`` the uuids from the failed chunk on, in the order given:
@@ -149,7 +151,7 @@ class BulkSaveError(DatabaseError):
 
     def __init__(
         self,
-        cause: DatabaseError,
+        cause: ConserverSupabaseError,
         *,
         saved: Mapping[str, int],
         unsaved: Sequence[str],
@@ -161,7 +163,7 @@ class BulkSaveError(DatabaseError):
             f"{first} on were not saved (nothing of them journaled: save them again, in "
             f"order, from BulkSaveError.unsaved): {cause}",
             operation="save_many",
-            code=cause.code,
+            code=getattr(cause, "code", None),
         )
         self.cause = cause
         self.saved = dict(saved)

@@ -20,6 +20,7 @@ from conserver_supabase import (
     BulkSaveError,
     ChainPushError,
     DatabaseUnavailableError,
+    InvalidVconError,
     StorageConfig,
     SupabaseStorage,
 )
@@ -250,3 +251,41 @@ def test_ten_thousand_in_one_call(
     assert db.sizes == [500] * 20
     assert len(in_database(database_url, list(versions))) == 10000
     assert redis.Redis.from_url(redis_json_url).llen("egress") == 10000
+
+
+def test_a_database_that_is_down_is_not_split(
+    transport: PostgresDatabase, redis_json_url: str
+) -> None:
+    """An outage (no 57014) stops the call at once: halving would only repeat the wait."""
+    db = Failing(transport, fail_call=1)
+    vcons = [small(i) for i in range(300)]
+    with storage(db, redis_json_url, bulk_chunk=100) as store:
+        with pytest.raises(BulkSaveError) as caught:
+            store.save_many(vcons)
+        assert db.sizes == [100]
+        assert caught.value.unsaved == [v["uuid"] for v in vcons]
+        assert caught.value.saved == {}
+
+
+def test_a_refusal_of_one_vcon_s_data_stops_the_call_the_same_way(
+    transport: PostgresDatabase, redis_json_url: str
+) -> None:
+    class Refusing(Failing):
+        def save(self, documents: Any, *args: Any) -> dict[str, int]:
+            if len(self.sizes) == 1:
+                self.sizes.append(len(documents))
+                raise InvalidVconError(
+                    documents[0]["uuid"], "dialog[].mediatype", "the database refused it"
+                )
+            return super().save(documents, *args)
+
+    db = Refusing(transport)
+    vcons = [small(i) for i in range(30)]
+    with (
+        storage(db, redis_json_url, bulk_chunk=10) as store,
+        pytest.raises(BulkSaveError) as caught,
+    ):
+        store.save_many(vcons)
+    assert isinstance(caught.value.cause, InvalidVconError)
+    assert set(caught.value.saved) == {v["uuid"] for v in vcons[:10]}
+    assert caught.value.unsaved == [v["uuid"] for v in vcons[10:]]
