@@ -147,14 +147,14 @@ def copy_text(rows: list[tuple[Any, ...]]) -> bytes:
 class Cluster:
     """Databases on one server: a migrated template and copies of it."""
 
-    def __init__(self, admin_url: str) -> None:
+    def __init__(self, admin_url: str, prefix: str = "bench_peer") -> None:
         from tests.support.services import with_database
 
         self.admin_url = admin_url
         self.with_database = with_database
         self.made: list[str] = []
-        self.template = self.create("bench_peer_template")
-        migrations.apply(self.template)
+        self.template_name = f"{prefix}_template"
+        migrations.apply(self.create(self.template_name))
 
     def create(self, name: str, template: str | None = None) -> str:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
@@ -165,7 +165,7 @@ class Cluster:
         return str(self.with_database(self.admin_url, name))
 
     def copy(self, name: str) -> str:
-        return self.create(name, "bench_peer_template")
+        return self.create(name, self.template_name)
 
     def drop_all(self) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
