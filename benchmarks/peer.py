@@ -208,6 +208,15 @@ def rows_of(scratch_url: str, documents: list[dict[str, Any]], chunk: int) -> li
     return out
 
 
+def copy_rows(conn: Any, payloads: list[bytes]) -> None:
+    """COPY each table's rows (payloads of :func:`rows_of`) in one transaction."""
+    with conn.transaction():
+        for payload in payloads:
+            statement, data = payload.split(b"\0", 1)
+            with conn.cursor().copy(statement.decode()) as copy:
+                copy.write(data)
+
+
 def run(
     admin_url: str,
     redis_url: str,
@@ -368,19 +377,15 @@ def _bulk(
         ):
             copy.write(doc_copies[k])
 
-    def copy_rows(k: int) -> None:
-        with floor_b.transaction():
-            for payload in row_copies[k * per_chunk : (k + 1) * per_chunk]:
-                statement, data = payload.split(b"\0", 1)
-                with floor_b.cursor().copy(statement.decode()) as copy:
-                    copy.write(data)
+    def copy_our_rows(k: int) -> None:
+        copy_rows(floor_b, row_copies[k * per_chunk : (k + 1) * per_chunk])
 
     cases: dict[str, Callable[[int], None]] = {
         f"ours, save_many batch {size}": ours(size) for size in batch_sizes
     }
     cases["peer, INSERT loop"] = peer_loop
     cases[FLOOR_A] = copy_documents
-    cases[FLOOR_B] = copy_rows
+    cases[FLOOR_B] = copy_our_rows
     seconds = dict.fromkeys(cases, 0.0)
     for k in range(len(chunks)):
         order = list(cases)

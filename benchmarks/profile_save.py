@@ -28,7 +28,10 @@ scratch databases with parts taken away, the databases taking turns call by call
 * the bare parts, in the migrated database with ``conserver_supabase.writing = on``: the
   vCon's rows (vcons and children) as one set-based statement, and the rows plus the
   document row (the set-based INSERT of benchmarks/bulk_ingest.py), without our checks,
-  locks, versions or merge.
+  locks, versions or merge;
+* and the limit for bulk, benchmarks/peer.py's floor (b) (COPY of the rows our write
+  produces, ``--many`` batches of ``--batch``), into the migrated database and the two
+  with parts taken away.
 
 And per function (``track_functions = all``, ``pg_stat_user_functions``): the self time of
 each SQL function and trigger function per save, as migrated: what inside the SQL costs.
@@ -58,7 +61,7 @@ from benchmarks.bulk_ingest import FLOOR  # noqa: E402
 from benchmarks.cache_hit import standard_vcon  # noqa: E402
 from benchmarks.change_feed import FEED_TRIGGERS  # noqa: E402
 from benchmarks.exact_text import vcon as kind_vcon  # noqa: E402
-from benchmarks.peer import Cluster  # noqa: E402
+from benchmarks.peer import Cluster, copy_rows, rows_of  # noqa: E402
 from conserver_supabase import SupabaseStorage  # noqa: E402
 from conserver_supabase._documents import dumps  # noqa: E402
 from conserver_supabase.testing import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
@@ -159,7 +162,26 @@ def python_profile(store: SupabaseStorage, repeat: int, batch: int, many: int) -
     return found
 
 
+def strip(conn: Any, level: str) -> None:
+    """Take parts away from a migrated database: "no feed" disables the change-feed
+    triggers, "bare" also the search triggers, and drops the GIN indexes."""
+    for table, trigger in FEED_TRIGGERS:
+        conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+    if level != "bare":
+        return
+    for table, trigger in SEARCH_TRIGGERS:
+        conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+    gin = conn.execute(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+        " AND indexdef ILIKE '%USING gin%'"
+    ).fetchall()
+    assert gin, "no GIN index found to drop"
+    for (name,) in gin:
+        conn.execute(f'DROP INDEX "{name}"')
+
+
 def _variants(cluster: Cluster) -> dict[str, Any]:
+    ours = "-c conserver_supabase.writing=on"
     conns = {
         "as migrated": psycopg.connect(cluster.copy("bench_profile_migrated"), autocommit=True),
         "no change-feed triggers": psycopg.connect(
@@ -169,30 +191,60 @@ def _variants(cluster: Cluster) -> dict[str, Any]:
             cluster.copy("bench_profile_bare"), autocommit=True
         ),
         "rows alone, set-based": psycopg.connect(
-            cluster.copy("bench_profile_rows"),
-            autocommit=True,
-            options="-c conserver_supabase.writing=on",
+            cluster.copy("bench_profile_rows"), autocommit=True, options=ours
         ),
         "rows + document, set-based": psycopg.connect(
-            cluster.copy("bench_profile_rows_doc"),
-            autocommit=True,
-            options="-c conserver_supabase.writing=on",
+            cluster.copy("bench_profile_rows_doc"), autocommit=True, options=ours
         ),
     }
-    for mode in ("no change-feed triggers", "no feed, no search triggers or GIN"):
-        for table, trigger in FEED_TRIGGERS:
-            conns[mode].execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
-    bare = conns["no feed, no search triggers or GIN"]
-    for table, trigger in SEARCH_TRIGGERS:
-        bare.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
-    gin = bare.execute(
-        "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
-        " AND indexdef ILIKE '%USING gin%'"
-    ).fetchall()
-    assert gin, "no GIN index found to drop"
-    for (name,) in gin:
-        bare.execute(f'DROP INDEX "{name}"')
+    strip(conns["no change-feed triggers"], "no feed")
+    strip(conns["no feed, no search triggers or GIN"], "bare")
     return conns
+
+
+def copy_profile(cluster: Cluster, batch: int, many: int) -> dict[str, Any]:
+    """Floor (b) of benchmarks/peer.py (COPY of our rows, as our write runs) into a
+    migrated database and into ones with parts taken away, taking turns batch by batch:
+    vCons per second, and the share of the migrated database's time."""
+    documents = []
+    for index in range(batch * (many + 1)):  # the first batch warms each database up
+        document = standard_vcon(seed=index)
+        document["uuid"] = str(uuid.UUID(int=index + 1, version=4))
+        documents.append(document)
+    payloads = rows_of(cluster.copy("bench_profile_copy_scratch"), documents, batch)
+    tables = len(payloads) // (many + 1)
+    ours = "-c conserver_supabase.writing=on"
+    conns = {
+        level: psycopg.connect(
+            cluster.copy(f"bench_profile_copy_{index}"), autocommit=True, options=ours
+        )
+        for index, level in enumerate(("as migrated", "no feed", "bare"))
+    }
+    try:
+        for level in ("no feed", "bare"):
+            strip(conns[level], level)
+        for conn in conns.values():
+            copy_rows(conn, payloads[:tables])
+        seconds = dict.fromkeys(conns, 0.0)
+        for k in range(1, many + 1):
+            order = list(conns)
+            shift = k % len(order)
+            for level in order[shift:] + order[:shift]:
+                started = time.perf_counter()
+                copy_rows(conns[level], payloads[k * tables : (k + 1) * tables])
+                seconds[level] += time.perf_counter() - started
+    finally:
+        for conn in conns.values():
+            conn.close()
+    names = {"as migrated": "as migrated", "no feed": "no change-feed triggers",
+             "bare": "no feed, no search triggers or GIN"}  # fmt: skip
+    return {
+        names[level]: {
+            "vcons_per_second": round(batch * many / spent, 1),
+            "of_migrated_time": round(spent / seconds["as migrated"], 3),
+        }
+        for level, spent in seconds.items()
+    }
 
 
 def sql_profile(cluster: Cluster, repeat: int, batch: int, many: int) -> dict[str, Any]:
@@ -242,6 +294,7 @@ def _sql_profile(
             entry["of_migrated_p50"] = round(entry["p50_ms"] / full, 3)
         found[op] = figures
     found["functions"] = functions(cluster, repeat, batch, many)
+    found["copy rows"] = copy_profile(cluster, batch, many)
     return found
 
 
@@ -328,6 +381,15 @@ def render(results: dict[str, Any]) -> str:
                 f"    {f['function']:<36}{f['calls_per_call']:>7.1f} calls{f['self_ms']:>9.3f} ms"
                 f" self{f['total_ms']:>9.3f} ms total"
             )
+    lines.append(
+        f"COPY of our rows for {run['many']} x {run['batch']} vCons (benchmarks/peer.py's"
+        " floor (b)), databases interleaved:"
+    )
+    for level, r in results["sql"]["copy rows"].items():
+        lines.append(
+            f"    {level:<36}{r['vcons_per_second']:>9.0f} vCons/s"
+            f"{r['of_migrated_time']:>7.2f}x the time"
+        )
     return "\n".join(lines)
 
 

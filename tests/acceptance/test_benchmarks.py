@@ -210,4 +210,7 @@ def test_save_profile_reports_python_and_sql_parts(pg_admin_url: str, redis_json
         assert results["sql"][op]["as migrated"]["of_migrated_p50"] == 1.0
         names = [f["function"] for f in results["sql"]["functions"][op]["by_self_time"]]
         assert "conserver_vcon_write" in names, op
+    copies = results["sql"]["copy rows"]
+    assert list(copies) == modes[:3]
+    assert all(r["vcons_per_second"] > 0 for r in copies.values())
     assert "SQL functions by self time" in render(results)
