@@ -3,6 +3,8 @@ with a 1 MiB inline recording, and ``save_many``, in Python and in SQL. Measures
 
     python benchmarks/profile_save.py [--repeat 200] [--batch 500] [--many 4] [--json FILE]
 
+``--repeat`` single saves of a standard vCon, a quarter as many with the recording.
+
 One embedded PostgreSQL (databases copied from one migrated template) and one embedded
 Redis with RedisJSON.
 
@@ -99,7 +101,7 @@ def workload(op: str, repeat: int, batch: int, many: int) -> list[Any]:
     if op == "save, standard":
         return [kind_vcon("standard", i) for i in range(repeat)]
     if op == "save, 1 MiB recording":
-        return [kind_vcon("1 MiB recording", i) for i in range(max(5, repeat // 10))]
+        return [kind_vcon("1 MiB recording", i) for i in range(max(5, repeat // 4))]
     return [
         [dict(standard_vcon(i * batch + j), uuid=str(uuid.uuid4())) for j in range(batch)]
         for i in range(many)
