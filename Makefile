@@ -45,7 +45,7 @@ test: lint
 # backfill memory as the input grows, and search per
 # filter kind on 100,000 generated vCons (docs/search.md; --check fails on a Seq Scan
 # where an index should serve), a Redis Sentinel and a Redis Cluster failover under
-# load (docs/scaling.md); then the chart, docs/performance.png. About 7 minutes on 2 CPUs.
+# load (docs/scaling.md); then the chart, docs/performance.png. About 10 minutes on 2 CPUs.
 SEARCH_BENCH := benchmarks/search.py --count 100000 --repeat 30 --check --json docs/bench-search.json
 bench: $(VENV)/.bench-deps
 	$(BIN)/python benchmarks/round_trips.py --json docs/bench-round-trips.json
