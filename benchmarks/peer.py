@@ -37,6 +37,9 @@ clock starts), so they are what PostgreSQL takes:
 Ours: ``SupabaseStorage.save_vcon`` / ``save_many`` over psycopg with the Redis cache,
 and ``conserver_vcon_save`` alone (the text form, as the storage sends it; no Redis).
 
+After the bulk load, the bytes on disk per vCon of each database's tables (indexes and
+TOAST included), against the vCon's JSON text.
+
 Single saves take turns call by call (the order rotates each call; the 1 MiB case runs
 a quarter of ``--repeat``). Bulk ingest writes ``--count`` vCons into each contender's
 database in chunks of ``--chunk``, the contenders taking turns chunk by chunk, so each
@@ -311,7 +314,7 @@ def _run(
                     figures[f"x_{base}_{q}"] = round(figures[f"{q}_ms"] / of[f"{q}_ms"], 3)
         single[kind] = {"saves": runs, "contenders": found}
 
-    bulk = _bulk(cluster, storage, connect, count, batch_sizes, chunk)
+    bulk, text_bytes = _bulk(cluster, storage, connect, count, batch_sizes, chunk)
     version = peer.execute("SHOW server_version").fetchone()
     return {
         "run": {
@@ -320,6 +323,7 @@ def _run(
             "batches": list(batch_sizes),
             "chunk": chunk,
             "postgres_version": version[0] if version else None,
+            "document_text_bytes": text_bytes,
         },
         "single": single,
         "bulk": bulk,
@@ -333,7 +337,7 @@ def _bulk(
     count: int,
     batch_sizes: tuple[int, ...],
     chunk: int,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], int]:
     documents = []
     for index in range(count):
         document = standard_vcon(seed=index)
@@ -345,7 +349,8 @@ def _bulk(
     per_chunk = len(OUR_TABLES)
     doc_copies = [copy_text([(d["uuid"], dumps(d)) for d in part]) for part in chunks]
 
-    stores = {size: storage(cluster.copy(f"bench_peer_bulk_{size}")) for size in batch_sizes}
+    urls = {size: cluster.copy(f"bench_peer_bulk_{size}") for size in batch_sizes}
+    stores = {size: storage(url) for size, url in urls.items()}
     peer = connect(cluster.create("bench_peer_bulk_peer"))
     peer.execute(PEER_TABLE)
     floor_a = connect(cluster.create("bench_peer_bulk_floor_a"))
@@ -395,15 +400,33 @@ def _bulk(
     assert stored == (count,), stored
     assert logged == (count,), logged  # the document trigger recorded each save, once
     rates = {name: count / spent for name, spent in seconds.items()}
-    return {
+    # Bytes on disk per vCon: every table of the database with its indexes and TOAST.
+    disk = {f"ours, save_many batch {size}": on_disk(connect(url)) for size, url in urls.items()}
+    disk.update({"peer, INSERT loop": on_disk(peer), FLOOR_A: on_disk(floor_a),
+                 FLOOR_B: on_disk(floor_b)})  # fmt: skip
+    text = statistics.fmean(len(dumps(d).encode("utf-8")) for d in documents)
+    found = {
         name: {
             "vcons_per_second": round(rate, 1),
             "x_floor_a": round(rate / rates[FLOOR_A], 4),
             "x_floor_b": round(rate / rates[FLOOR_B], 4),
             "x_peer": round(rate / rates["peer, INSERT loop"], 3),
+            "disk_bytes_per_vcon": round(disk[name] / count),
+            "x_document_text": round(disk[name] / count / text, 2),
         }
         for name, rate in rates.items()
     }
+    return found, round(text)
+
+
+def on_disk(conn: Any) -> int:
+    """Bytes of the current schema's tables, their indexes and TOAST included."""
+    row = conn.execute(
+        "SELECT sum(pg_total_relation_size(c.oid))::bigint FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind = 'r' AND n.nspname = current_schema()"
+    ).fetchone()
+    return int(row[0] or 0)
 
 
 def render(results: dict[str, Any]) -> str:
@@ -428,12 +451,15 @@ def render(results: dict[str, Any]) -> str:
     )
     lines.append(
         f"  {'contender':<28}{'vCons/s':>9}{'x floor (a)':>12}{'x floor (b)':>12}{'x peer':>8}"
+        f"{'disk B/vCon':>13}{'x text':>8}"
     )
     for name, r in results["bulk"].items():
         lines.append(
             f"  {name:<28}{r['vcons_per_second']:>9.0f}{r['x_floor_a']:>12.3f}"
-            f"{r['x_floor_b']:>12.3f}{r['x_peer']:>8.2f}"
+            f"{r['x_floor_b']:>12.3f}{r['x_peer']:>8.2f}{r['disk_bytes_per_vcon']:>13,}"
+            f"{r['x_document_text']:>8.2f}"
         )
+    lines.append(f"  (a document's JSON text: {run['document_text_bytes']:,} bytes on average)")
     return "\n".join(lines)
 
 

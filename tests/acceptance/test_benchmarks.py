@@ -184,6 +184,8 @@ def test_peer_benchmark_runs_every_contender(tmp_path: Path) -> None:
         FLOOR_B,
     ]
     assert all(r["vcons_per_second"] > 0 for r in bulk.values())
+    assert all(r["disk_bytes_per_vcon"] > 0 for r in bulk.values())
+    assert figures["run"]["document_text_bytes"] > 0
     assert bulk[FLOOR_A]["x_floor_a"] == bulk[FLOOR_B]["x_floor_b"] == 1.0
     for line in ("single save, standard vCon", "bulk ingest of 40", "x floor (b)"):
         assert line in result.stdout, line
