@@ -39,11 +39,13 @@ test: lint
 # example design's access pattern, the cache hit against the bare Redis call, bulk
 # ingest against the database floor, the save with the change log against without it,
 # the change feed's lag from another writer's commit to our cache (LISTEN and polling),
-# the cost of keeping each document's exact text,
+# the cost of keeping each document's exact text, our saves against vcon-server's own
+# postgres storage and two COPY floors (the documents; our rows into our tables) and a
+# profile of where a save's time goes,
 # backfill memory as the input grows, and search per
 # filter kind on 100,000 generated vCons (docs/search.md; --check fails on a Seq Scan
 # where an index should serve), a Redis Sentinel and a Redis Cluster failover under
-# load (docs/scaling.md); then the chart, docs/performance.png. About 7 minutes on 2 CPUs.
+# load (docs/scaling.md); then the chart, docs/performance.png. About 10 minutes on 2 CPUs.
 SEARCH_BENCH := benchmarks/search.py --count 100000 --repeat 30 --check --json docs/bench-search.json
 bench: $(VENV)/.bench-deps
 	$(BIN)/python benchmarks/round_trips.py --json docs/bench-round-trips.json
@@ -52,6 +54,8 @@ bench: $(VENV)/.bench-deps
 	$(BIN)/python benchmarks/bulk_ingest.py --redis-latency 0.001 --json docs/bench-bulk-ingest-redis-1ms.json
 	$(BIN)/python benchmarks/change_feed.py --json docs/bench-change-feed.json
 	$(BIN)/python benchmarks/exact_text.py --json docs/bench-exact-text.json
+	$(BIN)/python benchmarks/peer.py --json docs/bench-peer.json
+	$(BIN)/python benchmarks/profile_save.py --json docs/bench-profile-save.json
 	$(BIN)/python benchmarks/feed_lag.py --json docs/bench-feed-lag.json
 	$(BIN)/python benchmarks/backfill_memory.py --json docs/bench-backfill-memory.json
 	$(BIN)/python $(SEARCH_BENCH)

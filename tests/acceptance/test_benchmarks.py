@@ -149,3 +149,70 @@ def test_bulk_ingest_and_backfill_memory_benchmarks_run(
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "peak RSS MiB" in result.stdout
+
+
+def test_peer_benchmark_runs_every_contender(tmp_path: Path) -> None:
+    """Ours, vcon-server's postgres storage pattern and both floors, single saves and bulk,
+    in one run; each contender ran and is reported against the peer and the floors."""
+    out = tmp_path / "bench-peer.json"
+    script = TESTS.parent / "benchmarks" / "peer.py"
+    args = ["--repeat", "4", "--count", "40", "--batches", "10", "20", "--chunk", "20",
+            "--json", str(out)]  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    sys.path.insert(0, str(TESTS.parent))
+    from benchmarks.peer import FLOOR_A, FLOOR_B, SINGLE
+
+    figures = json.loads(out.read_text("utf-8"))
+    assert figures["run"]["count"] == 40
+    assert set(figures["single"]) == {"standard", "1 MiB recording"}
+    for kind, found in figures["single"].items():
+        assert list(found["contenders"]) == SINGLE, kind
+        for name, r in found["contenders"].items():
+            assert 0 < r["p50_ms"] <= r["p95_ms"], (kind, name)
+        assert found["contenders"]["peer, as its save() runs"]["x_peer_p50"] == 1.0
+        assert found["contenders"]["single-INSERT floor"]["x_floor_p50"] == 1.0
+    bulk = figures["bulk"]
+    assert list(bulk) == [
+        "ours, save_many batch 10",
+        "ours, save_many batch 20",
+        "peer, INSERT loop",
+        FLOOR_A,
+        FLOOR_B,
+    ]
+    assert all(r["vcons_per_second"] > 0 for r in bulk.values())
+    assert all(r["disk_bytes_per_vcon"] > 0 for r in bulk.values())
+    assert figures["run"]["document_text_bytes"] > 0
+    assert bulk[FLOOR_A]["x_floor_a"] == bulk[FLOOR_B]["x_floor_b"] == 1.0
+    for line in ("single save, standard vCon", "bulk ingest of 40", "x floor (b)"):
+        assert line in result.stdout, line
+
+
+def test_save_profile_reports_python_and_sql_parts(pg_admin_url: str, redis_json_url: str) -> None:
+    """The profile splits a single, a large and a bulk save into their Python parts and
+    times the SQL with parts taken away; the per-function table names our write."""
+    sys.path.insert(0, str(TESTS.parent))
+    from benchmarks.profile_save import OPS, PARTS, render, run
+
+    results = run(pg_admin_url, redis_json_url, repeat=4, batch=5, many=2)
+    assert set(results["python"]) == set(OPS)
+    for op, r in results["python"].items():
+        assert 0 < r["wall"]["p50_ms"] <= r["wall"]["p95_ms"], op
+        assert list(r["parts_ms"]) == [label for label, _, _ in PARTS], op
+        assert r["parts_ms"]["database call"] > 0, op
+        assert r["parts_ms"]["cache write (RedisTier.store)"] > 0, op
+        assert r["parts_ms"]["database call"] < r["profiled_total_ms"], op
+    modes = ["as migrated", "no change-feed triggers", "no feed, no search triggers or GIN",
+             "rows alone, set-based", "rows + document, set-based"]  # fmt: skip
+    for op in OPS:
+        assert list(results["sql"][op]) == modes, op
+        assert results["sql"][op]["as migrated"]["of_migrated_p50"] == 1.0
+        names = [f["function"] for f in results["sql"]["functions"][op]["by_self_time"]]
+        assert "conserver_vcon_write" in names, op
+    copies = results["sql"]["copy rows"]
+    assert list(copies) == modes[:3]
+    assert all(r["vcons_per_second"] > 0 for r in copies.values())
+    assert "SQL functions by self time" in render(results)
