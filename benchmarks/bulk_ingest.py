@@ -21,8 +21,6 @@ Quote the ratios to the floor: absolute rates depend on the machine.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 import uuid
@@ -36,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
+from benchmarks._report import command_line, report  # noqa: E402
 from benchmarks.cache_hit import standard_vcon  # noqa: E402
 from conserver_supabase import SupabaseStorage  # noqa: E402
 from conserver_supabase import _migrations as migrations  # noqa: E402
@@ -201,20 +200,16 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_line(__doc__)
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument(
         "--redis-latency", type=float, default=0.0, help="seconds added per Redis request"
     )
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with EmbeddedPostgres() as postgres, EmbeddedRedis(json=True) as redis_server:
         results = run(postgres.url, redis_server.url, args.count, args.batch, args.redis_latency)
-    print(render(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", "utf-8")
-    return 0
+    return report(results, render, args.json)
 
 
 if __name__ == "__main__":

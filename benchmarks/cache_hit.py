@@ -18,7 +18,6 @@ Prints p50/p95/mean in microseconds and the ratios to the floor (the target is a
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
+from benchmarks._report import command_line  # noqa: E402
 from conserver_supabase import SupabaseStorage  # noqa: E402
 from conserver_supabase import _migrations as migrations  # noqa: E402
 from conserver_supabase.testing import EmbeddedPostgres, EmbeddedRedis, make_vcon  # noqa: E402
@@ -80,9 +80,8 @@ def compare(ours: Callable[[], Any], floor: Callable[[], Any], iterations: int) 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_line(__doc__)
     parser.add_argument("--iterations", type=int, default=5000)
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     results: dict[str, Any] = {}
     with EmbeddedPostgres() as postgres, EmbeddedRedis(json=True) as redis_server:

@@ -27,8 +27,6 @@ machine.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import time
@@ -42,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
+from benchmarks._report import command_line, report  # noqa: E402
 from benchmarks.cache_hit import standard_vcon  # noqa: E402
 from conserver_supabase import _migrations as migrations  # noqa: E402
 from conserver_supabase.testing import EmbeddedPostgres  # noqa: E402
@@ -214,17 +213,13 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_line(__doc__)
     parser.add_argument("--repeat", type=int, default=300)
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with EmbeddedPostgres() as postgres:
         results = run(postgres.url, args.repeat, args.batch)
-    print(render(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", "utf-8")
-    return 0
+    return report(results, render, args.json)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ The two forms take turns call by call. Quote the ratios (text / object).
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import statistics
@@ -37,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
+from benchmarks._report import command_line, report  # noqa: E402
 from benchmarks.cache_hit import standard_vcon  # noqa: E402
 from conserver_supabase import _migrations as migrations  # noqa: E402
 from conserver_supabase._documents import dumps  # noqa: E402
@@ -147,16 +147,12 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_line(__doc__)
     parser.add_argument("--repeat", type=int, default=200)
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with EmbeddedPostgres() as postgres:
         results = run(postgres.url, args.repeat)
-    print(render(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", "utf-8")
-    return 0
+    return report(results, render, args.json)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,6 @@ redis.conf says 15000 ms).
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -38,6 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._report import command_line, report  # noqa: E402
 from conserver_supabase import _migrations as migrations  # noqa: E402
 from conserver_supabase.testing import EmbeddedPostgres  # noqa: E402
 from tests.support.cluster_deployment import ClusterDeployment  # noqa: E402
@@ -112,9 +111,8 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = command_line(__doc__)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--cluster", action="store_true", help="a Redis Cluster instead of Sentinel"
     )
@@ -122,10 +120,7 @@ def main() -> int:
     with EmbeddedPostgres() as postgres:
         migrations.apply(postgres.url)
         results = run(postgres.url, args.rounds, args.cluster)
-    print(render(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", "utf-8")
-    return 0
+    return report(results, render, args.json)
 
 
 if __name__ == "__main__":

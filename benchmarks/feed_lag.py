@@ -22,7 +22,6 @@ meanwhile. The save path's cost of the log itself is benchmarks/change_feed.py.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import statistics
@@ -39,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 import redis  # noqa: E402
 
+from benchmarks._report import command_line  # noqa: E402
 from benchmarks.cache_hit import standard_vcon  # noqa: E402
 from conserver_supabase import SupabaseStorage  # noqa: E402
 from conserver_supabase import _migrations as migrations  # noqa: E402
@@ -134,11 +134,10 @@ def measure(
 def main() -> int:
     from tests.support.postgrest_standin import PostgrestStandIn
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_line(__doc__)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--rate", type=float, default=50.0, help="foreign edits per second")
     parser.add_argument("--vcons", type=int, default=400)
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     results: dict[str, Any] = {"rate": args.rate, "feed_poll_interval": POLL_INTERVAL}
     with EmbeddedPostgres() as postgres, EmbeddedRedis(json=True) as redis_server:

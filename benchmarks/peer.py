@@ -49,9 +49,7 @@ ratios: absolute times depend on the machine.
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
 import statistics
 import sys
 import time
@@ -67,6 +65,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
+from benchmarks._report import command_line, report  # noqa: E402
 from benchmarks.cache_hit import standard_vcon  # noqa: E402
 from benchmarks.exact_text import vcon as kind_vcon  # noqa: E402
 from conserver_supabase import SupabaseStorage  # noqa: E402
@@ -464,21 +463,17 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_line(__doc__)
     parser.add_argument("--repeat", type=int, default=200, help="single saves per contender")
     parser.add_argument("--count", type=int, default=10_000, help="vCons per bulk contender")
     parser.add_argument("--batches", type=int, nargs="+", default=[10, 100, 500, 1000])
     parser.add_argument("--chunk", type=int, default=1000, help="bulk vCons per turn")
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with EmbeddedPostgres() as postgres, EmbeddedRedis(json=True) as redis_server:
         results = run(
             postgres.url, redis_server.url, args.repeat, args.count, tuple(args.batches), args.chunk
         )
-    print(render(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", "utf-8")
-    return 0
+    return report(results, render, args.json)
 
 
 if __name__ == "__main__":

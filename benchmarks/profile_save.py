@@ -41,9 +41,7 @@ each SQL function and trigger function per save, as migrated: what inside the SQ
 
 from __future__ import annotations
 
-import argparse
 import cProfile
-import json
 import pstats
 import statistics
 import sys
@@ -59,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
+from benchmarks._report import command_line, report  # noqa: E402
 from benchmarks.bulk_ingest import FLOOR  # noqa: E402
 from benchmarks.cache_hit import standard_vcon  # noqa: E402
 from benchmarks.change_feed import FEED_TRIGGERS  # noqa: E402
@@ -396,18 +395,14 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_line(__doc__)
     parser.add_argument("--repeat", type=int, default=200, help="single saves per case")
     parser.add_argument("--batch", type=int, default=500, help="vCons per save_many")
     parser.add_argument("--many", type=int, default=4, help="save_many calls per case")
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with EmbeddedPostgres() as postgres, EmbeddedRedis(json=True) as redis_server:
         results = run(postgres.url, redis_server.url, args.repeat, args.batch, args.many)
-    print(render(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", "utf-8")
-    return 0
+    return report(results, render, args.json)
 
 
 if __name__ == "__main__":

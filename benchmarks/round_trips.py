@@ -40,7 +40,6 @@ and ``latency_ratio_p50`` / ``latency_ratio_p95``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -57,6 +56,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
 
+from benchmarks._report import command_line, report  # noqa: E402
 from benchmarks.cache_hit import standard_vcon  # noqa: E402
 from conserver_supabase import SupabaseStorage  # noqa: E402
 from conserver_supabase import _migrations as migrations  # noqa: E402
@@ -434,20 +434,16 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_line(__doc__)
     parser.add_argument("--latency", type=float, default=0.02, help="seconds per request")
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--transport", choices=(*TRANSPORTS, "both"), default="both")
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     transports = TRANSPORTS if args.transport == "both" else (args.transport,)
     with EmbeddedPostgres() as postgres, EmbeddedRedis(json=True) as redis_server:
         migrations.apply(postgres.url)
         results = run(postgres.url, redis_server.url, args.latency, args.repeat, transports)
-    print(render(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", "utf-8")
-    return 0
+    return report(results, render, args.json)
 
 
 if __name__ == "__main__":
