@@ -289,30 +289,7 @@ def _run(
         "peer, INSERT alone": lambda d, _: peer.execute(PEER_SAVE, peer_row(d)),
         "single-INSERT floor": lambda d, text: floor.execute(FLOOR_INSERT, [d["uuid"], text]),
     }
-    single: dict[str, Any] = {}
-    for kind in ("standard", "1 MiB recording"):
-        times: dict[str, list[float]] = {name: [] for name in contenders}
-        runs = repeat if kind == "standard" else max(5, repeat // 4)
-        for i in range(-3, runs):  # three warm-up rounds, not counted
-            order = list(contenders)
-            shift = i % len(order)
-            for name in order[shift:] + order[:shift]:
-                document = kind_vcon(kind, i)
-                text = dumps(document)  # the floor's payload, built before the clock
-                started = time.perf_counter()
-                contenders[name](document, text)
-                if i >= 0:
-                    times[name].append(time.perf_counter() - started)
-        found = {name: quantiles(values) for name, values in times.items()}
-        bases = {"peer": found["peer, as its save() runs"],
-                 "peer_insert": found["peer, INSERT alone"],
-                 "floor": found["single-INSERT floor"]}  # fmt: skip
-        for figures in found.values():
-            for base, of in bases.items():
-                for q in ("p50", "p95"):
-                    figures[f"x_{base}_{q}"] = round(figures[f"{q}_ms"] / of[f"{q}_ms"], 3)
-        single[kind] = {"saves": runs, "contenders": found}
-
+    single = {kind: _singles(contenders, kind, repeat) for kind in ("standard", "1 MiB recording")}
     bulk, text_bytes = _bulk(cluster, storage, connect, count, batch_sizes, chunk)
     version = peer.execute("SHOW server_version").fetchone()
     return {
@@ -327,6 +304,47 @@ def _run(
         "single": single,
         "bulk": bulk,
     }
+
+
+def _singles(
+    contenders: dict[str, Callable[[dict[str, Any], str], Any]], kind: str, repeat: int
+) -> dict[str, Any]:
+    """Single saves of ``kind``, the contenders taking turns call by call; p50/p95 and
+    their ratios to the peer and the floor."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    runs = repeat if kind == "standard" else max(5, repeat // 4)
+    for i in range(-3, runs):  # three warm-up rounds, not counted
+        order = list(contenders)
+        shift = i % len(order)
+        for name in order[shift:] + order[:shift]:
+            document = kind_vcon(kind, i)
+            text = dumps(document)  # the floor's payload, built before the clock
+            started = time.perf_counter()
+            contenders[name](document, text)
+            if i >= 0:
+                times[name].append(time.perf_counter() - started)
+    found = {name: quantiles(values) for name, values in times.items()}
+    bases = {"peer": found["peer, as its save() runs"],
+             "peer_insert": found["peer, INSERT alone"],
+             "floor": found["single-INSERT floor"]}  # fmt: skip
+    for figures in found.values():
+        for base, of in bases.items():
+            for q in ("p50", "p95"):
+                figures[f"x_{base}_{q}"] = round(figures[f"{q}_ms"] / of[f"{q}_ms"], 3)
+    return {"saves": runs, "contenders": found}
+
+
+def _interleaved(cases: dict[str, Callable[[int], None]], rounds: int) -> dict[str, float]:
+    """Seconds each case took over ``rounds`` rounds, the cases taking turns."""
+    seconds = dict.fromkeys(cases, 0.0)
+    for k in range(rounds):
+        order = list(cases)
+        shift = k % len(order)
+        for name in order[shift:] + order[:shift]:
+            started = time.perf_counter()
+            cases[name](k)
+            seconds[name] += time.perf_counter() - started
+    return seconds
 
 
 def _bulk(
@@ -386,14 +404,7 @@ def _bulk(
     cases["peer, INSERT loop"] = peer_loop
     cases[FLOOR_A] = copy_documents
     cases[FLOOR_B] = copy_our_rows
-    seconds = dict.fromkeys(cases, 0.0)
-    for k in range(len(chunks)):
-        order = list(cases)
-        shift = k % len(order)
-        for name in order[shift:] + order[:shift]:
-            started = time.perf_counter()
-            cases[name](k)
-            seconds[name] += time.perf_counter() - started
+    seconds = _interleaved(cases, len(chunks))
     stored = floor_b.execute("SELECT count(*) FROM conserver_vcon_documents").fetchone()
     logged = floor_b.execute("SELECT count(*) FROM conserver_vcon_changes").fetchone()
     assert stored == (count,), stored
