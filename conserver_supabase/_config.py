@@ -1,11 +1,10 @@
 """Options -> one frozen, validated :class:`StorageConfig`.
 
-The conserver hands a storage its ``options:`` mapping from config.yml as is
-(not merged with ``default_options``), or ``default_options`` itself, or ``None``.
-It does not expand ``${VAR}``. :meth:`StorageConfig.from_options` accepts all of
-those, expands ``${VAR}`` / ``${VAR:-default}`` in every string, coerces the
-strings YAML and environment variables produce, fills what is missing from the
-environment and then from the defaults, and rejects anything it does not know.
+The conserver hands a storage its ``options:`` mapping from config.yml as is (not
+merged with ``default_options``), ``default_options`` itself, or ``None``, without
+expanding ``${VAR}``. :meth:`StorageConfig.from_options` accepts all of those, expands
+``${VAR}`` / ``${VAR:-default}``, coerces what YAML and the environment produce, fills
+what is missing from the environment and then the defaults, and rejects the unknown.
 
 Precedence, highest first: the option, its environment variable, the default.
 """
@@ -48,9 +47,8 @@ __all__ = [
     "redact_url",
 ]
 
-#: What ``default_options`` holds: every option with its default, ``None`` where the
-#: value comes from the environment. Building a config from this mapping, from ``{}``
-#: or from ``None`` gives the same result.
+#: What ``default_options`` holds: every option with its default (``None``: from the
+#: environment). A config from this mapping, from ``{}`` or from ``None`` is the same.
 DEFAULT_OPTIONS: Final[Mapping[str, Any]] = {
     "url": None,
     "key": None,
@@ -75,6 +73,7 @@ DEFAULT_OPTIONS: Final[Mapping[str, Any]] = {
     "egress_format_version": None,
     "journal_list": "conserver_supabase:journal",
     "journal_retention_days": 7.0,
+    "journal_max_entries": 100_000,
     "chain_lists": [],
     "feed": False,
     "feed_name": None,
@@ -120,9 +119,8 @@ _IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 class StorageConfig:
     """The effective, validated configuration of one storage.
 
-    Instances are immutable and hashable, so they key the cache of clients and
-    pools. ``repr`` and ``str`` never show the key or URL passwords.
-    """
+    Immutable and hashable (they key the cache of clients and pools); ``repr`` and
+    ``str`` never show the key or URL passwords."""
 
     url: str | None = None
     key: Secret | None = None
@@ -147,6 +145,7 @@ class StorageConfig:
     egress_format_version: str | None = None
     journal_list: str = "conserver_supabase:journal"
     journal_retention_days: float = 7.0
+    journal_max_entries: int = 100_000
     chain_lists: tuple[str, ...] = ()
     feed: bool = False
     feed_name: str | None = None
@@ -215,8 +214,7 @@ class StorageConfig:
 
     @property
     def replica(self) -> bool:
-        """Whether a read replica is configured for the transport in use
-        (``read_database_url`` with ``database_url``, else ``read_url``)."""
+        """Whether the transport in use has a read replica (``read_database_url``/``read_url``)."""
         wanted = self.read_database_url if self.transport == "postgres" else self.read_url
         return wanted is not None
 
@@ -359,6 +357,9 @@ def _redis_options(values: Mapping[str, Any]) -> dict[str, Any]:
         "journal_list": as_str("journal_list", values["journal_list"]),
         "journal_retention_days": as_float(
             "journal_retention_days", values["journal_retention_days"], minimum=0.0
+        ),
+        "journal_max_entries": as_int(
+            "journal_max_entries", values["journal_max_entries"], minimum=0
         ),
         "chain_lists": as_name_list("chain_lists", values["chain_lists"]),
         **_feed_options(values),

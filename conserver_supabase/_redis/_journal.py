@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from .._errors import CacheError
 from ._connect import Connection
 from ._guard import Guard
 
@@ -87,12 +88,16 @@ def meta_key(journal_list: str, vcon_uuid: str) -> str:
 class Journal:
     """One journal list (``journal_list``), its documents and its dead letters."""
 
-    def __init__(self, connection: Connection, guard: Guard, name: str, retention: int) -> None:
+    def __init__(
+        self, connection: Connection, guard: Guard, name: str, retention: int, most: int = 0
+    ) -> None:
         self._redis = connection
         self._guard = guard
         self.name = name
         #: Seconds a journaled vCon, a dead letter or a kept working copy is kept.
         self.retention = retention
+        #: The most entries the list may hold (``journal_max_entries``; 0: no bound).
+        self.most = most
 
     @property
     def dead_list(self) -> str:
@@ -117,6 +122,20 @@ class Journal:
         without its document.
         """
         subject = entries[0].vcon_uuid if len(entries) == 1 else None
+        if self.most:
+            held = int(
+                self._guard.call(
+                    "journal", subject, lambda: self._redis.client.llen(self.name), always=True
+                )
+            )
+            if held + len(entries) > self.most:
+                raise CacheError(
+                    f"the journal is full ({held} entries; journal_max_entries {self.most}): "
+                    "not journaled; run `conserver-supabase replay` once the database is "
+                    "back, or `journal purge`, or raise journal_max_entries",
+                    operation="journal",
+                    vcon_uuid=subject,
+                )
         commands: list[tuple[Any, ...]] = []
         for entry in entries:
             meta = {

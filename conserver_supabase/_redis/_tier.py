@@ -84,7 +84,11 @@ class RedisTier:
         self.suspects = Suspects(config.cache_suspect_limit, config.cache_ttl)
         self._chains = ChainLists(self._connection, self._guard)
         self._journal = Journal(
-            self._connection, self._guard, config.journal_list, config.journal_retention
+            self._connection,
+            self._guard,
+            config.journal_list,
+            config.journal_retention,
+            config.journal_max_entries,
         )
         #: What the conserver itself does to this Redis (for the demo and tests).
         self.conserver = ConserverSide(self._connection, self._guard)

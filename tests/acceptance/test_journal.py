@@ -89,6 +89,29 @@ def test_a_replay_stops_when_the_database_is_still_down(
     assert r.llen(JOURNAL) == 2  # nothing lost, nothing journaled twice
 
 
+def test_the_journal_has_a_bound(server: PostgrestStandIn, redis_json_url: str) -> None:
+    """journal_max_entries: once the journal holds that many entries, a failed save is
+    not journaled; its error says so and how to make room, and the caller keeps it."""
+    r = redis_client(redis_json_url)
+    documents = [sample(), sample(), sample()]
+    server.faults = ["503"] * 1000
+    with storage(server, redis_json_url, journal_max_entries=2) as store:
+        for document in documents[:2]:
+            with pytest.raises(DatabaseUnavailableError) as kept:
+                store.save_vcon(document)
+            assert kept.value.journaled
+        with pytest.raises(DatabaseUnavailableError) as refused:
+            store.save_vcon(documents[2])
+        assert not refused.value.journaled
+        assert "the journal is full (2 entries; journal_max_entries 2)" in str(refused.value)
+        assert "conserver-supabase replay" in str(refused.value)
+        assert r.llen(JOURNAL) == 2
+        assert r.exists(f"{JOURNAL}:vcon:{documents[2]['uuid']}") == 0
+        server.faults = []
+        assert store.replay_journal().replayed == 2
+        assert store.save_vcon(documents[2]) == 1  # room again once replayed
+
+
 def test_when_redis_is_down_too_the_error_says_so(
     server: PostgrestStandIn, unreachable_redis_url: str
 ) -> None:
