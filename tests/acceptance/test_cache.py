@@ -192,7 +192,7 @@ def test_a_missing_permission_names_what_is_needed(redis_url: str, client: Any) 
 
 
 #: Commands on one key, or on none (SCAN, SCRIPT LOAD, INFO).
-_SINGLE_KEY = {"GET", "SET", "RPUSH", "TTL", "STRLEN", "LRANGE", "LREM", "TYPE", "EXISTS",
+_SINGLE_KEY = {"GET", "SET", "RPUSH", "LLEN", "TTL", "STRLEN", "LRANGE", "LREM", "TYPE", "EXISTS",
                "MEMORY USAGE", "JSON.GET", "JSON.SET", "EXPIRE", "SCAN", "INFO",
                "SCRIPT LOAD", "DEL", "UNLINK"}  # fmt: skip
 
