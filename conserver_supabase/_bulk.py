@@ -20,12 +20,9 @@ is split as any chunk.
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ._database import Saved, merged_of
 from ._errors import (
     BulkSaveError,
     ChainPushError,
@@ -38,7 +35,7 @@ from ._errors import (
 if TYPE_CHECKING:
     from ._writes import Prepared, Writes
 
-__all__ = ["chunks", "save_in_chunks"]
+__all__ = ["chunks", "save_in_chunks", "too_slow"]
 
 #: SQLSTATE of a statement cut by statement_timeout.
 _QUERY_CANCELED = "57014"
@@ -80,17 +77,14 @@ def _save_one_chunk(
     writes: Writes, batch: Sequence[Prepared], lists: Sequence[str], *, journal: bool
 ) -> dict[str, int]:
     """A batch within the bounds: one transaction, journaled on a failure that stays, as
-    before; split like any chunk when it is too slow."""
-    started = time.time()
+    before (Writes.save); split like any chunk when it is too slow (which Writes.save
+    raises unjournaled)."""
     try:
-        return writes.save(batch, lists, operation="save_many", journal=False)
-    except DatabaseError as exc:
-        if len(batch) > 1 and _too_slow(exc):
+        return writes.save(batch, lists, operation="save_many", journal=journal)
+    except DatabaseUnavailableError as exc:
+        if len(batch) > 1 and too_slow(exc):
             middle = len(batch) // 2
             return _save_parts(writes, [batch[:middle], batch[middle:]], lists, total=len(batch))
-        if journal and isinstance(exc, DatabaseUnavailableError):
-            entries = [dataclasses.replace(p.journaled, at=started) for p in batch]
-            writes.journal_and_raise(exc, entries)
         raise
 
 
@@ -99,14 +93,12 @@ def _save_parts(
 ) -> dict[str, int]:
     """Save the chunks in order, splitting a slow one; see the module docstring."""
     versions: dict[str, int] = {}
-    merged: dict[str, dict[str, Any]] = {}
     unpushed: list[ChainPushError] = []
     for index, part in enumerate(parts):
         try:
             saved = _save_splitting(writes, part, lists, unpushed)
         except _Stopped as stop:
             versions.update(stop.versions)
-            merged.update(merged_of(stop.versions))
             rest = [p.vcon_uuid for later in parts[index + 1 :] for p in later]
             raise BulkSaveError(
                 stop.cause,
@@ -115,7 +107,6 @@ def _save_parts(
                 total=total,
             ) from stop.cause
         versions.update(saved)
-        merged.update(merged_of(saved))
     if unpushed:
         first = unpushed[0]
         uuids = [u for exc in unpushed for u in exc.vcon_uuids or (exc.vcon_uuid,)]
@@ -123,7 +114,8 @@ def _save_parts(
         raise ChainPushError(
             uuids[0], lists_hit, first.reason, vcon_uuids=uuids, saved=versions
         ) from first
-    return Saved(versions, merged)
+    # (Merged vCons were cached as merged by each chunk's save: the caller gets versions.)
+    return versions
 
 
 class _Stopped(Exception):
@@ -147,9 +139,9 @@ def _save_splitting(
         return writes.save(part, lists, operation="save_many", journal=False)
     except ChainPushError as exc:  # saved; reported once the whole call is done
         unpushed.append(exc)
-        return Saved(exc.saved)
+        return exc.saved
     except (DatabaseError, InvalidVconError) as exc:  # the database refused one's data
-        if len(part) < 2 or not _too_slow(exc):
+        if len(part) < 2 or not too_slow(exc):
             raise _Stopped({}, part, exc) from exc
     middle = len(part) // 2
     versions = _save_splitting_or_stop(writes, part[:middle], lists, unpushed, {}, part[middle:])
@@ -170,7 +162,7 @@ def _save_splitting_or_stop(
         raise _Stopped(before | stop.versions, [*stop.unsaved, *after], stop.cause) from None
 
 
-def _too_slow(exc: ConserverSupabaseError) -> bool:
+def too_slow(exc: ConserverSupabaseError) -> bool:
     """The server cut the statement at its statement_timeout (SQLSTATE 57014, through
     either transport): the database is up, the chunk too slow. Not a call that got no
     answer at all (the client's cut): that is a database down, and halving would only

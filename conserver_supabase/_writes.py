@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 from uuid import UUID
 
+from ._bulk import too_slow
 from ._config import StorageConfig
 from ._database import Database, Saved, Tenant, merged_of
 from ._database._errors import CONFLICT
@@ -191,7 +192,7 @@ class Writes:
     ) -> dict[str, int]:
         """Save the batch in one database transaction, then cache it and push it;
         return ``{uuid: version}``. A database failure that stays is journaled (only a
-        transient one: a refusal is raised as it is, see :meth:`journal_and_raise`);
+        transient one: a refusal is raised as it is, see :meth:`_journal_and_raise`);
         ``journal=False``: raised without journaling (the caller still holds the vCons)."""
         documents = [prepared.document for prepared in batch]
         texts = [prepared.text for prepared in batch]
@@ -208,10 +209,10 @@ class Writes:
         except VconConflictError as exc:
             self._keep_conflicting(exc, batch, started)
         except DatabaseError as exc:
-            if not journal:
+            if not journal or (len(batch) > 1 and too_slow(exc)):  # save_many splits it
                 raise
             entries = [dataclasses.replace(p.journaled, at=started) for p in batch]
-            self.journal_and_raise(exc, entries)
+            self._journal_and_raise(exc, entries)
         self._after_commit(batch, versions, lists)
         return versions
 
@@ -269,7 +270,7 @@ class Writes:
                 failure, f"the vCon is saved in the database (version {versions[vcon_uuid]})"
             )
 
-    def journal_and_raise(self, exc: DatabaseError, entries: Sequence[JournalEntry]) -> NoReturn:
+    def _journal_and_raise(self, exc: DatabaseError, entries: Sequence[JournalEntry]) -> NoReturn:
         """A save failed for good: journal it (or say that it could not be), then raise.
 
         Only a transient failure (the database unreachable, timed out, overloaded) is
