@@ -21,12 +21,13 @@ known (the Redis guard, the storage policy).
 from __future__ import annotations
 
 import bisect
-import contextlib
 import functools
+import importlib
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Final
 
@@ -134,45 +135,31 @@ class Telemetry:
         self._circuit_state = circuit_state
         self._otel = _OpenTelemetry.create(circuit_state)
 
-    @contextlib.contextmanager
-    def operation(self, name: str) -> Iterator[Operation]:
-        """Time one operation; record it when it ends (raising or not). Its vCon is
-        named with :func:`note_subject` once known."""
-        op = Operation(name, None)
-        started = time.perf_counter()
-        failed = True
-        tracing = self._otel is not None and self._otel.tracing()
-        span = self._otel.span(name) if tracing and self._otel else contextlib.nullcontext()
-        token = _current.set(op)
-        with span as current:
-            try:
-                yield op
-                failed = False
-            finally:
-                _current.reset(token)
-                ms = (time.perf_counter() - started) * 1000
-                with self._lock:
-                    histogram = self._histograms.get(name)
-                    if histogram is None:
-                        histogram = self._histograms[name] = _Histogram()
-                    histogram.add(ms, failed)
-                if self._otel:
-                    self._otel.record(op, ms, failed, current)
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug(
-                        "%s%s %s in %.1f ms%s",
-                        name,
-                        f" of vCon {op.vcon_uuid}" if op.vcon_uuid else "",
-                        "failed" if failed else "done",
-                        ms,
-                        f" (cache {op.cache})" if op.cache else "",
-                        extra={
-                            "vcon_uuid": op.vcon_uuid,
-                            "op": name,
-                            "ms": ms,
-                            "cache": op.cache,
-                        },
-                    )
+    def operation(self, name: str) -> _Timing:
+        """Time one operation (a context manager yielding its :class:`Operation`);
+        record it when it ends (raising or not). Its vCon is named with
+        :func:`note_subject` once known."""
+        return _Timing(self, name)
+
+    def finished(self, op: Operation, ms: float, failed: bool, span: Any) -> None:
+        """Record an operation :class:`_Timing` timed."""
+        with self._lock:
+            histogram = self._histograms.get(op.name)
+            if histogram is None:
+                histogram = self._histograms[op.name] = _Histogram()
+            histogram.add(ms, failed)
+        if self._otel:
+            self._otel.record(op, ms, failed, span)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s%s %s in %.1f ms%s",
+                op.name,
+                f" of vCon {op.vcon_uuid}" if op.vcon_uuid else "",
+                "failed" if failed else "done",
+                ms,
+                f" (cache {op.cache})" if op.cache else "",
+                extra={"vcon_uuid": op.vcon_uuid, "op": op.name, "ms": ms, "cache": op.cache},
+            )
 
     def event(self, name: str, count: int = 1) -> None:
         """Count a cache hit/miss/fill/error, a retry or a journaled save."""
@@ -214,6 +201,12 @@ class _OpenTelemetry:
         from ._version import __version__
 
         self._trace = trace
+        self._metrics = importlib.import_module("opentelemetry.metrics._internal")
+        #: Providers named in the environment (read once, when the storage is made).
+        self._named = {
+            name: name in os.environ
+            for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
+        }
         self._tracer = trace.get_tracer("conserver_supabase", __version__)
         meter = metrics.get_meter("conserver_supabase", __version__)
         self._operations = meter.create_counter(
@@ -255,7 +248,17 @@ class _OpenTelemetry:
         """Whether the host configured a tracer provider (an SDK). Until then the API's
         proxy only makes no-op spans, which cost about 0.08 of a cache hit: skip them.
         Checked on every call, so a provider set later is picked up."""
+        named = self._named["OTEL_PYTHON_TRACER_PROVIDER"]
+        if _unset(self._trace, "_TRACER_PROVIDER", named):
+            return False
         return not isinstance(self._trace.get_tracer_provider(), self._trace.ProxyTracerProvider)
+
+    def metering(self) -> bool:
+        """Whether the host configured a meter provider; until then the instruments are
+        the API's proxies and recording into them does nothing (checked on every call:
+        the proxies bind to a provider set later)."""
+        named = self._named["OTEL_PYTHON_METER_PROVIDER"]
+        return not _unset(self._metrics, "_METER_PROVIDER", named)
 
     def span(self, name: str) -> Any:
         return self._tracer.start_as_current_span(
@@ -263,9 +266,10 @@ class _OpenTelemetry:
         )
 
     def record(self, op: Operation, ms: float, failed: bool, span: Any) -> None:
-        outcome = "error" if failed else "ok"
-        self._operations.add(1, {"op": op.name, "outcome": outcome})
-        self._duration.record(ms, {"op": op.name, "outcome": outcome})
+        if self.metering():
+            outcome = "error" if failed else "ok"
+            self._operations.add(1, {"op": op.name, "outcome": outcome})
+            self._duration.record(ms, {"op": op.name, "outcome": outcome})
         if span is None:  # not tracing
             return
         if op.vcon_uuid is not None:
@@ -276,7 +280,45 @@ class _OpenTelemetry:
             span.set_status(self._trace.Status(self._trace.StatusCode.ERROR))
 
     def event(self, name: str, count: int) -> None:
-        self._events.add(count, {"event": name})
+        if self.metering():
+            self._events.add(count, {"event": name})
+
+
+def _unset(module: Any, name: str, named: bool) -> bool:
+    """Whether the OpenTelemetry API surely has no provider: its module global
+    ``name`` (what ``get_tracer_provider`` / ``get_meter_provider`` read first) is
+    ``None`` and the environment named none (``named``). A global the API no longer
+    has answers ``False``: the public call decides. (A microsecond less per operation
+    than the public call, which reads the environment each time: issue 18's cache hit.)"""
+    return not named and getattr(module, name, False) is None
+
+
+class _Timing:
+    """:meth:`Telemetry.operation`: a class, not a generator, because it wraps every
+    cache hit (a few microseconds each, issue 18)."""
+
+    __slots__ = ("_span", "_started", "_telemetry", "_token", "op", "span")
+
+    def __init__(self, telemetry: Telemetry, name: str) -> None:
+        self._telemetry = telemetry
+        self.op = Operation(name, None)
+
+    def __enter__(self) -> Operation:
+        self._started = time.perf_counter()
+        otel = self._telemetry._otel
+        self._span = otel.span(self.op.name) if otel is not None and otel.tracing() else None
+        self.span = None if self._span is None else self._span.__enter__()
+        self._token = _current.set(self.op)
+        return self.op
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        _current.reset(self._token)
+        ms = (time.perf_counter() - self._started) * 1000
+        try:
+            self._telemetry.finished(self.op, ms, kind is not None, self.span)
+        finally:
+            if self._span is not None:
+                self._span.__exit__(kind, error, traceback)
 
 
 def observed[**P, R](name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:

@@ -116,6 +116,8 @@ class HotTier:
         self._has_json = connection.script("has_json")
         self._flush = connection.script("flush")
         self._feed = connection.script("feed")
+        #: The command a cache hit reads the document with (:meth:`_read_plainly`).
+        self._hit_command = "GET" if new_key_format == "string" else "JSON.GET"
 
     @property
     def pushes_in_write(self) -> bool:
@@ -160,7 +162,7 @@ class HotTier:
         A value that is not JSON is a :class:`CacheError` whose cause is the ValueError."""
         keys = [key, self.version_key(vcon_uuid), self.head_key(vcon_uuid)]
         text = self._guard.call(
-            operation, vcon_uuid, lambda: self._read(keys=keys),
+            operation, vcon_uuid, lambda: self._read_plainly(keys),
             fallback=RAISE if fallback is RAISE else _MISSING, context=context,
         )  # fmt: skip
         if text is _MISSING:
@@ -168,6 +170,28 @@ class HotTier:
         if text is None:
             return None
         return self._parsed(text, key, vcon_uuid, operation, fallback, context)
+
+    def _read_plainly(self, keys: list[str]) -> Any:
+        """What ``lua/read.lua`` answers, in one round trip of plain commands: the
+        document (``JSON.GET`` or ``GET``, whichever type the last hit found) and
+        ``MGET`` of the version key (read, so that eviction does not drop it before the
+        document it guards) and the head key (set: the database changed the vCon since,
+        and it answers). A key of the other type (or no RedisJSON) makes the script
+        read it, once: the next hit asks for that type first."""
+        from redis.exceptions import ResponseError
+
+        command = self._hit_command
+        text, marks = self._redis.read_together([(command, keys[0]), ("MGET", *keys[1:])])
+        if isinstance(marks, Exception):
+            raise marks
+        if isinstance(text, ResponseError):  # the other type, another kind, no module
+            self._hit_command = "GET" if command == "JSON.GET" else "JSON.GET"
+            return self._read(keys=keys)
+        if isinstance(text, Exception):
+            raise text
+        if text is None or marks[1] is not None:
+            return None
+        return text
 
     def read_versioned(
         self, key: str, vcon_uuid: str, operation: str = "cache read"

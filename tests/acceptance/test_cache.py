@@ -183,8 +183,9 @@ def test_a_missing_permission_names_what_is_needed(redis_url: str, client: Any) 
     )
     try:
         limited = redis_url.replace("redis://", "redis://limited:limited-pw@")
+        # a write runs a script (a hit does not: plain commands, issue 18)
         with pytest.raises(CacheError, match="lacks a permission") as caught:
-            make_cache(limited).read("vcon:x", "x")
+            make_cache(limited).write("x", '{"v": 1}', mode="overwrite", version=1)
         assert caught.value.unavailable is False
         assert "limited-pw" not in str(caught.value)
     finally:
@@ -204,7 +205,7 @@ def _check_slots(args: tuple[Any, ...], seen: list[tuple[str, int]]) -> None:
     name = str(args[0]).upper()
     if name in ("EVAL", "EVALSHA"):
         keys = args[3 : 3 + int(args[2])]
-    elif name in ("DEL", "UNLINK", "EXISTS"):
+    elif name in ("DEL", "UNLINK", "EXISTS", "MGET"):
         keys = args[1:]
     else:
         assert name in _SINGLE_KEY, f"{name} is not a single-key command"
@@ -327,3 +328,38 @@ def test_in_cluster_mode_no_command_spans_two_hash_slots(
     assert ("EVALSHA", 2) in client.seen  # the scripts ran, on a vCon's two keys
     server = redis_client(redis_json_url)
     assert [u.decode() for u in server.lrange("slot_a", 0, 1)] == [one["uuid"], batch[0]["uuid"]]
+
+
+class TestPlainHits:
+    """A cache hit is one round trip of plain commands (``JSON.GET`` or ``GET``, and
+    ``MGET`` of the version and head keys), not a script (issue 18)."""
+
+    def test_a_hit_needs_no_script(self, redis_json_url: str) -> None:
+        client = redis_client(redis_json_url)
+        vcon_uuid = new_uuid()
+        make_cache(redis_json_url).write(vcon_uuid, DOC, mode="overwrite", version=1)
+        client.acl_setuser(
+            "noscripts", enabled=True, passwords=["+noscripts-pw"], keys=["*"],
+            commands=["+@all", "-eval", "-evalsha"],
+        )  # fmt: skip
+        try:
+            limited = make_cache(
+                redis_json_url.replace("redis://", "redis://noscripts:noscripts-pw@")
+            )
+            assert limited.read(f"vcon:{vcon_uuid}", vcon_uuid) == json.loads(DOC)
+            client.set(limited.hot.head_key(vcon_uuid), 2)  # the database changed it since
+            assert limited.read(f"vcon:{vcon_uuid}", vcon_uuid) is None
+        finally:
+            client.acl_deluser("noscripts")
+
+    def test_replies_stay_in_step_after_an_error_reply(self, redis_json_url: str) -> None:
+        """A key of the other type answers the first command with an error: its second
+        reply is still read, so the next call on the same connection gets its own."""
+        cache, client = make_cache(redis_json_url), redis_client(redis_json_url)
+        as_json, as_string = new_uuid(), new_uuid()
+        cache.write(as_json, json.dumps({"uuid": as_json}), mode="overwrite", version=1)
+        client.set(f"vcon:{as_string}", json.dumps({"uuid": as_string}))
+        for _ in range(3):
+            for vcon_uuid in (as_string, as_json):
+                assert cache.read(f"vcon:{vcon_uuid}", vcon_uuid) == {"uuid": vcon_uuid}
+        assert cache.read(f"vcon:{new_uuid()}", "absent") is None

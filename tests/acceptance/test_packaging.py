@@ -81,6 +81,10 @@ assert cache.has_json_module()
 entry = Entry(vcon_uuid, json.dumps({"uuid": vcon_uuid}), "overwrite", 0)
 assert cache._cache.write(entry, ["q"]) == 1
 assert cache._cache.read("vcon:" + vcon_uuid, vcon_uuid) == {"uuid": vcon_uuid}
+client.set("vcon:s" + vcon_uuid, json.dumps({"uuid": "s"}))  # a hit's error reply, read
+for _ in range(2):
+    assert cache._cache.read("vcon:s" + vcon_uuid, vcon_uuid) == {"uuid": "s"}
+    assert cache._cache.read("vcon:" + vcon_uuid, vcon_uuid) == {"uuid": vcon_uuid}
 assert client.type("vcon:" + vcon_uuid) == b"ReJSON-RL"
 assert 0 < client.ttl("vcon:" + vcon_uuid) <= 60
 assert client.lpop("q").decode() == vcon_uuid

@@ -210,7 +210,9 @@ def test_without_opentelemetry_everything_still_works(
 
 LATE_PROBE = """
 import json, os
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -223,19 +225,33 @@ spans = InMemorySpanExporter()
 provider = TracerProvider()
 provider.add_span_processor(SimpleSpanProcessor(spans))
 trace.set_tracer_provider(provider)
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
 s.save_vcon(make_vcon(seed=8))
-print(json.dumps([span.name for span in spans.get_finished_spans()]))
+counted = [
+    (dict(point.attributes), point.value)
+    for rm in reader.get_metrics_data().resource_metrics
+    for sm in rm.scope_metrics
+    for metric in sm.metrics if metric.name == "conserver_supabase.operations"
+    for point in metric.data.data_points
+]
+print(json.dumps({"spans": [span.name for span in spans.get_finished_spans()],
+                  "operations": counted}))
 s.close()
 """
 
 
 def test_a_tracer_provider_set_later_is_picked_up(database_url: str, redis_json_url: str) -> None:
-    """Spans are skipped while no SDK is configured (they would be no-ops) and made as
-    soon as the host sets a provider, without recreating the storage."""
+    """Spans and metrics are skipped while no SDK is configured (they would be
+    no-ops) and made as soon as the host sets a provider, without recreating the
+    storage: the get before counts nowhere, the save after in both."""
     result = subprocess.run(
         [sys.executable, "-c", LATE_PROBE],
         capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
         env={**os.environ, "DB": database_url, "RURL": redis_json_url},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == ["conserver_supabase.save"]
+    assert json.loads(result.stdout) == {
+        "spans": ["conserver_supabase.save"],
+        "operations": [[{"op": "save", "outcome": "ok"}, 1]],
+    }
