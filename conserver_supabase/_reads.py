@@ -62,7 +62,7 @@ class Reads:
         cached = self._redis.cached(canonical)
         if cached is not None:
             return cached
-        return self.load_and_fill([canonical], operation="load")[0].get(canonical)
+        return self.load_and_fill([canonical], operation="load", wait=False)[0].get(canonical)
 
     def get_many(self, vcon_uuids: Sequence[Any]) -> dict[str, dict[str, Any]]:
         """``{uuid: vCon}`` for those that exist; the misses take one database call."""
@@ -75,7 +75,7 @@ class Reads:
             else:
                 found[vcon_uuid] = cached
         if missing:
-            found.update(self.load_and_fill(missing)[0])
+            found.update(self.load_and_fill(missing, wait=False)[0])
         return found
 
     def exists(self, vcon_uuid: Any) -> bool:
@@ -96,10 +96,12 @@ class Reads:
         *,
         operation: str = "load_many",
         replica: bool = True,
+        wait: bool = True,
     ) -> tuple[dict[str, dict[str, Any]], int]:
         """Read ``missing`` (cache misses) from the database and fill the cache; return
         them and how many were written to the cache. ``replica=False``: the primary only.
-        """
+        ``wait=False``: the primary's answers are filled without waiting for Redis (a
+        read's miss: ``_redis/_fills.py``), and not counted."""
         found: dict[str, dict[str, Any]] = {}
         filled = 0
         pending = missing
@@ -115,7 +117,9 @@ class Reads:
                     continue
                 document, version = answers[vcon_uuid]
                 exact = holds_exactly(document)
-                filled += self._redis.fill(vcon_uuid, dumps(document), version, exact=exact)
+                filled += self._redis.fill(
+                    vcon_uuid, dumps(document), version, exact=exact, wait=wait
+                )
                 found[vcon_uuid] = document
         return found, filled
 

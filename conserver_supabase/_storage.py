@@ -308,8 +308,8 @@ class SupabaseStorage:
         """Cache the vCons a search finds; return ``(matched, filled)``.
 
         Pages through the search (uuids only, newest first); each page's vCons that are
-        not cached are read in one database call and filled (never over what is
-        cached). ``progress(matched, filled)`` is called after each page.
+        not cached are read in one database call and filled (never over what is cached;
+        waiting for Redis: counted). ``progress(matched, filled)`` is called after each page.
         """
         matched = filled = 0
         cursor: str | None = None
@@ -443,8 +443,8 @@ class SupabaseStorage:
     def cache_stats(self) -> dict[str, int]:
         """Counts since this instance was created: cache ``hits``, ``misses``,
         ``fills`` (misses written back) and Redis ``errors``."""
-        events = self._telemetry.events()
-        return {name: events[name] for name in ("hits", "misses", "fills", "errors")}
+        cache = self.stats()["cache"]
+        return {name: cache[name] for name in ("hits", "misses", "fills", "errors")}
 
     def stats(self) -> dict[str, Any]:
         """What this instance did since it was created, for dashboards and ``-v`` output.
@@ -462,6 +462,7 @@ class SupabaseStorage:
         ``cache_suspect_limit`` of them (``distrusting_all``, for ``distrust_seconds_left``),
         and how many were marked and repaired.
         """
+        self._redis.settle_fills()  # the answers of fills a read did not wait for (_fills.py)
         return {**self._telemetry.stats(), "suspect_keys": self._redis.suspects.summary()}
 
     # --- lifecycle --------------------------------------------------------------

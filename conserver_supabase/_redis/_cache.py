@@ -287,6 +287,15 @@ class HotTier:
         replies = self._guard.call("cache write", None, send, context=context)
         return [None if isinstance(r, Exception) else int(r) for r in replies]
 
+    @property
+    def write_script(self) -> Any:
+        """``lua/write.lua`` (redis-py's ``Script``: ``sha``, ``script``), for ``_fills.py``."""
+        return self._write
+
+    def keys_and_args(self, entry: Entry) -> list[Any]:
+        """What ``lua/write.lua`` takes for ``entry`` (no chain lists): KEYS, then ARGV."""
+        return [*self._keys(entry.vcon_uuid), *self._args(entry)]
+
     def _args(self, entry: Entry) -> list[Any]:
         return [
             entry.document,

@@ -25,6 +25,7 @@ from ._cache import CONSERVER_KEY_PREFIX, FENCED, CacheUsage, Entry, HotTier
 from ._chains import ChainLists
 from ._connect import Connection, connect, location
 from ._conserver import ConserverSide
+from ._fills import DeferredFills
 from ._guard import Guard
 from ._journal import DeadLetter, Journal, Journaled, JournalEntry
 from ._scan import KeyScan
@@ -92,6 +93,11 @@ class RedisTier:
         )
         #: What the conserver itself does to this Redis (for the demo and tests).
         self.conserver = ConserverSide(self._connection, self._guard)
+        self._fills = (
+            None
+            if self._connection.cluster
+            else DeferredFills(self._connection, self._cache, self._guard, telemetry)
+        )
 
     # --- what the storage reports -----------------------------------------------------
 
@@ -164,11 +170,18 @@ class RedisTier:
             note_cache("hit" if held else "miss")
         return held
 
-    def fill(self, vcon_uuid: str, document: str, version: int, *, exact: bool = True) -> bool:
-        """Cache a vCon read from the database, unless a key or a newer version is there.
-        An entry that may be stale is overwritten instead (the fence keeps anything newer)
-        and trusted again once Redis confirms it."""
+    def fill(
+        self, vcon_uuid: str, document: str, version: int, *, exact: bool = True, wait: bool = True
+    ) -> bool:
+        """Cache a vCon read from the database, unless a key or a newer version is there;
+        return whether it was written. An entry that may be stale is overwritten instead
+        (the fence keeps anything newer) and trusted again once Redis confirms it.
+        ``wait=False``: sent without waiting for Redis's answer (``_fills.py``; returns
+        ``False``: not known yet), except for an entry that may be stale."""
         suspect = not self.suspects.trusted(vcon_uuid)
+        if not wait and not suspect and self._fills is not None:
+            self._fills.send(Entry(vcon_uuid, document, "fill", version, exact=exact))
+            return False
         status = self._cache.write(
             Entry(vcon_uuid, document, "overwrite" if suspect else "fill", version, exact=exact),
             fallback=None,
@@ -460,8 +473,15 @@ class RedisTier:
         """The keys matching ``pattern``, read one SCAN page at a time (backfill)."""
         return KeyScan(self._connection, self._guard, pattern, batch)
 
+    def settle_fills(self) -> None:
+        """Read Redis's answers to the fills sent without waiting (``stats()`` counts them)."""
+        if self._fills is not None:
+            self._fills.settle()
+
     def close(self) -> None:
-        """Release the connection pool."""
+        """Settle the fills sent, then release the connection pool."""
+        if self._fills is not None:
+            self._fills.close()
         self._connection.close()
 
     def _outcome(self, event: str, outcome: str) -> None:
