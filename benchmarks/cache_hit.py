@@ -87,6 +87,48 @@ def compare(
     }
 
 
+def misses(database_url: str, redis_url: str, iterations: int) -> dict[str, Any]:
+    """A cache miss (get_vcon of an uncached vCon: the probe, the database read, the
+    fill) against our read without the fill: the same miss with the fill taken out
+    ("miss, no fill": the probe and the database read), and ``use_cache=False`` ("read":
+    the database read alone); and the miss with a fill it waits for (the path before
+    issue 18). They take turns call by call; the key is removed, untimed, before each."""
+    options = {"database_url": database_url, "redis_url": redis_url}
+    with (
+        SupabaseStorage(options) as store,
+        SupabaseStorage(options) as waiting,
+        SupabaseStorage(options) as unfilled,
+    ):
+        waiting._redis._fills = None  # every fill waits for Redis's answer
+        unfilled._redis.fill = lambda *_args, **_kwargs: False  # type: ignore[method-assign]
+        documents = [standard_vcon(seed) for seed in range(2, 202)]
+        store.save_many(documents)
+        client: Any = store._redis._connection.client
+        calls = {
+            "miss + fill": store.get_vcon,
+            "fill waited for": waiting.get_vcon,
+            "miss, no fill": unfilled.get_vcon,
+            "read": functools.partial(store.get_vcon, use_cache=False),
+        }
+        samples: dict[str, list[float]] = {name: [] for name in calls}
+        for turn in range(iterations + 100):  # the first 100: warming up
+            vcon_uuid = documents[turn % len(documents)]["uuid"]
+            for name, call in calls.items():
+                client.delete(store._redis.cache_key(vcon_uuid))
+                took = timed(functools.partial(call, vcon_uuid))
+                if turn >= 100:
+                    samples[name].append(took)
+        assert store.cache_stats()["fills"] == iterations + 100
+    result: dict[str, Any] = {name: summary(values) for name, values in samples.items()}
+    for name in ("miss + fill", "fill waited for"):
+        for base in ("miss, no fill", "read"):
+            for q in ("p50", "p95"):
+                result[f"{name}, x {base} {q}"] = round(
+                    result[name][f"{q}_us"] / result[base][f"{q}_us"], 2
+                )
+    return result
+
+
 def main() -> int:
     parser = command_line(__doc__)
     parser.add_argument("--iterations", type=int, default=5000)
@@ -125,6 +167,7 @@ def main() -> int:
                     ours, functools.partial(bare, own), functools.partial(bare, default),
                     args.iterations,
                 )  # fmt: skip
+        missed = misses(postgres.url, redis_server.url, max(args.iterations // 10, 50))
     print(f"cache-hit get_vcon vs the floor, {args.iterations} interleaved calls each")
     print(
         f"{'case':<20}{'ours p50/p95 us':>18}{'floor p50/p95 us':>19}"
@@ -136,7 +179,18 @@ def main() -> int:
             f"{r['floor']['p50_us']:>10}/{r['floor']['p95_us']:<8}"
             f"{r['ratio_p50']:>8}{r['ratio_p95']:>8}{r['ratio_p50_default_client']:>23}"
         )
+    print("cache miss + fill vs our read without the fill: p50/p95 us; x p50, x p95 of each")
+    print(f"{'case':<20}{'p50/p95 us':>18}{'x miss, no fill':>20}{'x read':>16}")
+    for name in ("miss + fill", "fill waited for", "miss, no fill", "read"):
+        line = f"{name:<20}{missed[name]['p50_us']:>9}/{missed[name]['p95_us']:<8}"
+        if name in ("miss + fill", "fill waited for"):
+            for base in ("miss, no fill", "read"):
+                line += (
+                    f"{missed[f'{name}, x {base} p50']:>10}/{missed[f'{name}, x {base} p95']:<6}"
+                )
+        print(line)
     if args.json:
+        results["miss + fill"] = missed
         args.json.write_text(json.dumps(results, indent=2) + "\n", "utf-8")
     return 0
 
