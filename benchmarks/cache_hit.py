@@ -104,7 +104,7 @@ def misses(database_url: str, redis_url: str, iterations: int) -> dict[str, Any]
         documents = [standard_vcon(seed) for seed in range(2, 202)]
         store.save_many(documents)
         client: Any = store._redis._connection.client
-        calls = {
+        calls: dict[str, Callable[..., Any]] = {
             "miss + fill": store.get_vcon,
             "fill waited for": waiting.get_vcon,
             "miss, no fill": unfilled.get_vcon,
