@@ -38,8 +38,8 @@ The plan is that of the page: the exact statement ``conserver_vcon_search`` exec
 for the uuids, with the same parameters (whole vCons page with the same condition and
 then read each document by its primary key): captured with ``auto_explain``
 (log_nested_statements) when the server can load it, otherwise from a temporary copy
-of the function that runs ``EXPLAIN (ANALYZE, FORMAT JSON)`` on the statement it built. ``--check`` exits 1 when
-a kind not marked ``*`` Seq Scans a big table.
+of the function that runs ``EXPLAIN (ANALYZE, FORMAT JSON)`` on the statement it built.
+``--check`` exits 1 when a kind not marked ``*`` Seq Scans a big table.
 
 ``--json FILE`` writes the same figures (``make bench`` writes ``docs/bench-search.json``)::
 
