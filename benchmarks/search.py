@@ -7,7 +7,8 @@ Run (from the repository root, with the ``postgres`` and ``embedded`` extras)::
 
 Without ``--database-url`` it starts an embedded PostgreSQL, applies the migrations,
 loads ``--count`` generated vCons (varied subjects, parties, dialog types, analysis,
-tags, created_at over three years) with ``save_many`` and runs ``VACUUM (ANALYZE)``.
+tags, created_at over three years) with ``save_many`` (with their JSON texts, as the
+storage sends them) and runs ``VACUUM (ANALYZE)``.
 With ``--database-url`` it does the same in that database: use a scratch one, it
 writes vCons there (``--count 0`` loads nothing and searches what is there).
 
@@ -18,17 +19,27 @@ never touches Redis, so no Redis is started). Columns of the timing table:
 * ``rows``     items on the page returned (limit ``--limit``);
 * ``matches``  every vCon the filters match (counted by paging, not timed);
 * ``p50 ms`` / ``p95 ms``  median and 95th percentile (nearest rank) wall time of one
-  ``search`` call over ``--repeat`` calls, after two warm-up calls;
+  ``search`` call over ``--repeat`` calls, after two warm-up calls (for the uuid kinds,
+  calls taking turns with the contenders of the next table);
 * ``x base``   p50 divided by the p50 of ``no filter`` (the newest page), from this
   same run: quote these ratios, not absolute times;
 * ``plan``     ``index`` when the plan reads the big tables (vcons, parties, dialog,
   analysis, attachments) only through indexes, else the tables it Seq Scans.
 
-The plan is that of the exact statement ``conserver_vcon_search`` executes, with the
-same parameters: captured with ``auto_explain`` (log_nested_statements) when the
-server can load it, otherwise from a temporary copy of the function that runs
-``EXPLAIN (ANALYZE, FORMAT JSON)`` on the statement it built. ``--check`` exits 1 when
-a kind not marked ``*`` Seq Scans a big table.
+A second table puts, for every kind but ``include_vcons``, the same search returning
+whole vCons beside it (``benchmarks/search_whole.py``, which says how): p50 / p95 of
+both and their ratio; ``before x uuids``, the ratio of the storage's previous
+whole-vCon call (the jsonb form, texts as JSON strings); ``added ms``, what whole vCons
+add (p50s); ``floor added ms``, the least they can add (the bare SELECT of the page's
+document texts and ``json.loads`` of each, less that SELECT's round trip); and their
+ratio. Sub-millisecond differences of p50s: read them over several kinds.
+
+The plan is that of the page: the exact statement ``conserver_vcon_search`` executes
+for the uuids, with the same parameters (whole vCons page with the same condition and
+then read each document by its primary key): captured with ``auto_explain``
+(log_nested_statements) when the server can load it, otherwise from a temporary copy
+of the function that runs ``EXPLAIN (ANALYZE, FORMAT JSON)`` on the statement it built.
+``--check`` exits 1 when a kind not marked ``*`` Seq Scans a big table.
 
 ``--json FILE`` writes the same figures (``make bench`` writes ``docs/bench-search.json``)::
 
@@ -38,7 +49,12 @@ a kind not marked ``*`` Seq Scans a big table.
                 "include_vcons", "second_page", "common", "skipped" (null, or why),
                 "rows", "matches", "matches_capped" (counting stopped at --count-cap),
                 "p50_ms", "p95_ms", "x_base",
-                "plan": {"index_only", "seq_scans": [{"table", "rows"}], "indexes"}}],
+                "plan": {"index_only", "seq_scans": [{"table", "rows"}], "indexes"},
+                "whole" (uuid kinds): {"uuids", "whole", "before", "floor", "round_trip":
+                                         {"p50_ms", "p95_ms"},
+                                       "rows", "x_uuids", "x_uuids_p95", "before_x_uuids",
+                                       "before_x_uuids_p95", "added_ms", "floor_added_ms",
+                                       "x_floor_added"}}],
      "check": {"failing": [kind names]}}
 
 A skipped kind has no keys after ``skipped``. ``index_only`` is the ``plan`` column's
@@ -73,12 +89,15 @@ from benchmarks.search_corpus import (  # noqa: E402
     _agent_uuid,
     make_batch,
 )
-from benchmarks.search_plans import PlanInfo, PlanSource, render_plan, summarize  # noqa: E402
+from benchmarks.search_plans import PlanInfo, PlanSource, summarize  # noqa: E402
+from benchmarks.search_report import report, to_json  # noqa: E402
+from benchmarks.search_whole import Side, time_sides  # noqa: E402
 from conserver_supabase import (  # noqa: E402
     StorageConfig,
     SupabaseStorage,
 )
 from conserver_supabase._database._postgres import PostgresDatabase  # noqa: E402
+from conserver_supabase._documents import dumps  # noqa: E402
 from conserver_supabase._search import build_query  # noqa: E402
 
 
@@ -99,7 +118,8 @@ def load(url: str, count: int, batch_size: int, threads: int, seed: int) -> floa
     def one(batch: int) -> int:
         nonlocal done, last_report
         documents = make_batch(seed, batch, sizes[batch])
-        database.save(documents, None)
+        # With their exact texts, as SupabaseStorage.save_many sends them.
+        database.save(documents, None, texts=[dumps(document) for document in documents])
         with lock:
             done += len(documents)
             now = time.perf_counter()
@@ -231,12 +251,36 @@ def cursor_for(storage: SupabaseStorage, kind: Kind, limit: int) -> str | None:
     return storage.search(kind.filters, limit=limit).next_cursor
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Sides:
+    """What the whole-vCon contenders need besides the storage (search_whole.py)."""
+
+    database: PostgresDatabase
+    conn: Any
+
+
 def time_kind(
-    storage: SupabaseStorage, kind: Kind, limit: int, repeat: int, cap: int
-) -> Timing | None:
+    storage: SupabaseStorage, kind: Kind, limit: int, repeat: int, cap: int, sides: Sides
+) -> tuple[Timing | None, Side | None]:
+    """The kind's timing; for a uuid kind, from the run that takes turns with the same
+    search returning whole vCons (and its floor), which it returns too."""
     cursor = cursor_for(storage, kind, limit)
     if kind.second_page and cursor is None:
-        return None
+        return None, None
+    if not kind.include_vcons:
+        side = time_sides(
+            storage,
+            sides.database,
+            sides.conn,
+            kind.filters,
+            limit=limit,
+            cursor=cursor,
+            repeat=repeat,
+        )
+        matches, capped = count_matches(storage, kind.filters, cap)
+        uuids = side.stats["uuids"]
+        timing = Timing(side.rows, matches, capped, uuids.p50_ms, uuids.p95_ms)
+        return timing, side
 
     def call() -> int:
         page = storage.search(
@@ -253,13 +297,14 @@ def time_kind(
         rows = call()
         samples.append((time.perf_counter() - started) * 1000)
     matches, capped = count_matches(storage, kind.filters, cap)
-    return Timing(
+    timing = Timing(
         rows=rows,
         matches=matches,
         matches_capped=capped,
         p50_ms=statistics.median(samples),
         p95_ms=_percentile(samples, 0.95),
     )
+    return timing, None
 
 
 # --- main -----------------------------------------------------------------------------
@@ -300,156 +345,52 @@ def prepare(url: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            cell.rjust(width) if i in right else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
-
-
 Result = tuple[Kind, Timing | None, PlanInfo | None]
 
 
 def run(url: str, args: argparse.Namespace) -> int:
+    import psycopg
+
     meta = prepare(url, args)
     storage = SupabaseStorage(
         # search never touches Redis (one database call); the URL is only configuration
         {"database_url": url, "redis_url": "redis://127.0.0.1:6379/0", "timeout": 60}
     )
     plans = PlanSource(url)
+    sides = Sides(
+        PostgresDatabase(StorageConfig.from_options({"database_url": url, "timeout": 60})),
+        psycopg.connect(url, autocommit=True),
+    )
     tel, name = pick_customer(url)
     print(f"plans: {plans.method}")
     print(f"timing: {args.repeat} calls per kind after 2 warm-ups, limit {args.limit}\n")
     results: list[Result] = []
+    whole: list[tuple[str, Side]] = []
     try:
         for kind in kinds(tel, name):
-            timing = time_kind(storage, kind, args.limit, args.repeat, cap=args.count_cap)
+            timing, side = time_kind(storage, kind, args.limit, args.repeat, args.count_cap, sides)
             info = None
             if timing is not None:
+                # The plan of the page: for whole vCons too (the json form pages with the
+                # same condition, then reads the documents by primary key).
                 query = build_query(
-                    kind.filters,
-                    limit=args.limit,
-                    cursor=cursor_for(storage, kind, args.limit),
-                    include_vcons=kind.include_vcons,
+                    kind.filters, limit=args.limit, cursor=cursor_for(storage, kind, args.limit)
                 )
                 info = summarize(plans.plan(query))
             results.append((kind, timing, info))
+            if side is not None:
+                whole.append((kind.name, side))
             print(f"  measured {kind.name}", flush=True)
     finally:
         plans.close()
         storage.close()
+        sides.database.close()
+        sides.conn.close()
     if args.json:
         meta["plans_from"] = plans.method
-        document = to_json(results, args, meta)
+        document = to_json(results, args, meta, dict(whole))
         args.json.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    return report(results, args)
-
-
-def base_p50(results: Sequence[Result]) -> float | None:
-    """The p50 of ``no filter`` (the newest page), which ``x base`` divides by."""
-    return next((t.p50_ms for k, t, _ in results if k.name == "no filter" and t), None)
-
-
-def failing_kinds(results: Sequence[Result]) -> list[str]:
-    """Kinds ``--check`` fails on: a Seq Scan of a big table where no common value allows it."""
-    return [k.name for k, _, info in results if info and info.seq_scans and not k.common]
-
-
-def to_json(
-    results: Sequence[Result], args: argparse.Namespace, meta: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The document ``--json`` writes (its shape is in the module docstring)."""
-    base = base_p50(results)
-    entries: list[dict[str, Any]] = []
-    for kind, timing, info in results:
-        entry: dict[str, Any] = {
-            "name": kind.name,
-            "filters": dict(kind.filters),
-            "include_vcons": kind.include_vcons,
-            "second_page": kind.second_page,
-            "common": kind.common,
-            "skipped": None,
-        }
-        if timing is None or info is None:
-            entry["skipped"] = "no second page"
-        else:
-            entry |= {
-                "rows": timing.rows,
-                "matches": timing.matches,
-                "matches_capped": timing.matches_capped,
-                "p50_ms": round(timing.p50_ms, 3),
-                "p95_ms": round(timing.p95_ms, 3),
-                "x_base": round(timing.p50_ms / base, 2) if base else None,
-                "plan": info.summary(),
-            }
-        entries.append(entry)
-    run_meta = {
-        "count": args.count,
-        "repeat": args.repeat,
-        "limit": args.limit,
-        "seed": args.seed,
-        "batch": args.batch,
-        "threads": args.threads,
-        "cpus": os.cpu_count(),
-        **meta,
-    }
-    return {"run": run_meta, "kinds": entries, "check": {"failing": failing_kinds(results)}}
-
-
-def report(results: Sequence[Result], args: argparse.Namespace) -> int:
-    """Prints the tables and warnings; 1 when ``--check`` fails, else 0."""
-    base = base_p50(results)
-    rows: list[list[str]] = []
-    index_rows: list[list[str]] = []
-    failing = failing_kinds(results)
-    warnings: list[str] = []
-    for kind, timing, info in results:
-        if timing is None or info is None:
-            rows.append([kind.name, "-", "-", "-", "-", "-", "skipped: no second page"])
-            continue
-        ratio = f"{timing.p50_ms / base:.2f}" if base else "-"
-        verdict = "index" if not info.seq_scans else "SEQ " + ", ".join(info.seq_scan_labels)
-        rows.append(
-            [
-                kind.name,
-                str(timing.rows),
-                timing.matches_text,
-                f"{timing.p50_ms:.2f}",
-                f"{timing.p95_ms:.2f}",
-                ratio,
-                verdict,
-            ]
-        )
-        index_rows.append([kind.name, ", ".join(info.indexes) or "(none)"])
-        if not info.indexes:
-            warnings.append(f"WARNING: {kind.name}: the plan uses no index")
-        if info.seq_scans:
-            allowed = " (allowed: common value)" if kind.common else ""
-            warnings.append(
-                f"WARNING: {kind.name}: Seq Scan on {', '.join(info.seq_scan_labels)}{allowed}"
-            )
-        if (info.seq_scans or not info.indexes or args.show_plans) and info.plan:
-            warnings.extend(f"    {line}" for line in render_plan(info.plan))
-    headers = ["kind", "rows", "matches", "p50 ms", "p95 ms", "x base", "plan"]
-    print()
-    print("\n".join(table(headers, rows, right={1, 2, 3, 4, 5})))
-    print()
-    print("\n".join(table(["kind", "indexes in the plan"], index_rows, right=set())))
-    print()
-    for line in warnings:
-        print(line)
-    if not warnings:
-        print("every kind reads the big tables through indexes only")
-    print("\n(* = a common value: a Seq Scan is accepted there by --check)")
-    if args.check and failing:
-        print(f"--check: Seq Scan on a big table in: {', '.join(failing)}")
-        return 1
-    return 0
+    return report(results, args, whole)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -117,7 +117,8 @@ def build_query(
         "filters": normalized,
         "limit": limit,
         "include_vcons": bool(include_vcons),
-        # whole vCons as saved (conserver_vcon_read's entries), as get returns them
+        # whole vCons as saved (conserver_vcon_read's rule), as get returns them; the
+        # transport asks the json form for them (each vCon parsed once, with the page)
         "exact": bool(include_vcons),
     }
     if cursor is not None:

@@ -46,6 +46,8 @@ FUNCTIONS: Final[Mapping[str, Function]] = {
     "exists": Function("conserver_vcon_exists", ("p_uuid",), "exists"),
     "delete": Function("conserver_vcon_remove", ("p_uuid",), "delete"),
     "search": Function("conserver_vcon_search", ("p_query",), "search"),
+    # The same function's json form (an overload), for whole vCons.
+    "search_vcons": Function("conserver_vcon_search", ("p_query", "p_vcons"), "search"),
     "saved_between": Function("conserver_vcon_saved_between", ("p_query",), "requeue"),
     "feed_poll": Function("conserver_vcon_feed_poll", ("p_name", "p_state", "p_limit"), "feed"),
 }
@@ -116,6 +118,11 @@ class Transport:
         return int(self.call(FUNCTIONS["delete"], [vcon_uuid], vcon_uuid) or 0)
 
     def search(self, query: Mapping[str, Any]) -> dict[str, Any]:
+        if query.get("include_vcons"):
+            # The json form: the page's exact texts arrive inside the answer as JSON, so
+            # each vCon is parsed once, with the page (conserver_vcon_search.sql).
+            found: dict[str, Any] = self.call(FUNCTIONS["search_vcons"], [dict(query), True], None)
+            return found
         result: dict[str, Any] = self.call(FUNCTIONS["search"], [dict(query)], None)
         return result
 

@@ -79,7 +79,7 @@ class PostgresDatabase(Transport):
 
         self._schema = config.schema
         self._timeout = config.timeout
-        self._sql: dict[str, str] = {}
+        self._sql: dict[Function, str] = {}  # by function: overloads share a name
         # A replica only ever reads: a misconfigured writable "replica" refuses writes
         # too, instead of silently diverging from the primary.
         access = "READ ONLY" if replica else "READ WRITE"
@@ -103,7 +103,7 @@ class PostgresDatabase(Transport):
 
         # JSON values as jsonb; an ExactText too (a JSON string: the text it holds is kept).
         values = [Jsonb(a) if isinstance(a, Mapping | list | ExactText) else a for a in arguments]
-        statement = self._sql.get(function.name) or self._statement(function)
+        statement = self._sql.get(function) or self._statement(function)
         with database_errors(function.operation, vcon_uuid):
             self._ensure_open()
             started = time.monotonic()
@@ -179,7 +179,7 @@ class PostgresDatabase(Transport):
             .format(sql.Identifier(self._schema), sql.Identifier(function.name), placeholders)
             .as_string()
         )
-        self._sql[function.name] = statement
+        self._sql[function] = statement
         return statement
 
     def _ensure_open(self) -> None:

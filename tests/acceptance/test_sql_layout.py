@@ -209,6 +209,8 @@ LAYOUT = ("fresh", "pasted", "from_0_1_0", "from_main")
 #: save_many with a base (new overloads; the old ones call them). The exact text (issue
 #: 17, migration 0006): the write taking the texts (a new overload; the old ones call
 #: it), the reads returning them (new), search returning them when asked (redefined).
+#: Search in one pass (issue 18): the page's condition in a function of its own (new),
+#: which search calls (redefined), and search's json form for whole vCons (a new overload).
 GONE_SINCE_MAIN = frozenset({"conserver_tsv_dialog()", "conserver_tsv_analysis()"})
 #: New since main, by signature: the routine of main whose privileges each has.
 NEW_SINCE_MAIN = {
@@ -227,6 +229,8 @@ NEW_SINCE_MAIN = {
     "conserver_vcon_read_many(jsonb)": "conserver_vcon_fetch_many(jsonb)",
     "conserver_vcon_save(jsonb,jsonb,jsonb)": "conserver_vcon_save(jsonb,jsonb)",
     "conserver_vcon_save_many(jsonb,jsonb,jsonb)": "conserver_vcon_save_many(jsonb,jsonb)",
+    "conserver_vcon_search(jsonb,boolean)": "conserver_vcon_search(jsonb)",
+    "conserver_vcon_search_where(jsonb)": "conserver_vcon_search(jsonb)",
 }
 REDEFINED_SINCE_MAIN = frozenset(
     {
@@ -286,8 +290,8 @@ class TestMigratedDatabases:
         for signature in REDEFINED_SINCE_MAIN:
             main.pop(signature)
             assert len({everywhere[kind].pop(signature) for kind in LAYOUT}) == 1, signature
-        # save, save_many and write have three overloads
-        assert len(everywhere["fresh"]) == len(migrations.functions()) + 6 - len(
+        # save, save_many and write have three overloads, search two
+        assert len(everywhere["fresh"]) == len(migrations.functions()) + 7 - len(
             REDEFINED_SINCE_MAIN
         )
         for kind in LAYOUT:
