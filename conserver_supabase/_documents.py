@@ -19,7 +19,8 @@ from typing import Any, Final
 
 from ._errors import InvalidVconError
 from ._library import document_of
-from ._validation import UnstorableNumber, is_uuid
+from ._storable import UnstorableNumber
+from ._validation import is_uuid
 
 __all__ = ["DuplicateKeyError", "as_document", "document_and_text", "dumps", "loads"]
 
@@ -37,7 +38,7 @@ class DuplicateKeyError(ValueError):
 def loads(text: str | bytes | bytearray) -> Any:
     """Parse JSON text as :func:`json.loads` does, refusing a name twice in one object
     (:class:`DuplicateKeyError`), and marking a number the database cannot keep as given
-    (:class:`~._validation.UnstorableNumber`) for validation to refuse by its path: the
+    (:class:`~._storable.UnstorableNumber`) for validation to refuse by its path: the
     database keeps the text, and parses it."""
     return json.loads(text, object_pairs_hook=_unique_names, parse_float=_number)
 
