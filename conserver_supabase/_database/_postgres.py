@@ -32,7 +32,7 @@ from .._config import StorageConfig
 from .._errors import ConfigurationError
 from ._deadline import Watchdog
 from ._errors import DeadlineExceeded, database_errors, refused_connection
-from ._functions import ExactText, Function, Transport
+from ._functions import ExactText, ExactTexts, Function, Transport, exact_json
 
 __all__ = ["PostgresDatabase", "import_psycopg"]
 
@@ -101,8 +101,16 @@ class PostgresDatabase(Transport):
     def call(self, function: Function, arguments: Sequence[Any], vcon_uuid: str | None) -> Any:
         from psycopg.types.json import Jsonb
 
-        # JSON values as jsonb; an ExactText too (a JSON string: the text it holds is kept).
-        values = [Jsonb(a) if isinstance(a, Mapping | list | ExactText) else a for a in arguments]
+        # JSON values as jsonb; an ExactText too (a JSON string: the text it holds is kept),
+        # written by exact_json, which escapes a large text in a tenth of json.dumps' time.
+        values = [
+            Jsonb(a, dumps=exact_json)
+            if isinstance(a, ExactText | ExactTexts)
+            else Jsonb(a)
+            if isinstance(a, Mapping | list)
+            else a
+            for a in arguments
+        ]
         statement = self._sql.get(function.name) or self._statement(function)
         with database_errors(function.operation, vcon_uuid):
             self._ensure_open()
