@@ -90,3 +90,23 @@ def test_a_text_with_a_control_character_is_refused(transport: Transport) -> Non
         transport.save([document], None, None, [ExactText(text)])
     assert caught.value.vcon_uuid == document["uuid"]
     assert transport.call(FUNCTIONS["exists"], [document["uuid"]], document["uuid"]) is False
+
+
+def test_the_literal_reads_back_as_the_text(database_url: str) -> None:
+    """The simple query's literal of an exact text (our quoting, not libpq's
+    PQescapeLiteral) is read by PostgreSQL as that text, for large and small texts and
+    batches, with quotes (double and single), backslashes and non-ASCII."""
+    import psycopg
+
+    from conserver_supabase._database._functions import ExactTexts
+    from conserver_supabase._database._postgres import exact_jsonb
+
+    values = [ExactText(text) for text in texts()]
+    values += [ExactText(dumps(make_vcon(seed=5))), ExactText('{"it\'s": "a \\\\ \\"b\\""}')]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        cursor = psycopg.ClientCursor(conn)
+        for value in [*values, ExactTexts(values[:3]), ExactTexts(values[-2:])]:
+            cursor.execute("SELECT %s", [exact_jsonb()(value)])
+            row = cursor.fetchone()
+            assert row is not None
+            assert row[0] == (str(value) if isinstance(value, str) else [str(v) for v in value])
