@@ -7,12 +7,13 @@ standard vCon and for one with a 1 MiB inline recording.
 No profiler (cProfile inflates code that makes many small calls), the contenders taking
 turns sample by sample; each sample is ``--batch`` standard vCons or one large one.
 
-* ``validate_vcon`` and ``holds_exactly`` against ``dumps`` of the same document (one
-  pass of the C encoder over it): a ratio that other load on the machine does not move
-  much, to compare across commits (run this script at each);
+* ``validate_vcon`` and ``holds_exactly`` against ``dumps`` of the same documents (one
+  pass of the C encoder over them): compare these ratios across commits (run this
+  script at each), not the times;
 * the exact text as the psycopg transport passes it (the jsonb value and its literal in
-  the simple query, ``ClientCursor.mogrify``) against psycopg's own ``Jsonb`` of the same
-  text, json.dumps and libpq's quoting (what the transport sent before ``exact_jsonb``).
+  the simple query) against psycopg's own ``Jsonb`` of the same text, json.dumps and
+  libpq's quoting (what the transport sent before ``exact_jsonb``), both through
+  ``Transformer.as_literal``, which ClientCursor calls for each argument.
 
 One embedded PostgreSQL, for the connection that quotes. Quote the ratios.
 """
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from psycopg.adapt import Transformer  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
 from benchmarks._report import command_line, report  # noqa: E402
@@ -70,9 +72,10 @@ def each(call: Callable[[Any], Any], items: list[Any]) -> Callable[[], Any]:
     return lambda: [call(item) for item in items]
 
 
-def quoted(cursor: Any, wrapper: Any) -> Callable[[str], Any]:
-    """The literal a ClientCursor writes of a text wrapped in ``wrapper``."""
-    return lambda text: cursor.mogrify("SELECT %s", [wrapper(text)])
+def quoted(transformer: Any, wrapper: Any) -> Callable[[str], Any]:
+    """The literal a ClientCursor writes into its query of a text wrapped in ``wrapper``
+    (``Transformer.as_literal``: the value's dump, quoted, with its cast)."""
+    return lambda text: transformer.as_literal(wrapper(text))
 
 
 def ratios(found: dict[str, Any], floor: str) -> None:
@@ -89,7 +92,7 @@ def run(url: str, repeat: int, batch: int) -> dict[str, Any]:
     exact = getattr(_postgres, "exact_jsonb", None)  # absent before it was written
     results: dict[str, Any] = {"repeat": repeat, "batch": batch, "cases": {}}
     with psycopg.connect(url, autocommit=True) as conn:
-        cursor = psycopg.ClientCursor(conn)
+        transformer = Transformer(conn)
         for case, documents in cases.items():
             texts = [ExactText(dumps(document)) for document in documents]
             checks = interleaved(
@@ -101,9 +104,9 @@ def run(url: str, repeat: int, batch: int) -> dict[str, Any]:
                 repeat,
             )
             ratios(checks, "dumps (floor)")
-            parameter = {"psycopg Jsonb + libpq quoting": each(quoted(cursor, Jsonb), texts)}
+            parameter = {"psycopg Jsonb + libpq quoting": each(quoted(transformer, Jsonb), texts)}
             if exact is not None:
-                parameter["exact_jsonb (ours)"] = each(quoted(cursor, exact()), texts)
+                parameter["exact_jsonb (ours)"] = each(quoted(transformer, exact()), texts)
             literal = interleaved(parameter, repeat)
             ratios(literal, "psycopg Jsonb + libpq quoting")
             results["cases"][case] = {
