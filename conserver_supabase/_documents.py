@@ -20,7 +20,7 @@ from typing import Any, Final
 from ._errors import InvalidVconError
 from ._library import document_of
 from ._storable import UnstorableNumber
-from ._validation import is_uuid
+from ._validation import is_uuid, validate_vcon
 
 __all__ = ["DuplicateKeyError", "as_document", "document_and_text", "dumps", "loads"]
 
@@ -91,7 +91,13 @@ def document_and_text(vcon: Any) -> tuple[dict[str, Any], str]:
             return document, bytes(vcon).decode("utf-8-sig")
         except UnicodeDecodeError:  # UTF-16 or UTF-32 JSON, which json.loads takes too
             pass
-    return document, dumps(document)
+    try:
+        return document, dumps(document)
+    except (TypeError, ValueError, RecursionError):
+        # A value JSON cannot hold (an object, a cycle, nesting without end): validation
+        # refuses it naming its field, where dumps would only say that it failed.
+        validate_vcon(document)
+        raise
 
 
 def as_document(vcon: Any) -> dict[str, Any]:

@@ -197,3 +197,28 @@ def test_ascii_strings_cost_no_scan(monkeypatch: pytest.MonkeyPatch) -> None:
     document["subject"] = "Réclamation"
     validate_vcon(document)
     assert len("Réclamation") in looked_at
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [(object(), "meta.when"), ({1j: 2}, "meta.when"), (b"bytes", "meta.when")],
+    ids=["object", "complex key", "bytes"],
+)
+def test_a_value_json_cannot_hold_is_named_by_save(value: Any, field: str) -> None:
+    """save_vcon of a dict holding what JSON cannot (json.dumps raises on it while the
+    JSON text is made, before validation) raises InvalidVconError naming the vCon and
+    the field, not json's TypeError."""
+    import fakeredis
+
+    from conserver_supabase import SupabaseStorage, testing
+
+    document = sample()
+    document["meta"] = {"when": value}
+    options = {"database_url": "postgresql://unused/x", "cache_key_prefix": "app:"}
+    redis = fakeredis.FakeRedis()
+    with (
+        SupabaseStorage(options, database=testing.MemoryDatabase(), redis_client=redis) as s,
+        pytest.raises(InvalidVconError) as caught,
+    ):
+        s.save_vcon(document)
+    assert (caught.value.vcon_uuid, caught.value.field) == (document["uuid"], field)
