@@ -19,7 +19,8 @@ from typing import Any, Final
 
 from ._errors import InvalidVconError
 from ._library import document_of
-from ._validation import UnstorableNumber, is_uuid
+from ._storable import UnstorableNumber
+from ._validation import is_uuid, validate_vcon
 
 __all__ = ["DuplicateKeyError", "as_document", "document_and_text", "dumps", "loads"]
 
@@ -37,7 +38,7 @@ class DuplicateKeyError(ValueError):
 def loads(text: str | bytes | bytearray) -> Any:
     """Parse JSON text as :func:`json.loads` does, refusing a name twice in one object
     (:class:`DuplicateKeyError`), and marking a number the database cannot keep as given
-    (:class:`~._validation.UnstorableNumber`) for validation to refuse by its path: the
+    (:class:`~._storable.UnstorableNumber`) for validation to refuse by its path: the
     database keeps the text, and parses it."""
     return json.loads(text, object_pairs_hook=_unique_names, parse_float=_number)
 
@@ -90,7 +91,13 @@ def document_and_text(vcon: Any) -> tuple[dict[str, Any], str]:
             return document, bytes(vcon).decode("utf-8-sig")
         except UnicodeDecodeError:  # UTF-16 or UTF-32 JSON, which json.loads takes too
             pass
-    return document, dumps(document)
+    try:
+        return document, dumps(document)
+    except (TypeError, ValueError, RecursionError):
+        # A value JSON cannot hold (an object, a cycle, nesting without end): validation
+        # refuses it naming its field, where dumps would only say that it failed.
+        validate_vcon(document)
+        raise
 
 
 def as_document(vcon: Any) -> dict[str, Any]:

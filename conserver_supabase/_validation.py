@@ -22,6 +22,7 @@ from typing import Any, Final, NoReturn
 from uuid import UUID
 
 from ._errors import InvalidVconError
+from ._storable import MAX_DEPTH, UnstorableNumber, plainly_storable, valid_unicode
 
 __all__ = [
     "DIALOG_TYPES",
@@ -36,8 +37,6 @@ __all__ = [
 
 DIALOG_TYPES: Final = frozenset({"recording", "text", "transfer", "incomplete"})
 ENCODINGS: Final = frozenset({"base64url", "json", "none"})
-#: Deepest nesting of objects and arrays accepted anywhere in a document.
-MAX_DEPTH: Final = 64
 #: vcon-mcp indexes the tags body in a btree (``idx_attachments_tags_partial``), whose
 #: entries are limited to about 2.7 KB; a larger body makes the insert fail.
 MAX_TAGS_BODY_BYTES: Final = 2700
@@ -53,8 +52,6 @@ _MAX_REAL: Final = 3.4e38
 # displacement out of range"); Python's datetime takes up to 23:59.
 _MAX_UTC_OFFSET: Final = timedelta(hours=15, minutes=59)
 _INT4_MAX: Final = 2**31 - 1
-_LONE_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
-_UNSTORABLE_CHAR: Final = re.compile(r"[\x00\ud800-\udfff]")
 _LOOKS_LIKE_ARRAY: Final = re.compile(r"^\s*\[.*\]\s*$", re.DOTALL)
 
 _PARTY_TEXT: Final = (
@@ -154,8 +151,7 @@ def validate_vcon(
 
 
 def _check_party(check: _Checker, party: Mapping[str, Any], path: str) -> None:
-    for name in _PARTY_TEXT:
-        check.text(party, name, f"{path}.{name}")
+    check.texts(party, _PARTY_TEXT, path)
     check.optional(party, "civicaddress", f"{path}.civicaddress", dict, "a JSON object")
 
 
@@ -178,13 +174,10 @@ def _check_dialog(check: _Checker, dialog: Mapping[str, Any], path: str) -> None
             f"is too small for the database's real column (it would round to 0, which "
             f"PostgreSQL refuses): {_short(duration)}; write 0",
         )
-    check.index_list(dialog, "parties", f"{path}.parties")
-    for name in ("originator", "transferee", "transferor"):
-        check.index(dialog, name, f"{path}.{name}")
-    for name in _DIALOG_INT_LISTS:
-        check.index_list(dialog, name, f"{path}.{name}")
-    for name in _DIALOG_TEXT:
-        check.text(dialog, name, f"{path}.{name}")
+    check.index_lists(dialog, ("parties",), path)
+    check.indexes(dialog, ("originator", "transferee", "transferor"), path)
+    check.index_lists(dialog, _DIALOG_INT_LISTS, path)
+    check.texts(dialog, _DIALOG_TEXT, path)
     check.content(dialog, path)
     check.optional(dialog, "party_history", f"{path}.party_history", list, "an array")
     for position, event in enumerate(dialog.get("party_history") or ()):
@@ -201,18 +194,15 @@ def _check_analysis(check: _Checker, analysis: Mapping[str, Any], path: str) -> 
             check.fail(
                 f"{path}.{name}", f"is required and must be a non-empty string, got {_short(value)}"
             )
-    check.index_list(analysis, "dialog", f"{path}.dialog")
-    for name in _ANALYSIS_TEXT:
-        check.text(analysis, name, f"{path}.{name}")
+    check.index_lists(analysis, ("dialog",), path)
+    check.texts(analysis, _ANALYSIS_TEXT, path)
     check.content(analysis, path)
 
 
 def _check_attachment(check: _Checker, attachment: Mapping[str, Any], path: str) -> None:
-    for name in _ATTACHMENT_TEXT:
-        check.text(attachment, name, f"{path}.{name}")
+    check.texts(attachment, _ATTACHMENT_TEXT, path)
     check.timestamp(attachment, "start", f"{path}.start")
-    check.index(attachment, "party", f"{path}.party")
-    check.index(attachment, "dialog", f"{path}.dialog")
+    check.indexes(attachment, ("party", "dialog"), path)
     check.content(attachment, path)
     if attachment.get("type") == "tags":
         _check_tags_body(check, attachment.get("body"), f"{path}.body")
@@ -286,6 +276,30 @@ class _Checker:
             self.fail(path, f"must be a string, got {_kind(value)}")
         if max_length and len(value) > max_length:
             self.fail(path, f"must be at most {max_length} characters, got {len(value)}")
+
+    # The plural checks build a field's path only to name it in a failure: most fields
+    # are absent or right, and a document has dozens of them.
+
+    def texts(self, obj: Mapping[str, Any], names: tuple[str, ...], path: str) -> None:
+        """:meth:`text` of each of ``names`` (``{path}.{name}``)."""
+        for name in names:
+            value = obj.get(name)
+            if value is not None and type(value) is not str:
+                self.text(obj, name, f"{path}.{name}")
+
+    def indexes(self, obj: Mapping[str, Any], names: tuple[str, ...], path: str) -> None:
+        """:meth:`index` of each of ``names`` (``{path}.{name}``)."""
+        for name in names:
+            value = obj.get(name)
+            if value is not None and not _is_index(value):
+                self.index(obj, name, f"{path}.{name}")
+
+    def index_lists(self, obj: Mapping[str, Any], names: tuple[str, ...], path: str) -> None:
+        """:meth:`index_list` of each of ``names`` (``{path}.{name}``)."""
+        for name in names:
+            value = obj.get(name)
+            if value is not None and not _is_index(value):
+                self.index_list(obj, name, f"{path}.{name}")
 
     def choice(
         self,
@@ -377,7 +391,7 @@ class _Checker:
 
     def walk(self, document: Mapping[str, Any]) -> None:
         """Reject what jsonb cannot store anywhere in the document, without recursion."""
-        if _plainly_storable(document):
+        if plainly_storable(document):
             return  # the common case, without building a path per value
         stack: list[tuple[Any, str, int]] = [(document, "", 0)]
         while stack:
@@ -406,62 +420,8 @@ class _Checker:
     def _check_string(self, value: str, path: str) -> None:
         if "\x00" in value:
             self.fail(path, "contains a NUL character (\\u0000), which PostgreSQL cannot store")
-        if _LONE_SURROGATE.search(value):
+        if not valid_unicode(value):
             self.fail(path, "contains a lone UTF-16 surrogate, which is not valid Unicode")
-
-
-class UnstorableNumber(float):
-    """A number in JSON text that Python reads but the database cannot keep as given:
-    not zero but too small for a double (``1e-400``, read as 0.0), or with more digits
-    after the decimal point than PostgreSQL's numeric holds (``0e-400000``). What
-    Python's parser makes of it, marked by ``_documents.loads`` so that validation
-    refuses it by its path."""
-
-    __slots__ = ("literal", "reason")
-    literal: str
-    reason: str
-
-    def __new__(cls, literal: str, reason: str) -> UnstorableNumber:
-        number = super().__new__(cls, literal)
-        number.literal = literal if len(literal) <= 40 else literal[:37] + "..."
-        number.reason = reason
-        return number
-
-
-def _plainly_storable(document: Mapping[str, Any]) -> bool:
-    """True when ``document`` is plain JSON (dicts with string keys, lists, strings
-    without NUL or lone surrogates, finite numbers, booleans, null) within MAX_DEPTH.
-
-    A fast pass that keeps no paths: False sends the document to ``walk``'s full pass,
-    which names the offending field (and accepts the mappings and tuples this one
-    does not look into).
-    """
-    search = _UNSTORABLE_CHAR.search
-    stack: list[tuple[Any, int]] = [(document, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if depth >= MAX_DEPTH:
-            return False
-        if type(value) is dict:
-            for key in value:
-                if type(key) is not str or search(key):
-                    return False
-            items: Any = value.values()
-        else:
-            items = value
-        for item in items:
-            kind = type(item)
-            if kind is str:
-                if search(item):
-                    return False
-            elif kind is dict or kind is list:
-                stack.append((item, depth + 1))
-            elif kind is float:
-                if not math.isfinite(item):
-                    return False
-            elif not (kind is int or kind is bool or item is None):
-                return False
-    return True
 
 
 def _printable(text: str) -> str:

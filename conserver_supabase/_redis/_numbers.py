@@ -38,27 +38,47 @@ _NUMBER: Final = re.compile(r"(-?)(\d+)(?:\.(\d+))?(?:e([+-]?\d+))?")
 
 def holds_exactly(document: Mapping[str, Any]) -> bool:
     """Whether RedisJSON gives ``document`` back with every number as it is."""
-    stack: list[Any] = [document]
+    # Containers on the stack, their values looked at by exact type first: most are
+    # strings, passed over without a call (isinstance, below, for subclasses only).
+    stack: list[Any] = [(document,)]
     while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, float):
-            if not _float_kept(value):
+        container = stack.pop()
+        for value in container.values() if type(container) is dict else container:
+            kind = type(value)
+            if kind is str or kind is bool or value is None:
+                continue
+            if kind is dict or kind is list:
+                stack.append(value)
+            elif kind is int:
+                if not _INT_MIN <= value <= _INT_MAX:
+                    return False
+            elif kind is float:
+                if not _float_kept(value):
+                    return False
+            elif not _subclass_kept(value, stack):
                 return False
-        elif (
-            isinstance(value, int)
-            and not isinstance(value, bool)
-            and not _INT_MIN <= value <= _INT_MAX
-        ):
-            return False
+    return True
+
+
+def _subclass_kept(value: Any, stack: list[Any]) -> bool:
+    """:func:`holds_exactly` for a value not of an exact JSON type (a dict, list, float or
+    int subclass is taken as its base; anything else, a tuple too, is passed over)."""
+    if isinstance(value, dict | list):
+        stack.append(value.values() if isinstance(value, dict) else value)
+    elif isinstance(value, float):
+        return _float_kept(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        return _INT_MIN <= value <= _INT_MAX
     return True
 
 
 def _float_kept(value: float) -> bool:
-    match = _NUMBER.fullmatch(repr(value))
+    text = repr(value)
+    if len(text) <= 16 and "e" not in text and "n" not in text:
+        # -?digits.digits (not inf, nan or an exponent): at most 15 digits (below
+        # 2**53) and at most 14 after the point, the exact case below, without a parse.
+        return True
+    match = _NUMBER.fullmatch(text)
     if match is None:  # inf or nan: validation refuses them before any write
         return False
     sign, whole, fraction, exponent = match.groups()

@@ -138,3 +138,87 @@ def test_error_message_does_not_contain_bodies() -> None:
     with pytest.raises(InvalidVconError) as caught:
         validate_vcon(document)
     assert "CONFIDENTIAL" not in str(caught.value)
+
+
+RECORDING = "UklGRiQAAABXQVZF" * 65_536  # 1 MiB of base64url, ASCII
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "reason"),
+    [
+        (lambda d: d["dialog"][0].update(body=RECORDING + "\x00"), "dialog[0].body", "NUL"),
+        (lambda d: d["dialog"][0].update(body=RECORDING + "\udfff"), "dialog[0].body", "surrogate"),
+        (lambda d: d["dialog"][0].update(body="é" * 99 + "\ud800"), "dialog[0].body", "surrogate"),
+        (lambda d: d["parties"][0].update(name="😀\ud83d\ude00"), "parties[0].name", "surrogate"),
+        (lambda d: d.update(meta={"clé\udc80": 1}), "meta.clé\udc80", "surrogate"),
+        (lambda d: d.update(meta={"clé\x00": 1}), "meta.clé\x00", "NUL"),
+        (lambda d: d.update(meta={"k": ["ok", ["é\x00"]]}), "meta.k[1][0]", "NUL"),
+    ],
+)
+def test_unstorable_characters_anywhere(mutate: Any, field: str, reason: str) -> None:
+    """A NUL or a lone surrogate (a surrogate pair spelled as two code points too) is
+    refused wherever it is: at the end of a 1 MiB recording, in a non-ASCII string or
+    name, deep in an extension; the error names the field."""
+    document = sample()
+    mutate(document)
+    with pytest.raises(InvalidVconError, match=reason) as caught:
+        validate_vcon(document)
+    assert caught.value.field == field
+
+
+def test_any_valid_unicode_is_accepted() -> None:
+    """Strings and names beyond ASCII (accents, CJK, emoji outside the BMP, U+2028, the
+    last code point) pass."""
+    document = sample()
+    document["subject"] = "Réclamation 請求 😀\u2028\U0010ffff"
+    document["dialog"][0].update(body="é" * 100_000 + "😀", encoding="none")
+    document["meta"] = {"名前": ["ü", {"😀": "\U0001f600"}]}
+    validate_vcon(document)
+
+
+def test_ascii_strings_cost_no_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ASCII string (a base64url recording) is checked with ``in`` and isascii()
+    alone, never scanned character by character for surrogates (a regular expression
+    over a 1 MiB recording took milliseconds per save: docs/performance.md); only a
+    string beyond ASCII is."""
+    from conserver_supabase import _storable
+
+    looked_at: list[int] = []
+
+    def valid_unicode(text: str) -> bool:
+        looked_at.append(len(text))
+        return True
+
+    monkeypatch.setattr(_storable, "valid_unicode", valid_unicode)
+    document = sample()
+    document["dialog"][0].update(body=RECORDING, encoding="base64url")
+    validate_vcon(document)
+    assert len(RECORDING) not in looked_at
+    document["subject"] = "Réclamation"
+    validate_vcon(document)
+    assert len("Réclamation") in looked_at
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [(object(), "meta.when"), ({1j: 2}, "meta.when"), (b"bytes", "meta.when")],
+    ids=["object", "complex key", "bytes"],
+)
+def test_a_value_json_cannot_hold_is_named_by_save(value: Any, field: str) -> None:
+    """save_vcon of a dict holding what JSON cannot (json.dumps raises on it while the
+    JSON text is made, before validation) raises InvalidVconError naming the vCon and
+    the field, not json's TypeError."""
+    import fakeredis
+
+    from conserver_supabase import SupabaseStorage, testing
+
+    document = sample()
+    document["meta"] = {"when": value}
+    options = {"database_url": "postgresql://unused/x", "cache_key_prefix": "app:"}
+    redis = fakeredis.FakeRedis()
+    with (
+        SupabaseStorage(options, database=testing.MemoryDatabase(), redis_client=redis) as s,
+        pytest.raises(InvalidVconError) as caught,
+    ):
+        s.save_vcon(document)
+    assert (caught.value.vcon_uuid, caught.value.field) == (document["uuid"], field)
