@@ -71,8 +71,12 @@ BEGIN
          USING conserver_vcon_feed_state s
          WHERE c.updated_at < now() - s.idle_cursor;
         SELECT min(c.watermark) INTO v_low FROM conserver_vcon_feed_cursors c;
-        DELETE FROM conserver_vcon_changes ch WHERE ch.xid < v_low;
-        GET DIAGNOSTICS v_gone = ROW_COUNT;
+        -- Only while no other transaction prunes (conserver_vcon_record_change): the
+        -- next round prunes what this one leaves.
+        IF pg_try_advisory_xact_lock(1668247156) THEN  -- as conserver_vcon_record_change
+            DELETE FROM conserver_vcon_changes ch WHERE ch.xid < v_low;
+            GET DIAGNOSTICS v_gone = ROW_COUNT;
+        END IF;
         IF v_gone > 0 THEN
             UPDATE conserver_vcon_feed_state s SET pruned_below = greatest(s.pruned_below, v_low);
         END IF;

@@ -15,6 +15,10 @@
 -- The log's bound: every 100th change, the changes past the newest keep_rows (while a
 -- consumer polls; keep_rows_idle when none polled for a day) are pruned, consumed or
 -- not, and pruned_below records how far (conserver_vcon_feed_state, migration 0005).
+-- One transaction prunes at a time (a transaction-level advisory lock, tried, never
+-- waited for; conserver_vcon_feed_poll takes the same): a transaction that finds another
+-- pruning goes on and leaves it to the next 100th change. Waiting there made two bulk
+-- loads deadlock: each held changes the other's pruning deleted, or the bound's row.
 --
 -- SECURITY DEFINER, as the tombstone trigger: vcon-mcp writes and deletes as
 -- `authenticated`, which has no privilege on the change log. It only records the row's
@@ -45,7 +49,8 @@ BEGIN
                 WHERE c.listen AND c.updated_at > now() - interval '1 minute') THEN
         PERFORM pg_notify('conserver_vcon_changes', '');
     END IF;
-    IF v_seq % 100 = 0 THEN
+    -- (two IFs: AND does not promise to test the count before taking the lock)
+    IF v_seq % 100 = 0 THEN IF pg_try_advisory_xact_lock(1668247156) THEN  -- "cont"
         SELECT CASE WHEN EXISTS (SELECT FROM conserver_vcon_feed_cursors c
                                   WHERE c.updated_at > now() - interval '1 day')
                     THEN s.keep_rows ELSE s.keep_rows_idle END
@@ -62,7 +67,7 @@ BEGIN
                    SET pruned_below = greatest(s.pruned_below, (v_xid::text::numeric + 1)::text::xid8);
             END IF;
         END IF;
-    END IF;
+    END IF; END IF;
     RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 END
 $fn$;

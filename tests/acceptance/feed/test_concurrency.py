@@ -227,3 +227,27 @@ class TestConcurrency:
             assert document_version <= version
             got = admin.execute("SELECT conserver_vcon_fetch(%s)", [u]).fetchone()[0]
             assert_agrees_with_rows(admin, got["vcon"])
+
+
+def test_a_batch_goes_on_while_another_prunes_the_change_log(admin: Any, mcp_url: str) -> None:
+    """Every 100th change prunes the log to its bound. A batch whose pruning meets
+    another transaction's (still open, holding the changes it deleted and the bound's
+    row) skips it instead of waiting: loading 1,000,000 vCons in two streams, such
+    waits crossed and deadlocked. The next 100th change prunes, and the bound holds."""
+    admin.execute("UPDATE conserver_vcon_feed_state SET keep_rows = 50, keep_rows_idle = 50")
+    admin.execute(
+        "SELECT conserver_vcon_save_many(%s::jsonb)", [json.dumps([our_vcon() for _ in range(300)])]
+    )
+    with psycopg.connect(mcp_url) as first, psycopg.connect(mcp_url) as second:
+        batch = [our_vcon() for _ in range(150)]
+        first.execute("SELECT conserver_vcon_save_many(%s::jsonb)", [json.dumps(batch)])
+        second.execute("SET lock_timeout = '3s'")
+        batch = [our_vcon() for _ in range(150)]
+        second.execute("SELECT conserver_vcon_save_many(%s::jsonb)", [json.dumps(batch)])
+        second.commit()  # while the first is open: it did not wait for it
+        first.commit()
+    admin.execute(
+        "SELECT conserver_vcon_save_many(%s::jsonb)", [json.dumps([our_vcon() for _ in range(100)])]
+    )
+    kept = admin.execute("SELECT count(*) FROM conserver_vcon_changes").fetchone()[0]
+    assert kept <= 150, kept  # 700 changes logged, pruned to the bound as they came
