@@ -209,6 +209,7 @@ LAYOUT = ("fresh", "pasted", "from_0_1_0", "from_main")
 #: save_many with a base (new overloads; the old ones call them). The exact text (issue
 #: 17, migration 0006): the write taking the texts (a new overload; the old ones call
 #: it), the reads returning them (new), search returning them when asked (redefined).
+#: Issue 18: the write taking its batch as an array (a new overload; the JSON one calls it).
 GONE_SINCE_MAIN = frozenset({"conserver_tsv_dialog()", "conserver_tsv_analysis()"})
 #: New since main, by signature: the routine of main whose privileges each has.
 NEW_SINCE_MAIN = {
@@ -223,6 +224,7 @@ NEW_SINCE_MAIN = {
     "conserver_vcon_rebase_tags(jsonb,jsonb,jsonb,jsonb)": "conserver_vcon_assemble(uuid)",
     "conserver_vcon_write(jsonb,jsonb,jsonb)": "conserver_vcon_write(jsonb,jsonb)",
     "conserver_vcon_write(jsonb,jsonb,jsonb,jsonb)": "conserver_vcon_write(jsonb,jsonb)",
+    "conserver_vcon_write(jsonb[],jsonb,jsonb,jsonb)": "conserver_vcon_write(jsonb,jsonb)",
     "conserver_vcon_read(uuid)": "conserver_vcon_fetch(uuid)",
     "conserver_vcon_read_many(jsonb)": "conserver_vcon_fetch_many(jsonb)",
     "conserver_vcon_save(jsonb,jsonb,jsonb)": "conserver_vcon_save(jsonb,jsonb)",
@@ -286,8 +288,8 @@ class TestMigratedDatabases:
         for signature in REDEFINED_SINCE_MAIN:
             main.pop(signature)
             assert len({everywhere[kind].pop(signature) for kind in LAYOUT}) == 1, signature
-        # save, save_many and write have three overloads
-        assert len(everywhere["fresh"]) == len(migrations.functions()) + 6 - len(
+        # save and save_many have three overloads, write four
+        assert len(everywhere["fresh"]) == len(migrations.functions()) + 7 - len(
             REDEFINED_SINCE_MAIN
         )
         for kind in LAYOUT:
