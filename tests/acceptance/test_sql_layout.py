@@ -209,7 +209,8 @@ LAYOUT = ("fresh", "pasted", "from_0_1_0", "from_main")
 #: save_many with a base (new overloads; the old ones call them). The exact text (issue
 #: 17, migration 0006): the write taking the texts (a new overload; the old ones call
 #: it), the reads returning them (new), search returning them when asked (redefined).
-#: Issue 18: the write taking its batch as an array (a new overload; the JSON one calls it).
+#: Issue 18: the write taking its batch as an array (a new overload; the JSON one calls it),
+#: the tsvector's guard only for long texts (redefined).
 GONE_SINCE_MAIN = frozenset({"conserver_tsv_dialog()", "conserver_tsv_analysis()"})
 #: New since main, by signature: the routine of main whose privileges each has.
 NEW_SINCE_MAIN = {
@@ -241,6 +242,7 @@ REDEFINED_SINCE_MAIN = frozenset(
         "conserver_vcon_save(jsonb,jsonb)",
         "conserver_vcon_save_many(jsonb,jsonb)",
         "conserver_vcon_search(jsonb)",
+        'conserver_tsvector(regconfig,text,"char")',
     }
 )
 
