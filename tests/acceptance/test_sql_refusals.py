@@ -190,9 +190,9 @@ class TestPrivileges:
         # The dialog and analysis tsvector triggers share one since 0003; 0004 (the change
         # feed) added two trigger functions, the projection and the merge; the conflict rule
         # the three-way merge, its tags set, and an overload of write, save and save_many;
-        # 0005 the change feed's poll; search in one pass (issue 18) its condition and its
-        # json form.
-        assert len(found) == 47
+        # 0005 the change feed's poll; issue 18: search in one pass, its condition and its
+        # json form, and the write taking its batch as an array.
+        assert len(found) == 48
         definers = {
             # vcon-mcp's deletes as authenticated record the tombstone
             # (test_every_way_of_deleting_leaves_the_tombstone) ...

@@ -56,7 +56,7 @@ BEGIN
     -- the same uuid on a transaction-scoped advisory lock first.
     PERFORM pg_advisory_xact_lock(hashtextextended('conserver_vcon:' || v_uuid::text, 0));
     v_result := conserver_vcon_write(
-        jsonb_build_array(v_doc),
+        ARRAY[v_doc],
         CASE WHEN jsonb_typeof(p_tenant) = 'object' THEN jsonb_build_array(p_tenant) END,
         CASE WHEN jsonb_typeof(p_base -> 'version') = 'number'
              THEN jsonb_build_object(v_uuid::text, p_base -> 'version') END,

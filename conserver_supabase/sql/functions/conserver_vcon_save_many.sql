@@ -27,7 +27,7 @@ SET search_path FROM CURRENT
 SET timezone TO 'UTC'
 AS $fn$
 DECLARE
-    v_batch    jsonb := p_documents;
+    v_batch    jsonb[];
     v_texts    jsonb;
     v_document jsonb;
     v_index    bigint;
@@ -57,15 +57,15 @@ BEGIN
             USING ERRCODE = '22023', DETAIL = '(tenants)';
     END IF;
     -- Elements given as exact JSON text (JSON strings, see conserver_vcon_save): parsed
-    -- here, their texts kept beside them.
-    IF jsonb_path_exists(p_documents, '$[*] ? (@.type() == "string")') THEN
-        SELECT jsonb_agg(CASE WHEN jsonb_typeof(e) = 'string' THEN (e #>> '{}')::jsonb ELSE e END
-                         ORDER BY o),
-               jsonb_agg(CASE WHEN jsonb_typeof(e) = 'string' THEN e ELSE 'null' END ORDER BY o)
-          INTO v_batch, v_texts
-          FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS t (e, o);
-    END IF;
-    FOR v_document IN SELECT e FROM jsonb_array_elements(v_batch) AS e LOOP
+    -- here, their texts kept beside them (p_documents is then the texts). The batch as a
+    -- PostgreSQL array, for conserver_vcon_write: a jsonb array would rebuild every
+    -- document in it.
+    SELECT array_agg(CASE WHEN jsonb_typeof(e) = 'string' THEN (e #>> '{}')::jsonb ELSE e END
+                     ORDER BY o),
+           CASE WHEN bool_or(jsonb_typeof(e) = 'string') THEN p_documents END
+      INTO v_batch, v_texts
+      FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS t (e, o);
+    FOREACH v_document IN ARRAY coalesce(v_batch, '{}') LOOP
         v_uuids := v_uuids || conserver_vcon_check(v_document);
     END LOOP;
     IF cardinality(v_uuids) > (SELECT count(DISTINCT x) FROM unnest(v_uuids) AS x) THEN
@@ -100,10 +100,10 @@ BEGIN
        FROM (SELECT hashtextextended('conserver_vcon:' || x::text, 0) AS k
                FROM unnest(v_uuids) AS x ORDER BY 1) AS keys;
     IF p_bases IS NOT NULL THEN
-        SELECT jsonb_object_agg(lower(d.e ->> 'uuid'), b.e -> 'version')
+        SELECT jsonb_object_agg(d.u::text, b.e -> 'version')
                    FILTER (WHERE jsonb_typeof(b.e -> 'version') = 'number')
           INTO v_versions
-          FROM jsonb_array_elements(v_batch) WITH ORDINALITY AS d (e, o)
+          FROM unnest(v_uuids) WITH ORDINALITY AS d (u, o)
           JOIN jsonb_array_elements(p_bases) WITH ORDINALITY AS b (e, o) ON b.o = d.o;
     END IF;
     RETURN conserver_vcon_write(v_batch, p_tenants, v_versions, v_texts);

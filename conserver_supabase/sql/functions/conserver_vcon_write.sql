@@ -1,3 +1,4 @@
+-- conserver_vcon_write(jsonb[], jsonb, jsonb, jsonb) -> jsonb
 -- conserver_vcon_write(jsonb, jsonb, jsonb, jsonb) -> jsonb
 -- conserver_vcon_write(jsonb, jsonb, jsonb) -> jsonb
 -- conserver_vcon_write(jsonb, jsonb) -> jsonb
@@ -12,8 +13,11 @@
 -- p_texts: NULL or an array, one element per element of p_documents: the exact JSON
 -- text that document was given as (a JSON string), or null where there is none; it is
 -- kept in document_text (migration 0006) and conserver_vcon_read returns it. A merged
--- vCon keeps none (what it was given is not what is stored). The three- and
--- two-argument forms are the calls with no texts, and no bases.
+-- vCon keeps none (what it was given is not what is stored). The first form takes the
+-- documents as a PostgreSQL array (what conserver_vcon_save and conserver_vcon_save_many
+-- call: building a jsonb array of a batch rebuilds every document in it, an array only
+-- points at them); the second is that call with a JSON array, the three- and
+-- two-argument forms the calls with no texts, and no bases.
 --
 -- Conflicts (docs/database.md, "Conflicts"): a vCon whose rows another writer changed
 -- since our last save (version <> document_version, or a head row) is saved as
@@ -53,8 +57,15 @@
 -- step here is a per-vCon index probe, so hash and merge joins are off, and one
 -- generic plan is kept (replanning the statement on every call made a single save
 -- slower than the per-statement function it replaces).
+--
+-- The column mappings of conserver_int_array, conserver_jsonb_text and
+-- conserver_text_array are written out here (each CASE names the helper it is): a call of
+-- such a function (SET search_path keeps PostgreSQL from inlining it) starts an executor
+-- of its own, and a batch of 500 vCons made about 17,000 of them, a tenth of the write
+-- (docs/performance.md, "Where a save's time goes"). The values are the helpers' (tested:
+-- tests/acceptance/test_write_columns.py).
 
-CREATE OR REPLACE FUNCTION conserver_vcon_write(p_documents jsonb, p_tenants jsonb, p_bases jsonb,
+CREATE OR REPLACE FUNCTION conserver_vcon_write(p_documents jsonb[], p_tenants jsonb, p_bases jsonb,
                                                 p_texts jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
@@ -75,23 +86,23 @@ DECLARE
     v_stamp  boolean := p_tenants IS NOT NULL;
     v_taken  uuid;
     v_tenant text;
+    v_docs   jsonb[];
+    v_uuids  uuid[];
+    v_at     integer[];
 BEGIN
-    -- A batch in uuid order (its tenants and texts with it): every statement below then
-    -- takes its row locks in the order the change-feed triggers take theirs.
-    IF jsonb_array_length(p_documents) > 1 THEN
-        SELECT jsonb_agg(x.e ORDER BY (x.e ->> 'uuid')::uuid),
-               CASE WHEN v_stamp THEN jsonb_agg(x.t ORDER BY (x.e ->> 'uuid')::uuid) END,
-               CASE WHEN p_texts IS NOT NULL THEN jsonb_agg(x.s ORDER BY (x.e ->> 'uuid')::uuid) END
-          INTO p_documents, p_tenants, p_texts
-          FROM (SELECT e, p_tenants -> (o - 1)::integer AS t, p_texts -> (o - 1)::integer AS s
-                  FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS a (e, o)) AS x;
-    END IF;
+    -- The batch in uuid order, once, as arrays: every statement below reads it through
+    -- unnest (no jsonb array taken apart and built again per statement) and takes its
+    -- row locks in the order the change-feed triggers take theirs. v_at[i] is the
+    -- position of v_docs[i] in p_documents, where its tenant and text are.
+    SELECT array_agg(e ORDER BY u, o), array_agg(u ORDER BY u, o), array_agg(o::integer ORDER BY u, o)
+      INTO v_docs, v_uuids, v_at
+      FROM (SELECT e, (e ->> 'uuid')::uuid AS u, o
+              FROM unnest(p_documents) WITH ORDINALITY AS a (e, o)) AS x;
 
     -- A storage with a fixed tenant does not take another tenant's vCon over.
     IF v_stamp AND jsonb_path_exists(p_tenants, '$[*] ? (@.exclusive == true)') THEN
         SELECT x.u, x.t ->> 'tenant_id' INTO v_taken, v_tenant
-          FROM (SELECT (e ->> 'uuid')::uuid AS u, p_tenants -> (o - 1)::integer AS t
-                  FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS a (e, o)) AS x
+          FROM (SELECT u, p_tenants -> (o - 1) AS t FROM unnest(v_uuids, v_at) AS a (u, o)) AS x
           JOIN vcons old ON old.uuid = x.u
          WHERE coalesce((x.t ->> 'exclusive')::boolean, false)
            AND old.tenant_id IS NOT NULL
@@ -111,21 +122,21 @@ BEGIN
            bool_or(doc.version IS DISTINCT FROM doc.document_version OR doc.document IS NULL)
       INTO v_before, v_moved
       FROM conserver_vcon_documents doc
-     WHERE doc.uuid IN (SELECT (e ->> 'uuid')::uuid FROM jsonb_array_elements(p_documents) AS e);
+     WHERE doc.uuid = ANY (v_uuids);
 
     -- Those vCons: ours merged with theirs (see the header), in the batch's order.
     IF v_moved THEN
         -- (A CASE, not a WHERE: the planner may compute a lateral subquery's output
         -- before its condition; OFFSET 0: merged once, not once per reference.)
-        SELECT jsonb_agg(coalesce(m.merged, m.e) ORDER BY m.o),
-               jsonb_object_agg((m.e ->> 'uuid')::uuid::text, m.merged) FILTER (WHERE m.merged <> m.e)
-          INTO p_documents, v_merged
-          FROM (SELECT x.e, x.o,
+        SELECT array_agg(coalesce(m.merged, m.e) ORDER BY m.i),
+               jsonb_object_agg(m.u::text, m.merged) FILTER (WHERE m.merged <> m.e)
+          INTO v_docs, v_merged
+          FROM (SELECT x.e, x.u, x.i,
                        CASE WHEN (doc.version IS DISTINCT FROM doc.document_version OR doc.document IS NULL)
-                                 AND coalesce((p_bases ->> ((x.e ->> 'uuid')::uuid::text))::bigint, 0) < doc.version
+                                 AND coalesce((p_bases ->> x.u::text)::bigint, 0) < doc.version
                             THEN conserver_vcon_rebase(x.e, doc.document, doc.updated_at) END AS merged
-                  FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS x (e, o)
-                  LEFT JOIN conserver_vcon_documents doc ON doc.uuid = (x.e ->> 'uuid')::uuid
+                  FROM unnest(v_docs, v_uuids) WITH ORDINALITY AS x (e, u, i)
+                  LEFT JOIN conserver_vcon_documents doc ON doc.uuid = x.u
                 OFFSET 0) AS m;
     END IF;
 
@@ -135,14 +146,13 @@ BEGIN
     -- the foreign-key check of another writer's child insert, which then holds the child
     -- row this save waits for (a deadlock). Without it the upsert locks FOR NO KEY UPDATE.
     UPDATE vcons v SET id = v.uuid
-     WHERE v.uuid IN (SELECT (e ->> 'uuid')::uuid FROM jsonb_array_elements(p_documents) AS e)
-       AND v.id <> v.uuid;
+     WHERE v.uuid = ANY (v_uuids) AND v.id <> v.uuid;
 
     -- The parent first, in its own statement (see the header: vcon-mcp's child triggers
     -- read it).
     WITH docs AS (
-        SELECT (e ->> 'uuid')::uuid AS u, e AS d, p_tenants -> (o - 1)::integer ->> 'tenant_id' AS tenant
-          FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS x (e, o)
+        SELECT u, e AS d, p_tenants -> (o - 1) ->> 'tenant_id' AS tenant
+          FROM unnest(v_docs, v_uuids, v_at) AS x (e, u, o)
     )
     INSERT INTO vcons AS v (id, uuid, vcon_version, subject, created_at, updated_at,
                             extensions, critical, redacted, amended, tenant_id)
@@ -152,12 +162,15 @@ BEGIN
            coalesce((d ->> 'created_at')::timestamptz,
                     (SELECT old.created_at FROM vcons old WHERE old.uuid = docs.u), now()),
            coalesce((d ->> 'updated_at')::timestamptz, now()),
-           conserver_text_array(d -> 'extensions'),
-           conserver_text_array(coalesce(nullif(d -> 'critical', 'null'), d -> 'must_support')),
+           CASE jsonb_typeof(d -> 'extensions')  -- conserver_text_array(d -> 'extensions')
+                WHEN 'array' THEN ARRAY(SELECT jsonb_array_elements_text(d -> 'extensions')) END,
+           CASE jsonb_typeof(critical)  -- conserver_text_array(critical)
+                WHEN 'array' THEN ARRAY(SELECT jsonb_array_elements_text(critical)) END,
            coalesce(nullif(d -> 'redacted', 'null'), '{}'),
            coalesce(nullif(d -> 'amended', 'null'), nullif(d -> 'appended', 'null'), '{}'),
            tenant
-      FROM docs
+      FROM docs,
+           LATERAL (SELECT coalesce(nullif(d -> 'critical', 'null'), d -> 'must_support')) AS c (critical)
     ON CONFLICT (uuid) DO UPDATE SET
         vcon_version = EXCLUDED.vcon_version,
         subject      = EXCLUDED.subject,
@@ -170,13 +183,13 @@ BEGIN
         tenant_id    = CASE WHEN v_stamp THEN EXCLUDED.tenant_id ELSE v.tenant_id END;
 
     WITH docs AS (
-        SELECT (e ->> 'uuid')::uuid AS u, e AS d,
-               p_tenants -> (o - 1)::integer ->> 'tenant_id' AS tenant,
+        SELECT u, e AS d,
+               p_tenants -> (o - 1) ->> 'tenant_id' AS tenant,
                coalesce(nullif(e -> 'parties', 'null'), '[]') AS parties,
                coalesce(nullif(e -> 'dialog', 'null'), '[]') AS dialog,
                coalesce(nullif(e -> 'analysis', 'null'), '[]') AS analysis,
                coalesce(nullif(e -> 'attachments', 'null'), '[]') AS attach
-          FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS x (e, o)
+          FROM unnest(v_docs, v_uuids, v_at) AS x (e, u, o)
     ),
     p AS (
         INSERT INTO parties AS p (vcon_id, party_index, tel, sip, stir, mailto, name, did,
@@ -205,14 +218,33 @@ BEGIN
                                  transferor, transfer_target, original, consultation, target_dialog,
                                  tenant_id)
         SELECT u, (o - 1)::integer, e ->> 'type', (e ->> 'start')::timestamptz,
-               (e ->> 'duration')::real, conserver_int_array(e -> 'parties'),
+               (e ->> 'duration')::real,
+               CASE jsonb_typeof(e -> 'parties')  -- conserver_int_array(e -> 'parties')
+                   WHEN 'array' THEN ARRAY(SELECT x::integer FROM jsonb_array_elements_text(e -> 'parties') AS x)
+                   WHEN 'number' THEN ARRAY[(e ->> 'parties')::integer] END,
                (e ->> 'originator')::integer, coalesce(e ->> 'mediatype', e ->> 'mimetype'),
-               e ->> 'filename', conserver_jsonb_text(e -> 'body'), e ->> 'encoding', e ->> 'url',
-               conserver_jsonb_text(e -> 'content_hash'), e ->> 'disposition', e ->> 'application',
+               e ->> 'filename',
+               CASE jsonb_typeof(e -> 'body')  -- conserver_jsonb_text(e -> 'body')
+                   WHEN 'string' THEN e ->> 'body' WHEN 'null' THEN NULL ELSE (e -> 'body')::text END,
+               e ->> 'encoding', e ->> 'url',
+               CASE jsonb_typeof(e -> 'content_hash')  -- conserver_jsonb_text(e -> 'content_hash')
+                   WHEN 'string' THEN e ->> 'content_hash' WHEN 'null' THEN NULL ELSE (e -> 'content_hash')::text END,
+               e ->> 'disposition', e ->> 'application',
                e ->> 'message_id', nullif(e -> 'session_id', 'null'), (e ->> 'transferee')::integer,
-               (e ->> 'transferor')::integer, conserver_int_array(e -> 'transfer_target'),
-               conserver_int_array(e -> 'original'), conserver_int_array(e -> 'consultation'),
-               conserver_int_array(e -> 'target_dialog'), tenant
+               (e ->> 'transferor')::integer,
+               CASE jsonb_typeof(e -> 'transfer_target')  -- conserver_int_array(e -> 'transfer_target')
+                   WHEN 'array' THEN ARRAY(SELECT x::integer FROM jsonb_array_elements_text(e -> 'transfer_target') AS x)
+                   WHEN 'number' THEN ARRAY[(e ->> 'transfer_target')::integer] END,
+               CASE jsonb_typeof(e -> 'original')  -- conserver_int_array(e -> 'original')
+                   WHEN 'array' THEN ARRAY(SELECT x::integer FROM jsonb_array_elements_text(e -> 'original') AS x)
+                   WHEN 'number' THEN ARRAY[(e ->> 'original')::integer] END,
+               CASE jsonb_typeof(e -> 'consultation')  -- conserver_int_array(e -> 'consultation')
+                   WHEN 'array' THEN ARRAY(SELECT x::integer FROM jsonb_array_elements_text(e -> 'consultation') AS x)
+                   WHEN 'number' THEN ARRAY[(e ->> 'consultation')::integer] END,
+               CASE jsonb_typeof(e -> 'target_dialog')  -- conserver_int_array(e -> 'target_dialog')
+                   WHEN 'array' THEN ARRAY(SELECT x::integer FROM jsonb_array_elements_text(e -> 'target_dialog') AS x)
+                   WHEN 'number' THEN ARRAY[(e ->> 'target_dialog')::integer] END,
+               tenant
           FROM docs, jsonb_array_elements(docs.dialog) WITH ORDINALITY AS t (e, o)
         ON CONFLICT (vcon_id, dialog_index) DO UPDATE SET
             type = EXCLUDED.type, start_time = EXCLUDED.start_time,
@@ -235,11 +267,18 @@ BEGIN
         INSERT INTO analysis AS a (vcon_id, analysis_index, type, dialog_indices, mediatype,
                                    filename, vendor, product, schema, body, encoding, url,
                                    content_hash, tenant_id)
-        SELECT u, (o - 1)::integer, e ->> 'type', conserver_int_array(e -> 'dialog'),
+        SELECT u, (o - 1)::integer, e ->> 'type',
+               CASE jsonb_typeof(e -> 'dialog')  -- conserver_int_array(e -> 'dialog')
+                   WHEN 'array' THEN ARRAY(SELECT x::integer FROM jsonb_array_elements_text(e -> 'dialog') AS x)
+                   WHEN 'number' THEN ARRAY[(e ->> 'dialog')::integer] END,
                coalesce(e ->> 'mediatype', e ->> 'mimetype'), e ->> 'filename', e ->> 'vendor',
                e ->> 'product', coalesce(e ->> 'schema', e ->> 'schema_version'),
-               conserver_jsonb_text(e -> 'body'), e ->> 'encoding', e ->> 'url',
-               conserver_jsonb_text(e -> 'content_hash'), tenant
+               CASE jsonb_typeof(e -> 'body')  -- conserver_jsonb_text(e -> 'body')
+                   WHEN 'string' THEN e ->> 'body' WHEN 'null' THEN NULL ELSE (e -> 'body')::text END,
+               e ->> 'encoding', e ->> 'url',
+               CASE jsonb_typeof(e -> 'content_hash')  -- conserver_jsonb_text(e -> 'content_hash')
+                   WHEN 'string' THEN e ->> 'content_hash' WHEN 'null' THEN NULL ELSE (e -> 'content_hash')::text END,
+               tenant
           FROM docs, jsonb_array_elements(docs.analysis) WITH ORDINALITY AS t (e, o)
         ON CONFLICT (vcon_id, analysis_index) DO UPDATE SET
             type = EXCLUDED.type, dialog_indices = EXCLUDED.dialog_indices,
@@ -259,8 +298,13 @@ BEGIN
         SELECT u, (o - 1)::integer, e ->> 'type', e ->> 'purpose', (e ->> 'start')::timestamptz,
                (e ->> 'party')::integer, (e ->> 'dialog')::integer,
                coalesce(e ->> 'mediatype', e ->> 'mimetype'),
-               e ->> 'filename', conserver_jsonb_text(e -> 'body'), e ->> 'encoding', e ->> 'url',
-               conserver_jsonb_text(e -> 'content_hash'), tenant
+               e ->> 'filename',
+               CASE jsonb_typeof(e -> 'body')  -- conserver_jsonb_text(e -> 'body')
+                   WHEN 'string' THEN e ->> 'body' WHEN 'null' THEN NULL ELSE (e -> 'body')::text END,
+               e ->> 'encoding', e ->> 'url',
+               CASE jsonb_typeof(e -> 'content_hash')  -- conserver_jsonb_text(e -> 'content_hash')
+                   WHEN 'string' THEN e ->> 'content_hash' WHEN 'null' THEN NULL ELSE (e -> 'content_hash')::text END,
+               tenant
           FROM docs, jsonb_array_elements(docs.attach) WITH ORDINALITY AS t (e, o)
         ON CONFLICT (vcon_id, attachment_index) DO UPDATE SET
             type = EXCLUDED.type, purpose = EXCLUDED.purpose, start_time = EXCLUDED.start_time,
@@ -278,10 +322,11 @@ BEGIN
     -- The document rows last, in uuid order (see the header), each with its exact text
     -- (none for a merged one).
     WITH docs AS (
-        SELECT (e ->> 'uuid')::uuid AS u, e AS d,
-               CASE WHEN v_merged IS NULL OR NOT v_merged ? ((e ->> 'uuid')::uuid::text)
-                    THEN (p_texts -> (o - 1)::integer) #>> '{}' END AS exact
-          FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS x (e, o)
+        SELECT u, e AS d,
+               CASE WHEN (v_merged IS NULL OR NOT v_merged ? u::text)
+                         AND jsonb_typeof(p_texts -> (o - 1)) = 'string'
+                    THEN (p_texts -> (o - 1)) #>> '{}' END AS exact
+          FROM unnest(v_docs, v_uuids, v_at) AS x (e, u, o)
     ),
     saved AS (
         INSERT INTO conserver_vcon_documents AS doc (uuid, document, document_text, version,
@@ -317,6 +362,18 @@ BEGIN
 END
 $fn$;
 
+CREATE OR REPLACE FUNCTION conserver_vcon_write(p_documents jsonb, p_tenants jsonb, p_bases jsonb,
+                                                p_texts jsonb)
+RETURNS jsonb
+LANGUAGE sql VOLATILE SECURITY INVOKER
+SET search_path FROM CURRENT
+SET timezone TO 'UTC'
+AS $fn$
+    SELECT conserver_vcon_write(
+        ARRAY(SELECT e FROM jsonb_array_elements(p_documents) WITH ORDINALITY AS a (e, o) ORDER BY o),
+        p_tenants, p_bases, p_texts)
+$fn$;
+
 CREATE OR REPLACE FUNCTION conserver_vcon_write(p_documents jsonb, p_tenants jsonb, p_bases jsonb)
 RETURNS jsonb
 LANGUAGE sql VOLATILE SECURITY INVOKER
@@ -336,6 +393,7 @@ AS $fn$
 $fn$;
 
 -- Privileges: EXECUTE for service_role (and the owner) only.
+CALL pg_temp.conserver_restrict_to_service_role('FUNCTION conserver_vcon_write(jsonb[], jsonb, jsonb, jsonb)');
 CALL pg_temp.conserver_restrict_to_service_role('FUNCTION conserver_vcon_write(jsonb, jsonb, jsonb, jsonb)');
 CALL pg_temp.conserver_restrict_to_service_role('FUNCTION conserver_vcon_write(jsonb, jsonb, jsonb)');
 CALL pg_temp.conserver_restrict_to_service_role('FUNCTION conserver_vcon_write(jsonb, jsonb)');
