@@ -77,6 +77,8 @@ class Suspects:
         read and saved) except the journal, which keeps a working copy whose save failed
         (newer than the database, not staler).
         """
+        if not self._marks and not self._distrust_until:
+            return True  # the common case, read without the lock (every cache hit asks)
         now = self._clock()
         with self._lock:
             if self._distrusting(now):
