@@ -82,9 +82,12 @@ from conserver_supabase._database._postgres import PostgresDatabase  # noqa: E40
 from conserver_supabase._search import build_query  # noqa: E402
 
 
-def load(url: str, count: int, batch_size: int, threads: int, seed: int) -> float:
+def load(url: str, count: int, batch_size: int, threads: int, seed: int, start: int = 0) -> float:
     """Seconds to insert ``count`` generated vCons with ``save_many``, ``threads`` batches
-    at a time."""
+    at a time; ``start`` (a multiple of ``batch_size``) skips the corpus's first vCons, so
+    a load of the rest adds exactly the vCons a larger load would have."""
+    if start % batch_size:
+        raise ValueError("start must be a multiple of the batch size")
     database = PostgresDatabase(
         StorageConfig.from_options(
             {"database_url": url, "timeout": 600, "pool_size": max(2, threads)}
@@ -98,7 +101,7 @@ def load(url: str, count: int, batch_size: int, threads: int, seed: int) -> floa
 
     def one(batch: int) -> int:
         nonlocal done, last_report
-        documents = make_batch(seed, batch, sizes[batch])
+        documents = make_batch(seed, start // batch_size + batch, sizes[batch])
         database.save(documents, None)
         with lock:
             done += len(documents)
