@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -262,3 +263,38 @@ def test_search_scale_benchmark_times_every_kind_at_both_sizes(tmp_path: Path) -
         assert entry["over"] == (not entry["common"]), label
         assert (label in over) == entry["over"], label
         assert ("plans" in entry) == entry["over"], label
+
+
+def test_index_trial_times_kinds_with_and_without_the_candidate(
+    pg_admin_url: str, fresh_database_url: str
+) -> None:
+    """The candidate exists only in the copy: the plans there use it, the original's
+    do not, and each kind has p50/p95 for both arms and their ratio."""
+    import psycopg
+
+    sys.path.insert(0, str(TESTS.parent))
+    from benchmarks.search import load
+    from benchmarks.search_index_trial import run
+
+    from ..support.services import drop_database, with_database
+
+    load(fresh_database_url, 500, 250, 1, 1)
+    create = "CREATE INDEX trial_subject ON vcons (lower(subject) text_pattern_ops)"
+    copy = urlsplit(fresh_database_url).path.lstrip("/") + "_trial"
+    try:
+        results = run(fresh_database_url, create, ["subject"], repeat=2, limit=2)
+        found = {}
+        for url in (fresh_database_url, with_database(pg_admin_url, copy)):
+            with psycopg.connect(url) as conn:
+                row = conn.execute("SELECT to_regclass('trial_subject')").fetchone()
+                found[url] = row is not None and row[0] is not None
+    finally:
+        drop_database(pg_admin_url, copy)
+    assert found == {fresh_database_url: False, with_database(pg_admin_url, copy): True}
+    assert list(results["kinds"]) == ["subject (uuids)", "subject (vcons)"]
+    for label, entry in results["kinds"].items():
+        for arm in ("with", "without"):
+            assert 0 < entry[arm]["p50_ms"] <= entry[arm]["p95_ms"], (label, arm)
+            assert isinstance(entry[arm]["indexes"], list), (label, arm)
+        assert "trial_subject" not in entry["without"]["indexes"], label
+        assert entry["with_over_without_p95"] > 0, label
