@@ -82,6 +82,7 @@ from conserver_supabase import SupabaseStorage  # noqa: E402
 from conserver_supabase._search import build_query  # noqa: E402
 
 TABLES = ("vcons", "parties", "dialog", "analysis", "attachments")
+NO_PRUNING = 2**62  # changes kept while no consumer polls: more than any load makes
 
 
 def with_database(url: str, name: str) -> str:
@@ -89,11 +90,11 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
-def _admin(url: str, statement: str) -> None:
+def _admin(url: str, statement: str, *params: object) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(statement)
+        conn.execute(statement, params or None)
 
 
 def analyze(url: str) -> tuple[float, dict[str, int], str]:
@@ -153,6 +154,10 @@ def prepare(admin_url: str, args: argparse.Namespace) -> tuple[dict[str, str], d
             _admin(admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{previous[0]}"')
         copy_seconds = time.perf_counter() - started
         have = previous[1] if previous else 0
+        # Concurrent save_many batches deadlock, now and then, on the change log's pruning
+        # (each prunes the same oldest changes): no pruning during the load. The change
+        # log is not searched; the rows searched are the same.
+        _admin(url, "UPDATE conserver_vcon_feed_state SET keep_rows_idle = %s", NO_PRUNING)
         print(f"{size:,} vCons: database {name}, adding {size - have:,} vCons", flush=True)
         seconds = load(url, size - have, args.batch, args.threads, args.seed, start=have)
         vacuum_seconds, rows, version = analyze(url)
