@@ -6,7 +6,7 @@ PYTHON  ?= $(shell scripts/find-python)
 BIN     := $(VENV)/bin
 PIP     := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint clean bench bench-search reliability operations-doc
+.PHONY: demo test lint clean bench bench-search bench-scale reliability operations-doc
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "no Python >= 3.12 found" >&2; exit 1; }
@@ -66,6 +66,14 @@ bench: $(VENV)/.bench-deps
 # Just the search benchmark of make bench (same arguments; load and run 1.5 minutes).
 bench-search: $(VENV)/.demo-deps
 	$(BIN)/python $(SEARCH_BENCH)
+
+# Search at scale, apart from make bench (it loads 1,000,000 vCons: about 15 to 25 minutes
+# on 2 CPUs): every filter kind of the search benchmark on 100,000 and 1,000,000 vCons of
+# the same corpus, interleaved; --check fails on a Seq Scan where an index should serve
+# and on a p95 that grows more than 2x (docs/search.md, "At scale").
+SCALE_BENCH := benchmarks/search_scale.py --sizes 100000 1000000 --repeat 30 --check --json docs/bench-search-scale.json
+bench-scale: $(VENV)/.demo-deps
+	$(BIN)/python $(SCALE_BENCH)
 
 # Fault table and coherency counts of docs/reliability.md (about 3 minutes).
 reliability: $(VENV)/.test-deps

@@ -101,9 +101,12 @@ from conserver_supabase._documents import dumps  # noqa: E402
 from conserver_supabase._search import build_query  # noqa: E402
 
 
-def load(url: str, count: int, batch_size: int, threads: int, seed: int) -> float:
+def load(url: str, count: int, batch_size: int, threads: int, seed: int, start: int = 0) -> float:
     """Seconds to insert ``count`` generated vCons with ``save_many``, ``threads`` batches
-    at a time."""
+    at a time; ``start`` (a multiple of ``batch_size``) skips the corpus's first vCons, so
+    a load of the rest adds exactly the vCons a larger load would have."""
+    if start % batch_size:
+        raise ValueError("start must be a multiple of the batch size")
     database = PostgresDatabase(
         StorageConfig.from_options(
             {"database_url": url, "timeout": 600, "pool_size": max(2, threads)}
@@ -117,7 +120,7 @@ def load(url: str, count: int, batch_size: int, threads: int, seed: int) -> floa
 
     def one(batch: int) -> int:
         nonlocal done, last_report
-        documents = make_batch(seed, batch, sizes[batch])
+        documents = make_batch(seed, start // batch_size + batch, sizes[batch])
         # With their exact texts, as SupabaseStorage.save_many sends them.
         database.save(documents, None, texts=[dumps(document) for document in documents])
         with lock:

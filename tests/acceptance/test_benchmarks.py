@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -216,3 +217,84 @@ def test_save_profile_reports_python_and_sql_parts(pg_admin_url: str, redis_json
     assert list(copies) == modes[:3]
     assert all(r["vcons_per_second"] > 0 for r in copies.values())
     assert "SQL functions by self time" in render(results)
+
+
+def test_search_scale_benchmark_times_every_kind_at_both_sizes(tmp_path: Path) -> None:
+    """It loads the small size, copies it and adds the rest of the corpus, times every
+    kind of the search benchmark (uuids and whole vCons) at both sizes, reports p50/p95
+    and the growth with both plans, and --check fails on a growth over --max-growth."""
+    script = TESTS.parent / "benchmarks" / "search_scale.py"
+    out = tmp_path / "bench-search-scale.json"
+    # --max-growth 0: every timed kind "grows too much", so --check must exit 1 and list
+    # each of them (the real limit is 2.0; tiny databases say nothing about growth).
+    args = ["--sizes", "1000", "2000", "--batch", "500", "--limit", "2", "--repeat", "2",
+            "--check", "--max-growth", "0", "--json", str(out)]  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert out.exists(), result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "p95 grows more than 0.0x in:" in result.stdout
+    assert "load 2,000: 1,000 vCons added in" in result.stdout
+
+    document = json.loads(out.read_text("utf-8"))
+    run = document["run"]
+    assert run["sizes"] == [1000, 2000]
+    assert run["load"]["1000"]["tables"]["vcons"] == 1000
+    assert run["load"]["2000"]["tables"]["vcons"] == 2000
+    assert run["load"]["2000"]["vcons_added"] == 1000
+    sys.path.insert(0, str(TESTS.parent))
+    from benchmarks.search import kinds as benchmark_kinds
+
+    expected = [(k.name, returns) for k in benchmark_kinds("", "") if not k.include_vcons
+                for returns in ("uuids", "vcons")]  # fmt: skip
+    assert [(e["name"], e["returns"]) for e in document["kinds"]] == expected
+    over = set(document["check"]["over_growth"])
+    for entry in document["kinds"]:
+        label = f"{entry['name']} ({entry['returns']})"
+        assert entry["skipped"] is None, label
+        small, large = entry["sizes"]["1000"], entry["sizes"]["2000"]
+        for at in (small, large):
+            assert 0 < at["p50_ms"] <= at["p95_ms"], label
+            assert isinstance(at["plan"]["indexes"], list), label
+        assert large["matches"] >= small["matches"], label
+        assert entry["growth_p95"] == pytest.approx(large["p95_ms"] / small["p95_ms"], abs=0.01)
+        assert entry["over"] == (not entry["common"]), label
+        assert (label in over) == entry["over"], label
+        assert ("plans" in entry) == entry["over"], label
+
+
+def test_index_trial_times_kinds_with_and_without_the_candidate(
+    pg_admin_url: str, fresh_database_url: str
+) -> None:
+    """The candidate exists only in the copy: the plans there use it, the original's
+    do not, and each kind has p50/p95 for both arms and their ratio."""
+    import psycopg
+
+    sys.path.insert(0, str(TESTS.parent))
+    from benchmarks.search import load
+    from benchmarks.search_index_trial import run
+
+    from ..support.services import drop_database, with_database
+
+    load(fresh_database_url, 500, 250, 1, 1)
+    create = "CREATE INDEX trial_subject ON vcons (lower(subject) text_pattern_ops)"
+    copy = urlsplit(fresh_database_url).path.lstrip("/") + "_trial"
+    try:
+        results = run(fresh_database_url, create, ["subject"], repeat=2, limit=2)
+        found = {}
+        for url in (fresh_database_url, with_database(pg_admin_url, copy)):
+            with psycopg.connect(url) as conn:
+                row = conn.execute("SELECT to_regclass('trial_subject')").fetchone()
+                found[url] = row is not None and row[0] is not None
+    finally:
+        drop_database(pg_admin_url, copy)
+    assert found == {fresh_database_url: False, with_database(pg_admin_url, copy): True}
+    assert list(results["kinds"]) == ["subject (uuids)", "subject (vcons)"]
+    for label, entry in results["kinds"].items():
+        for arm in ("with", "without"):
+            assert 0 < entry[arm]["p50_ms"] <= entry[arm]["p95_ms"], (label, arm)
+            assert isinstance(entry[arm]["indexes"], list), (label, arm)
+        assert "trial_subject" not in entry["without"]["indexes"], label
+        assert entry["with_over_without_p95"] > 0, label
