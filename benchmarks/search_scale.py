@@ -75,9 +75,9 @@ from benchmarks.search import (  # noqa: E402
     kinds,
     load,
     pick_customer,
-    table,
 )
 from benchmarks.search_plans import PlanInfo, PlanSource, render_plan, summarize  # noqa: E402
+from benchmarks.search_report import table  # noqa: E402
 from conserver_supabase import SupabaseStorage  # noqa: E402
 from conserver_supabase._search import build_query  # noqa: E402
 
