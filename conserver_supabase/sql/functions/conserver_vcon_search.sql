@@ -71,6 +71,11 @@ CREATE OR REPLACE FUNCTION conserver_vcon_search(p_query jsonb, p_vcons boolean)
 RETURNS json
 LANGUAGE plpgsql STABLE SECURITY INVOKER
 SET search_path FROM CURRENT
+-- Its page statement is plain enough for a parallel plan, which the jsonb form's never
+-- is (it calls conserver_vcon_read): walking created_at in workers, estimated cheaper
+-- than collecting a filter's matches, ran 5-20x slower for mailto and party_uuid at
+-- 100,000 vCons (benchmarks/search.py). One page is small work: no workers.
+SET max_parallel_workers_per_gather = 0
 AS $fn$
 DECLARE
     cond text;

@@ -200,3 +200,15 @@ def test_the_database_refuses_a_bad_query_in_both_forms(
             assert caught.value.filter == named, include_vcons
     finally:
         database.close()
+
+
+def test_the_page_of_whole_vcons_is_planned_without_workers(corpus_url: str) -> None:
+    """The json form's page statement would get a parallel plan (walking created_at in
+    workers), which at 100,000 vCons made mailto and party_uuid pages 5-20x slower than
+    the same page of uuids (benchmarks/search.py); the function plans it without."""
+    with psycopg.connect(corpus_url) as conn:
+        config = conn.execute(
+            "SELECT proconfig FROM pg_proc WHERE proname = 'conserver_vcon_search'"
+            " AND pg_get_function_identity_arguments(oid) = 'p_query jsonb, p_vcons boolean'"
+        ).fetchone()[0]
+    assert "max_parallel_workers_per_gather=0" in config
