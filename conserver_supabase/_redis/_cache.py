@@ -36,7 +36,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Final, Literal
 
 from .._errors import CacheError
-from ._connect import Connection
+from ._connect import Connection, response_error
 from ._guard import RAISE, Guard
 
 __all__ = ["CONSERVER_KEY_PREFIX", "CacheUsage", "Entry", "HotTier", "WriteMode"]
@@ -178,13 +178,11 @@ class HotTier:
         document it guards) and the head key (set: the database changed the vCon since,
         and it answers). A key of the other type (or no RedisJSON) makes the script
         read it, once: the next hit asks for that type first."""
-        from redis.exceptions import ResponseError
-
         command = self._hit_command
         text, marks = self._redis.read_together([(command, keys[0]), ("MGET", *keys[1:])])
         if isinstance(marks, Exception):
             raise marks
-        if isinstance(text, ResponseError):  # the other type, another kind, no module
+        if isinstance(text, response_error()):  # the other type, another kind, no module
             self._hit_command = "GET" if command == "JSON.GET" else "JSON.GET"
             return self._read(keys=keys)
         if isinstance(text, Exception):

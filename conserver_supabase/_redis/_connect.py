@@ -261,6 +261,15 @@ def _pool_takes_a_command_name() -> bool:
     return (major, minor) < (5, 3)
 
 
+@functools.cache
+def response_error() -> type[Exception]:
+    """redis-py's ``ResponseError`` (an error reply), imported once: a cache hit tests
+    its replies against it, and an import statement per call costs a hit's time."""
+    from redis.exceptions import ResponseError
+
+    return ResponseError
+
+
 def _command_name(name: Any) -> tuple[Any, ...]:
     return (name,) if _pool_takes_a_command_name() else ()
 
@@ -391,8 +400,7 @@ class Connection:
         """
         if self.cluster:
             return self.pipelined(commands)
-        from redis.exceptions import ResponseError
-
+        refused = response_error()
         pool = self.client.connection_pool
         connection = pool.get_connection(*_command_name(commands[0][0]))
 
@@ -402,7 +410,7 @@ class Connection:
             for _ in commands:
                 try:
                     replies.append(connection.read_response())
-                except ResponseError as error:
+                except refused as error:
                     replies.append(error)
             return replies
 
