@@ -25,6 +25,7 @@ from __future__ import annotations
 import collections
 import os
 import threading
+import time
 from typing import Any, Final
 
 from .._telemetry import Telemetry
@@ -36,6 +37,21 @@ from ._guard import Guard
 __all__ = ["DeferredFills"]
 
 _CONTEXT: Final = "the vCon was read from the database"
+#: Seconds after which the fills' connection is checked (PING) before it is written to:
+#: a server that closes idle clients (its ``timeout``) would take the fill written to
+#: a closed socket without a word, and the answer read later would be the error.
+_IDLE_CHECK: Final = 5.0
+
+
+def _reconnect_if_closed(connection: Any) -> None:
+    """PING ``connection``; a closed one is dropped, so the fill's write connects again."""
+    from redis.exceptions import ConnectionError as Closed
+
+    try:
+        connection.send_command("PING")
+        connection.read_response()
+    except Closed:
+        connection.disconnect()
 
 
 class DeferredFills:
@@ -52,6 +68,7 @@ class DeferredFills:
         self._connection: Any = None
         self._owner = 0  # the process that took the connection (a fork takes its own)
         self._pending: collections.deque[Entry] = collections.deque()
+        self._last_sent = 0.0  # time.monotonic() of the last fill sent
 
     def send(self, entry: Entry) -> None:
         """Send the fill of ``entry`` and return without its answer. A Redis failure is
@@ -80,12 +97,15 @@ class DeferredFills:
         with self._lock:
             connection = self._connection_locked()
             self._settle_locked(connection)
+            if time.monotonic() - self._last_sent > _IDLE_CHECK:
+                _reconnect_if_closed(connection)
             try:
                 connection.send_packed_command([packed([command])])
             except BaseException:
                 connection.disconnect()
                 raise
             self._pending.append(entry)
+            self._last_sent = time.monotonic()
 
     def _settle(self) -> None:
         with self._lock:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,3 +110,26 @@ def test_a_failed_fill_is_logged_and_the_connection_stays_in_step(
         assert store.get_vcon(document["uuid"]) == document  # hits: filled
     stats = store.cache_stats()
     assert (stats["hits"], stats["fills"], stats["errors"]) == (2, 2, 2)
+
+
+def test_a_fill_after_the_server_closed_the_idle_connection_lands(
+    store: SupabaseStorage, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that closes idle clients (``timeout``) closes the fills' connection
+    between two misses; the next fill finds out (PING) and goes on a new one, instead of
+    being written to the closed socket and lost with an error."""
+    from conserver_supabase._redis import _fills
+
+    monkeypatch.setattr(_fills, "_IDLE_CHECK", 0.5)
+    client = closing_later(redis_client(redis_url))
+    store.get_vcon(_uncached(store, client)["uuid"])
+    client.config_set("timeout", 1)
+    try:
+        time.sleep(2.5)  # the server closes the idle fills' connection
+        document = _uncached(store, client)
+        assert store.get_vcon(document["uuid"]) == document
+        stats = store.cache_stats()
+    finally:
+        client.config_set("timeout", 0)
+    assert (stats["fills"], stats["errors"]) == (2, 0)
+    assert client.exists(store._redis.cache_key(document["uuid"])) == 1
