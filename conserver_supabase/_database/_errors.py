@@ -54,6 +54,9 @@ _TRANSIENT_STATES: Final = frozenset(
     }
 )
 _TRANSIENT_CLASSES: Final = frozenset({"08", "53", "58"})  # connection, resources, system
+# Transient states that come from other work on a database that is up (contention, a
+# statement past its timeout): reported as "database busy", not as an outage.
+_BUSY_STATES: Final = frozenset({"40001", "40P01", "55P03", "57014"})
 # PostgREST's own codes for "cannot reach the database" (HTTP 503/504).
 _TRANSIENT_POSTGREST: Final = frozenset({"PGRST000", "PGRST001", "PGRST002", "PGRST003"})
 
@@ -116,6 +119,8 @@ _HINTS: Final = {
     "42501": "permission denied: use the service-role key or a role the migrations "
     "granted to (not the anon key)",
     "3F000": "the schema is missing: check the 'schema' option, run `conserver-supabase migrate`",
+    "40001": "another transaction changed the same rows while this one ran: retried",
+    "40P01": "a deadlock with another transaction: retried",
     "55P03": "a lock held by another transaction was not released within 'timeout' (lock_timeout)",
     "57014": "the statement did not finish within 'timeout' (statement_timeout)",
     "25006": "the server connection is read-only (a standby, or the pooler points at "
@@ -187,6 +192,13 @@ def _by_state(code: str) -> type[DatabaseError]:
     if code in _TRANSIENT_STATES or code[:2] in _TRANSIENT_CLASSES:
         return DatabaseUnavailableError
     return DatabaseRejectedError
+
+
+def _kind(cls: type[DatabaseError], code: str | None) -> str:
+    """How the message names a failure: the database refused, was busy, or was not there."""
+    if cls is not DatabaseUnavailableError:
+        return "database rejected it"
+    return "database busy" if code in _BUSY_STATES else "database unavailable"
 
 
 def _invalid_vcon_field(exc: BaseException, code: str | None, message: str) -> str | None:
@@ -281,7 +293,7 @@ def database_errors(operation: str, vcon_uuid: str | None = None) -> Iterator[No
             reason = f"{where}the database refused it ({code}: {message})"
             raise InvalidVconError(vcon_uuid, field, reason[:500], code=code) from exc
         subject = f" of vCon {vcon_uuid}" if vcon_uuid else ""
-        kind = "database unavailable" if cls is DatabaseUnavailableError else "database rejected it"
+        kind = _kind(cls, code)
         text = f"{operation}{subject} failed: {kind}: {message}"
         hint = _HINTS.get(code or "") or refused_connection(exc)
         if hint:

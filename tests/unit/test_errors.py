@@ -68,10 +68,7 @@ class TestBoundary:
         "exc",
         [
             psycopg.OperationalError("connection refused"),
-            psycopg.errors.SerializationFailure("could not serialize"),
-            psycopg.errors.DeadlockDetected("deadlock"),
             psycopg.errors.AdminShutdown("terminating connection"),
-            psycopg.errors.QueryCanceled("statement timeout"),
             APIError(
                 {"code": "PGRST001", "message": "no connection", "details": None, "hint": None}
             ),
@@ -88,6 +85,25 @@ class TestBoundary:
         assert error.operation == "save"
         assert error.vcon_uuid == U
         assert f"save of vCon {U} failed: database unavailable" in str(error)
+
+    @pytest.mark.parametrize(
+        ("exc", "hint"),
+        [
+            (psycopg.errors.SerializationFailure("could not serialize"), "changed the same rows"),
+            (psycopg.errors.DeadlockDetected("deadlock detected"), "a deadlock with another"),
+            (psycopg.errors.LockNotAvailable("lock timeout"), "a lock held by another"),
+            (psycopg.errors.QueryCanceled("statement timeout"), "did not finish within"),
+        ],
+        ids=lambda e: type(e).__name__ if isinstance(e, BaseException) else "",
+    )
+    def test_contention_is_transient_but_not_an_outage(self, exc: BaseException, hint: str) -> None:
+        # Another transaction's locks, or a statement past its timeout: retried (and a
+        # save journaled) like an outage, but the message says the database is busy.
+        error = translate(exc)
+        assert type(error) is DatabaseUnavailableError
+        assert f"save of vCon {U} failed: database busy" in str(error)
+        assert "unavailable" not in str(error)
+        assert hint in str(error)
 
     @pytest.mark.parametrize(
         ("exc", "hint"),
