@@ -64,8 +64,7 @@ class Failing(CountingDatabase):
         self.sizes.append(len(documents))
         if self.slow_above and len(documents) > self.slow_above:
             raise DatabaseUnavailableError(
-                "save_many failed: database busy: canceling statement due to "
-                "statement timeout",
+                "save_many failed: database busy: canceling statement due to statement timeout",
                 operation="save_many",
                 code="57014",
             )
