@@ -115,6 +115,8 @@ def _setup_and_vcons(session: Session, database_url: str, redis_url: str) -> dic
     blocks["migrate"] = run("migrate")
     blocks["migrate_again"] = run("migrate")
     blocks["doctor"] = run("doctor")
+    blocks["get_help"] = run("get", "--help")
+    blocks["migrate_rest"] = run("migrate", "--url", "https://abcdefgh.supabase.co")
     blocks["demo"] = run("demo", "--count", "3")
 
     documents = [make_vcon(seed=i) for i in range(5)]

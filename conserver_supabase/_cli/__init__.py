@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from .._errors import ConfigurationError, ConserverSupabaseError, InvalidVconError
 from .._version import __version__
 from . import _commands
-from ._table import COMMANDS, GROUPS, Command
+from ._table import COMMANDS, CONNECTION_HELP, GROUPS, Command
 
 __all__ = ["main", "parser"]
 
@@ -37,7 +37,10 @@ def parser() -> argparse.ArgumentParser:
     for command in COMMANDS:
         parent, _, child = command.name.rpartition(" ")
         where = nested[parent] if parent else commands
-        sub = where.add_parser(child, help=command.help, description=command.description)
+        epilog = CONNECTION_HELP if "config" in command.groups else None
+        sub = where.add_parser(
+            child, help=command.help, description=command.description, epilog=epilog
+        )
         if any(other.name.startswith(f"{command.name} ") for other in COMMANDS):
             nested[command.name] = sub.add_subparsers(
                 dest=f"{child}_command", metavar="SUBCOMMAND", required=True

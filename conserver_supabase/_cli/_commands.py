@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import signal
 import sys
 from contextlib import ExitStack
@@ -14,11 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from .._config import StorageConfig, load_conserver_options, redact_url
+from .._config import redact_url
 from .._errors import ConfigurationError
 from .._search import FILTERS
 from .._storage import SupabaseStorage
 from .._validation import canonical_uuid
+from ._connection import connection
 
 __all__ = [
     "backfill",
@@ -45,15 +45,8 @@ EXIT_NOT_FOUND: Final = 3
 EXIT_PARTIAL: Final = 4
 
 
-def _options(args: argparse.Namespace) -> Any:
-    """The options of ``--config PATH [--storage NAME]``, or None (the environment)."""
-    if args.storage and not args.config:
-        raise ConfigurationError("--storage needs --config PATH")
-    return load_conserver_options(Path(args.config), args.storage) if args.config else None
-
-
 def _storage(args: argparse.Namespace) -> SupabaseStorage:
-    return SupabaseStorage(_options(args))
+    return SupabaseStorage(connection(args).config())
 
 
 def _filters(args: argparse.Namespace) -> dict[str, Any]:
@@ -71,17 +64,23 @@ def _confirm(args: argparse.Namespace, question: str) -> bool:
 
 
 def migrate(args: argparse.Namespace) -> int:
-    options = {"schema": args.schema}
-    if args.database_url:
-        options["database_url"] = args.database_url
-    config = StorageConfig.from_options(options)
+    given = connection(args)
+    rest = "runs SQL over a direct PostgreSQL connection (--database-url), not Supabase's REST API"
+    for option in ("url", "key"):
+        given.refuse("migrate", option, rest)
+    given.refuse("migrate", "redis_url", "does not use Redis")
+    if args.print_sql:
+        given.refuse("migrate --print", "database_url", "connects to nothing")
+    config = given.config(**({} if args.schema is None else {"schema": args.schema}))
     if args.print_sql:
         sys.stdout.write(SupabaseStorage.migration_script(config.schema))
         return EXIT_OK
     if config.database_url is None:
+        rest = " (Supabase's REST API, 'url', cannot run SQL)" if config.url else ""
         raise ConfigurationError(
-            "migrate needs a database: pass --database-url URL (or set SUPABASE_DB_URL), "
-            "or use --print and paste the SQL into the Supabase SQL editor",
+            f"migrate needs a direct PostgreSQL connection{rest}: pass --database-url URL "
+            "(or set database_url in --config, or SUPABASE_DB_URL), or use --print and "
+            "paste the SQL into the Supabase SQL editor",
             option="database_url",
         )
     with SupabaseStorage(config) as storage:
@@ -100,21 +99,22 @@ def demo(args: argparse.Namespace) -> int:
 
     if args.count < 1:
         raise ConfigurationError("--count must be at least 1")
-    options = {"database_url": args.database_url, "redis_url": args.redis_url}
-    config = StorageConfig.from_options(options)
+    given = connection(args)
+    config = given.config()
+    embedded: dict[str, str] = {}
     with ExitStack() as stack:
         if config.database_url is None and config.url is None:
             print("starting an embedded PostgreSQL (no database configured) ...")
-            options["database_url"] = stack.enter_context(EmbeddedPostgres()).url
-        if not (args.redis_url or os.environ.get("REDIS_URL", "").strip()):
+            embedded["database_url"] = stack.enter_context(EmbeddedPostgres()).url
+        if not given.names("redis_url"):
             print("starting an embedded Redis with RedisJSON (no REDIS_URL) ...")
-            options["redis_url"] = stack.enter_context(EmbeddedRedis()).url
-        run_demo(StorageConfig.from_options(options), count=args.count, out=sys.stdout)
+            embedded["redis_url"] = stack.enter_context(EmbeddedRedis()).url
+        run_demo(given.config(**embedded), count=args.count, out=sys.stdout)
     return EXIT_OK
 
 
 def doctor(args: argparse.Namespace) -> int:
-    config = StorageConfig.from_options(_options(args))
+    config = connection(args).config()
     config.require_database()
     with SupabaseStorage(config) as storage:
         checks = storage.doctor(sys.stdout)

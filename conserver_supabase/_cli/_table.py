@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from .._search import FILTERS
 
-__all__ = ["COMMANDS", "GROUPS", "Arg", "Command"]
+__all__ = ["COMMANDS", "CONNECTION_HELP", "GROUPS", "Arg", "Command"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -42,12 +42,37 @@ class Command:
 
 #: Options several commands take, by group name.
 GROUPS: Final[Mapping[str, tuple[Arg, ...]]] = {
+    # The connection options of every command that talks to a database or Redis; the
+    # precedence (flag, then --config, then the environment, then the default) is
+    # ._connection.connection's.
     "config": (
         arg("--config", metavar="PATH", help="read the options from a conserver config.yml"),
         arg(
             "--storage",
             metavar="NAME",
             help="the entry under 'storages:' (default: the one with module conserver_supabase)",
+        ),
+        arg(
+            "--database-url",
+            metavar="URL",
+            help="PostgreSQL connection string (over --config's database_url and $SUPABASE_DB_URL)",
+        ),
+        arg(
+            "--url",
+            metavar="URL",
+            help="Supabase project URL, for its REST API (over --config's url and $SUPABASE_URL)",
+        ),
+        arg(
+            "--key",
+            metavar="KEY",
+            help="Supabase service-role key (over --config's key and "
+            "$SUPABASE_SERVICE_ROLE_KEY); visible to other users in the process list: "
+            "prefer the environment",
+        ),
+        arg(
+            "--redis-url",
+            metavar="URL",
+            help="Redis URL (over --config's redis_url and $REDIS_URL)",
         ),
     ),
     "filters": (
@@ -63,18 +88,27 @@ GROUPS: Final[Mapping[str, tuple[Arg, ...]]] = {
     "uuid": (arg("uuid", help="the vCon's uuid"),),
 }
 
+#: The epilog of every command that takes the "config" group.
+CONNECTION_HELP: Final = (
+    "Connection options, highest first: a flag on the command line, the --config file's "
+    "entry, the environment (SUPABASE_DB_URL, SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY, "
+    "REDIS_URL, ...), the default. --database-url or --url replaces the whole database "
+    "location (read replica included) of the file and the environment."
+)
+
 _MIGRATE = (
     "Apply the database migrations and (re-)apply the SQL functions that changed. With "
     "--print, write them as one SQL script to paste into the Supabase SQL editor (hosted "
-    "projects without a direct connection string). Applying twice is a no-op."
+    "projects without a direct connection string). Applying twice is a no-op. It needs a "
+    "direct PostgreSQL connection (database_url): --url, --key and --redis-url are refused."
 )
 _DEMO = (
     "Drive a short session through the conserver interface and SupabaseStorage (working "
     "copy in Redis, save, cache hits and misses, re-save, delete, a chain list) and print "
-    "per-operation timings and cache statistics. The database is --database-url, else "
-    "SUPABASE_DB_URL, else SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY, else an embedded "
-    "PostgreSQL; Redis is --redis-url, else REDIS_URL, else an embedded Redis with "
-    "RedisJSON (embedded services need the 'embedded' extra and are removed afterwards). "
+    "per-operation timings and cache statistics. The database and Redis are the ones the "
+    "connection options name; when none names a database, an embedded PostgreSQL, and when "
+    "none names Redis, an embedded Redis with RedisJSON (embedded services need the "
+    "'embedded' extra and are removed afterwards). "
     "On your own services it touches only the vCons and the chain list it creates."
 )
 _DOCTOR = (
@@ -162,31 +196,18 @@ COMMANDS: Final[tuple[Command, ...]] = (
                 "--print",
                 action="store_true",
                 dest="print_sql",
-                exclusive="target",
                 help="print the SQL instead of applying it",
-            ),
-            arg(
-                "--database-url",
-                metavar="URL",
-                exclusive="target",
-                help="PostgreSQL connection string (default: $SUPABASE_DB_URL)",
             ),
             arg("--schema", default=None, help="schema that holds the tables (default: public)"),
         ),
+        ("config",),
     ),
     Command(
         "demo",
         "save, read, re-save and delete generated vCons through the storage, with timings",
         _DEMO,
-        (
-            arg(
-                "--database-url",
-                metavar="URL",
-                help="use this PostgreSQL instead of an embedded one",
-            ),
-            arg("--redis-url", metavar="URL", help="use this Redis instead of an embedded one"),
-            arg("--count", type=int, default=20, help="vCons to generate (default 20)"),
-        ),
+        (arg("--count", type=int, default=20, help="vCons to generate (default 20)"),),
+        ("config",),
     ),
     Command(
         "doctor",

@@ -1,5 +1,6 @@
-"""The built wheel installs next to the conserver's redis==4.6.0 pin, imports, and
-drives a real Redis through redis-py 4.6 (timeouts, retries, scripts, RedisJSON)."""
+"""The sdist and the wheel built from it pass ``twine check`` and carry the LICENSE; the
+wheel installs next to the conserver's redis==4.6.0 pin, imports, and drives a real
+Redis through redis-py 4.6 (timeouts, retries, scripts, RedisJSON)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import glob
 import os
 import subprocess
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -33,25 +36,55 @@ def interpreters() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def dist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``python -m build``: the sdist, then the wheel built from that sdist (so a file the
+    sdist lacks is missing from the wheel too)."""
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "build",
-            "--wheel",
-            "--no-isolation",
-            "--outdir",
-            str(out),
-            str(ROOT),
-        ],
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
         check=True,
         capture_output=True,
         timeout=300,
     )
+    (sdist,) = out.glob("conserver_supabase-*.tar.gz")
     (built,) = out.glob("conserver_supabase-*.whl")
-    return built
+    return sdist, built
+
+
+@pytest.fixture(scope="module")
+def wheel(dist: tuple[Path, Path]) -> Path:
+    return dist[1]
+
+
+def test_sdist_and_wheel_pass_twine_check_and_carry_the_license(dist: tuple[Path, Path]) -> None:
+    """What an upload would refuse (metadata, the README as long description) fails here."""
+    sdist, built = dist
+    result = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", str(sdist), str(built)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("PASSED") == 2, result.stdout
+    license_text = (ROOT / "LICENSE").read_text("utf-8")
+    assert license_text.startswith("MIT License")
+    assert "Copyright (c) 2026 the conserver-supabase authors" in license_text
+    root = sdist.name.removesuffix(".tar.gz")
+    with tarfile.open(sdist) as archive:
+        member = archive.extractfile(f"{root}/LICENSE")
+        assert member is not None
+        assert member.read().decode() == license_text
+        pkg_info = archive.extractfile(f"{root}/PKG-INFO")
+        assert pkg_info is not None
+        assert "License-Expression: MIT" in pkg_info.read().decode()
+    info = "-".join(root.split("-")[:2]) + ".dist-info"
+    with zipfile.ZipFile(built) as archive:
+        assert archive.read(f"{info}/licenses/LICENSE").decode() == license_text
+        metadata = archive.read(f"{info}/METADATA").decode()
+    assert "License-Expression: MIT" in metadata
+    assert "License-File: LICENSE" in metadata
 
 
 def sh(*args: str) -> str:
